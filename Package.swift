@@ -1,0 +1,54 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layers (see ../shared/design/ARCHITECTURE.md): data flows down, nothing flows up.
+// No target uses unsafeFlags: a service must be able to depend on this package by version.
+let package = Package(
+    name: "Verbatim",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "VerbatimModel", targets: ["VerbatimModel"]),
+        .executable(name: "verbatim", targets: ["verbatim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries (Debian: liblmdb-dev, libxxhash-dev; scripts/setup installs them).
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .systemLibrary(
+            name: "CXXHash",
+            pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"])]
+        ),
+
+        // GGUF files, hyperparameters, model digest, tokenizer and chat template.
+        .target(
+            name: "VerbatimModel",
+            dependencies: ["CXXHash"]
+        ),
+
+        // The command-line tool: `verbatim info`, `verbatim tokenize`, ...
+        .executableTarget(
+            name: "verbatim",
+            dependencies: [
+                "VerbatimModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(
+            name: "VerbatimModelTests",
+            dependencies: ["VerbatimModel"],
+            resources: [.copy("Data")]
+        ),
+        .testTarget(
+            name: "SystemLibraryTests",
+            dependencies: ["CLMDB", "CXXHash"]
+        ),
+    ]
+)
