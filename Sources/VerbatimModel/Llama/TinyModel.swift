@@ -1,0 +1,144 @@
+/// SplitMix64: a small, fast, seedable generator, so generated models are reproducible.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    public mutating func nextSigned() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+}
+
+/// Generates small LLaMA GGUF files with random weights and a real byte-level BPE vocabulary,
+/// so that tests of everything above the file format run in milliseconds.
+public struct TinyModel: Sendable {
+    public var layers = 2
+    public var width = 64              // must be a multiple of 32 for quantised types
+    public var heads = 4
+    public var kvHeads = 2
+    public var feedForward = 96        // a multiple of 32 for quantised types
+    public var contextLength = 256
+    public var weightType: GGMLType = .q4_1
+    /// Type of token_embd.weight (the real model uses Q8_0 and ties it to the output).
+    public var embeddingType: GGMLType = .q8_0
+    /// Number of BPE merges learned from a fixed text (vocabulary = 256 bytes + merges + 3 controls).
+    public var merges = 200
+    public var seed: UInt64 = 1
+
+    public init() {}
+
+    public static let controlTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    public static let chatTemplate = ChatTemplate.withDefaultSystemPrefix + "You are a tiny test model."
+        + ChatTemplate.withDefaultSystemMiddle + ChatTemplate.messageLoop
+
+    static let trainingText = """
+        The quick brown fox jumps over the lazy dog. Deterministic kernels give the same bits \
+        whatever the batch. A cache that never serves a wrong byte is a cache you can trust. \
+        the the the and and of of to to in in is is it it that that with with for for on on
+        """
+
+    /// Byte-level tokens and merges learned greedily from `trainingText` (most frequent pair first,
+    /// ties to the pair seen first), pre-tokenised like the real model.
+    public static func vocabulary(merges count: Int) -> (tokens: [String], merges: [String]) {
+        var tokens = ByteLevel.characters.map { String(Character($0)) }
+        var merges: [String] = []
+        let scalars = Array(trainingText.unicodeScalars)
+        var pieces: [Range<Int>] = []
+        PreTokenizer.smollm.split(scalars, 0..<scalars.count, into: &pieces)
+        var words: [[String]] = pieces.map { piece in
+            var bytes: [UInt8] = []
+            for c in scalars[piece] { UTF8.encode(c) { bytes.append($0) } }
+            return bytes.map { String(Character(ByteLevel.characters[Int($0)])) }
+        }
+        var known = Set(tokens)
+        while merges.count < count {
+            var counts: [String: Int] = [:]
+            var order: [String] = []
+            for word in words where word.count > 1 {
+                for k in 0..<(word.count - 1) {
+                    let pair = word[k] + " " + word[k + 1]
+                    if counts[pair] == nil { order.append(pair) }
+                    counts[pair, default: 0] += 1
+                }
+            }
+            guard let top = counts.values.max(), top > 1 else { break }
+            let pair = order.first { counts[$0] == top }!  // ties: the pair seen first
+            let parts = pair.split(separator: " ", maxSplits: 1).map(String.init)
+            let joined = parts[0] + parts[1]
+            merges.append(pair)
+            if !known.contains(joined) { tokens.append(joined); known.insert(joined) }
+            words = words.map { word in
+                var out: [String] = []
+                var k = 0
+                while k < word.count {
+                    if k + 1 < word.count && word[k] == parts[0] && word[k + 1] == parts[1] {
+                        out.append(joined); k += 2
+                    } else {
+                        out.append(word[k]); k += 1
+                    }
+                }
+                return out
+            }
+        }
+        return (tokens, merges)
+    }
+
+    /// The GGUF file's bytes.
+    public func generate() -> [UInt8] {
+        var rng = SplitMix64(seed: seed)
+        let (plainTokens, merges) = Self.vocabulary(merges: merges)
+        let tokens = Self.controlTokens + plainTokens
+        let kinds = Array(repeating: Int32(3), count: Self.controlTokens.count)
+            + Array(repeating: Int32(1), count: plainTokens.count)
+        let vocab = tokens.count
+        let headDim = width / heads
+        let kvDim = kvHeads * headDim
+
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("llama"))
+        w.set("general.name", .string("verbatim tiny test model"))
+        w.set("llama.block_count", .uint32(UInt32(layers)))
+        w.set("llama.context_length", .uint32(UInt32(contextLength)))
+        w.set("llama.embedding_length", .uint32(UInt32(width)))
+        w.set("llama.feed_forward_length", .uint32(UInt32(feedForward)))
+        w.set("llama.attention.head_count", .uint32(UInt32(heads)))
+        w.set("llama.attention.head_count_kv", .uint32(UInt32(kvHeads)))
+        w.set("llama.rope.freq_base", .float32(10_000))
+        w.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
+        w.set("llama.vocab_size", .uint32(UInt32(vocab)))
+        w.set("llama.rope.dimension_count", .uint32(UInt32(headDim)))
+        w.set("tokenizer.ggml.model", .string("gpt2"))
+        w.set("tokenizer.ggml.pre", .string("smollm"))
+        w.set("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) }))
+        w.set("tokenizer.ggml.token_type", .array(.int32, kinds.map { .int32($0) }))
+        w.set("tokenizer.ggml.merges", .array(.string, merges.map { .string($0) }))
+        w.set("tokenizer.ggml.bos_token_id", .uint32(1))
+        w.set("tokenizer.ggml.eos_token_id", .uint32(2))
+        w.set("tokenizer.ggml.add_bos_token", .bool(false))
+        w.set("tokenizer.chat_template", .string(Self.chatTemplate))
+
+        func random(_ count: Int, scale: Float) -> [Float] { (0..<count).map { _ in rng.nextSigned() * scale } }
+        func norm(_ count: Int) -> [Float] { (0..<count).map { _ in 1 + 0.1 * rng.nextSigned() } }
+        w.addTensor("token_embd.weight", dimensions: [width, vocab], type: embeddingType, values: random(width * vocab, scale: 1))
+        w.addTensor("output_norm.weight", dimensions: [width], type: .f32, values: norm(width))
+        let s = 1 / Float(width).squareRoot()
+        for i in 0..<layers {
+            let p = "blk.\(i)."
+            w.addTensor(p + "attn_norm.weight", dimensions: [width], type: .f32, values: norm(width))
+            w.addTensor(p + "attn_q.weight", dimensions: [width, width], type: weightType, values: random(width * width, scale: s))
+            w.addTensor(p + "attn_k.weight", dimensions: [width, kvDim], type: weightType, values: random(width * kvDim, scale: s))
+            w.addTensor(p + "attn_v.weight", dimensions: [width, kvDim], type: weightType, values: random(width * kvDim, scale: s))
+            w.addTensor(p + "attn_output.weight", dimensions: [width, width], type: weightType, values: random(width * width, scale: s))
+            w.addTensor(p + "ffn_norm.weight", dimensions: [width], type: .f32, values: norm(width))
+            w.addTensor(p + "ffn_gate.weight", dimensions: [width, feedForward], type: weightType, values: random(width * feedForward, scale: s))
+            w.addTensor(p + "ffn_up.weight", dimensions: [width, feedForward], type: weightType, values: random(width * feedForward, scale: s))
+            w.addTensor(p + "ffn_down.weight", dimensions: [feedForward, width], type: weightType,
+                        values: random(feedForward * width, scale: 1 / Float(feedForward).squareRoot()))
+        }
+        return w.serialized()
+    }
+}

@@ -1,0 +1,234 @@
+/// A token id. Vocabularies here are far below 2^31 entries.
+public typealias TokenID = Int32
+
+public struct TokenizerError: Error, Equatable, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable {
+        case unsupportedTokenizer, invalidVocabulary, invalidTokenID, unsupportedChatTemplate, invalidMessage
+    }
+    public let code: Code
+    public let message: String
+    public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
+    public var description: String { "tokenizer error (\(code.rawValue)): \(message)" }
+}
+
+/// Byte-level BPE read from a GGUF file (`tokenizer.ggml.model = gpt2`).
+///
+/// Encoding: control tokens are matched as whole tokens first (when asked), the rest is split
+/// by the pre-tokenizer, each piece becomes bytes, each byte the token of its byte-level
+/// character, and adjacent pairs merge lowest rank first (leftmost among equal ranks) until
+/// no merge applies. A byte whose character has no token is dropped before merging, as the
+/// reference implementation does (SmolLM2 lacks tokens for 0x04, 0x06, 0x13, 0x14, 0x16,
+/// 0x1D and bytes that never occur in UTF-8).
+public struct Tokenizer: Sendable {
+    public enum TokenKind: Int32, Sendable {
+        case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+    }
+
+    public let tokens: [String]
+    public let kinds: [TokenKind]
+    public let preTokenizer: PreTokenizer
+    public let bosID: TokenID?
+    public let eosID: TokenID?
+    public let addBOS: Bool
+    public let chatTemplate: ChatTemplate?
+    /// The raw `tokenizer.chat_template` text, when the file has one.
+    public let chatTemplateSource: String?
+
+    /// Bytes each token stands for when decoded (control tokens: their text).
+    private let tokenBytes: [[UInt8]]
+    /// byte -> token of its byte-level character, or -1 when the vocabulary has none
+    private let byteTokens: [TokenID]
+    /// (left << 32 | right) -> (rank, merged token)
+    private let merges: [UInt64: (rank: Int32, result: TokenID)]
+    /// Tokens matched whole in text when special parsing is on, longest first.
+    private let specialTokens: [(scalars: [Unicode.Scalar], id: TokenID)]
+    private let specialFirstScalars: Set<Unicode.Scalar>
+
+    public var count: Int { tokens.count }
+
+    public init(file: GGUFFile) throws(TokenizerError) {
+        func value(_ key: String) -> GGUFValue? { file.metadata[key] }
+        let model = value("tokenizer.ggml.model")?.string ?? "(missing)"
+        guard model == "gpt2" else {
+            throw TokenizerError(.unsupportedTokenizer, "tokenizer.ggml.model '\(model)' is not supported (only byte-level BPE, 'gpt2')")
+        }
+        let pre = value("tokenizer.ggml.pre")?.string ?? "gpt2"
+        guard let preTokenizer = PreTokenizer(rawValue: pre == "default" ? "gpt2" : pre) else {
+            throw TokenizerError(.unsupportedTokenizer, "pre-tokenizer '\(pre)' is not supported (smollm, gpt2)")
+        }
+        guard let tokenValues = value("tokenizer.ggml.tokens")?.array, !tokenValues.isEmpty else {
+            throw TokenizerError(.invalidVocabulary, "tokenizer.ggml.tokens is missing or empty")
+        }
+        let tokens = tokenValues.map { $0.string ?? "" }
+        var kinds = [TokenKind](repeating: .normal, count: tokens.count)
+        if let types = value("tokenizer.ggml.token_type")?.array {
+            guard types.count == tokens.count else {
+                throw TokenizerError(.invalidVocabulary, "tokenizer.ggml.token_type has \(types.count) entries for \(tokens.count) tokens")
+            }
+            for (i, t) in types.enumerated() { kinds[i] = t.integer.flatMap { TokenKind(rawValue: Int32($0)) } ?? .normal }
+        }
+        let mergeStrings = (value("tokenizer.ggml.merges")?.array ?? []).map { $0.string ?? "" }
+        func optionalID(_ key: String) throws(TokenizerError) -> TokenID? {
+            guard let v = value(key)?.integer else { return nil }
+            guard v >= 0 && v < tokens.count else {
+                throw TokenizerError(.invalidVocabulary, "\(key) = \(v) is not a token id (vocabulary has \(tokens.count))")
+            }
+            return TokenID(v)
+        }
+        try self.init(tokens: tokens, kinds: kinds, merges: mergeStrings, preTokenizer: preTokenizer,
+                      bosID: optionalID("tokenizer.ggml.bos_token_id"), eosID: optionalID("tokenizer.ggml.eos_token_id"),
+                      addBOS: value("tokenizer.ggml.add_bos_token")?.bool ?? false,
+                      chatTemplateSource: value("tokenizer.chat_template")?.string)
+    }
+
+    public init(tokens: [String], kinds: [TokenKind], merges mergeStrings: [String], preTokenizer: PreTokenizer,
+                bosID: TokenID?, eosID: TokenID?, addBOS: Bool, chatTemplateSource: String?) throws(TokenizerError) {
+        guard tokens.count < Int(Int32.max) else { throw TokenizerError(.invalidVocabulary, "vocabulary too large") }
+        self.tokens = tokens
+        self.kinds = kinds
+        self.preTokenizer = preTokenizer
+        self.bosID = bosID
+        self.eosID = eosID
+        self.addBOS = addBOS && bosID != nil
+        self.chatTemplateSource = chatTemplateSource
+        self.chatTemplate = chatTemplateSource.flatMap { ChatTemplate(recognizing: $0) }
+
+        var idOf: [String: TokenID] = [:]
+        idOf.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() where idOf[t] == nil { idOf[t] = TokenID(i) }
+
+        byteTokens = ByteLevel.characters.map { idOf[String(Character($0))] ?? -1 }
+
+        var merges: [UInt64: (rank: Int32, result: TokenID)] = [:]
+        merges.reserveCapacity(mergeStrings.count)
+        for (rank, line) in mergeStrings.enumerated() {
+            let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, let a = idOf[String(parts[0])], let b = idOf[String(parts[1])],
+                  let ab = idOf[String(parts[0]) + String(parts[1])] else {
+                throw TokenizerError(.invalidVocabulary, "merge \(rank) '\(line)' does not join two tokens into a token")
+            }
+            let key = UInt64(UInt32(a)) << 32 | UInt64(UInt32(b))
+            if merges[key] == nil { merges[key] = (Int32(rank), ab) }
+        }
+        self.merges = merges
+
+        tokenBytes = zip(tokens, kinds).map { text, kind in
+            switch kind {
+            case .control, .userDefined, .unknown, .unused: return Array(text.utf8)
+            case .normal, .byte:
+                var out: [UInt8] = []
+                for c in text.unicodeScalars {
+                    if let b = ByteLevel.bytes[c] { out.append(b) } else { out.append(contentsOf: String(c).utf8) }
+                }
+                return out
+            }
+        }
+        let specials = zip(tokens, kinds).enumerated()
+            .filter { ($0.element.1 == .control || $0.element.1 == .userDefined) && !$0.element.0.isEmpty }
+            .map { (scalars: Array($0.element.0.unicodeScalars), id: TokenID($0.offset)) }
+            .sorted { $0.scalars.count > $1.scalars.count || ($0.scalars.count == $1.scalars.count && $0.id < $1.id) }
+        specialTokens = specials
+        specialFirstScalars = Set(specials.map { $0.scalars[0] })
+    }
+
+    // MARK: - Encoding
+
+    /// Token ids for `text`. With `parseSpecial`, control tokens written in the text (such as
+    /// `<|im_start|>`) become those tokens; without, they are plain text. `addBOS` defaults to
+    /// the model's `tokenizer.ggml.add_bos_token` (false for SmolLM2).
+    public func encode(_ text: String, parseSpecial: Bool = false, addBOS: Bool? = nil) -> [TokenID] {
+        var out: [TokenID] = []
+        if addBOS ?? self.addBOS, let bos = bosID { out.append(bos) }
+        let scalars = Array(text.unicodeScalars)
+        var start = 0
+        if parseSpecial && !specialTokens.isEmpty {
+            var i = 0
+            while i < scalars.count {
+                if specialFirstScalars.contains(scalars[i]), let special = specialMatch(scalars, at: i) {
+                    encodeText(scalars, start..<i, into: &out)
+                    out.append(special.id)
+                    i += special.length
+                    start = i
+                } else {
+                    i += 1
+                }
+            }
+        }
+        encodeText(scalars, start..<scalars.count, into: &out)
+        return out
+    }
+
+    private func specialMatch(_ s: [Unicode.Scalar], at i: Int) -> (id: TokenID, length: Int)? {
+        for special in specialTokens where special.scalars.count <= s.count - i {
+            var matches = true
+            for (k, c) in special.scalars.enumerated() where s[i + k] != c { matches = false; break }
+            if matches { return (special.id, special.scalars.count) }
+        }
+        return nil
+    }
+
+    /// Encodes plain text (no special tokens) and appends the ids.
+    func encodeText(_ scalars: [Unicode.Scalar], _ range: Range<Int>, into out: inout [TokenID]) {
+        guard !range.isEmpty else { return }
+        var pieces: [Range<Int>] = []
+        preTokenizer.split(scalars, range, into: &pieces)
+        var symbols: [TokenID] = []
+        var utf8: [UInt8] = []
+        for piece in pieces {
+            symbols.removeAll(keepingCapacity: true)
+            utf8.removeAll(keepingCapacity: true)
+            for c in scalars[piece] { UTF8.encode(c) { utf8.append($0) } }
+            for b in utf8 where byteTokens[Int(b)] >= 0 { symbols.append(byteTokens[Int(b)]) }
+            mergePairs(&symbols)
+            out.append(contentsOf: symbols)
+        }
+    }
+
+    /// Applies merges in rank order, leftmost first among equal ranks.
+    private func mergePairs(_ symbols: inout [TokenID]) {
+        guard symbols.count > 1 else { return }
+        // rank of the pair starting at each index (Int32.max: no merge)
+        var ranks = [Int32](repeating: .max, count: symbols.count - 1)
+        var results = [TokenID](repeating: -1, count: symbols.count - 1)
+        func look(_ k: Int) {
+            let key = UInt64(UInt32(symbols[k])) << 32 | UInt64(UInt32(symbols[k + 1]))
+            if let m = merges[key] { ranks[k] = m.rank; results[k] = m.result } else { ranks[k] = .max }
+        }
+        for k in 0..<ranks.count { look(k) }
+        while !ranks.isEmpty {
+            var best = 0
+            for k in 1..<ranks.count where ranks[k] < ranks[best] { best = k }
+            guard ranks[best] != .max else { return }
+            symbols[best] = results[best]
+            symbols.remove(at: best + 1)
+            ranks.remove(at: best)
+            results.remove(at: best)
+            if best < ranks.count { look(best) }
+            if best > 0 { look(best - 1) }
+        }
+    }
+
+    // MARK: - Decoding
+
+    public func isControl(_ id: TokenID) -> Bool { kinds[Int(id)] == .control }
+
+    public func validate(_ id: TokenID) throws(TokenizerError) {
+        guard id >= 0 && Int(id) < tokens.count else {
+            throw TokenizerError(.invalidTokenID, "token id \(id) is out of range (vocabulary has \(tokens.count) tokens)")
+        }
+    }
+
+    /// The bytes a token stands for. Control tokens give their text only with `includeControl`.
+    public func bytes(of id: TokenID, includeControl: Bool = false) throws(TokenizerError) -> [UInt8] {
+        try validate(id)
+        if !includeControl && kinds[Int(id)] == .control { return [] }
+        return tokenBytes[Int(id)]
+    }
+
+    /// Decoded text; bytes that are not valid UTF-8 become U+FFFD.
+    public func decode(_ ids: [TokenID], includeControl: Bool = false) throws(TokenizerError) -> String {
+        var out: [UInt8] = []
+        for id in ids { out += try bytes(of: id, includeControl: includeControl) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
