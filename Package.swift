@@ -47,6 +47,10 @@ let package = Package(
             resources: [.copy("Data")]
         ),
         .testTarget(
+            name: "VerbatimCLITests",
+            dependencies: ["verbatim"]
+        ),
+        .testTarget(
             name: "SystemLibraryTests",
             dependencies: ["CLMDB", "CXXHash"]
         ),

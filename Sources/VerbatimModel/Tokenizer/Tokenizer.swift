@@ -65,7 +65,7 @@ public struct Tokenizer: Sendable {
             guard types.count == tokens.count else {
                 throw TokenizerError(.invalidVocabulary, "tokenizer.ggml.token_type has \(types.count) entries for \(tokens.count) tokens")
             }
-            for (i, t) in types.enumerated() { kinds[i] = t.integer.flatMap { TokenKind(rawValue: Int32($0)) } ?? .normal }
+            for (i, t) in types.enumerated() { kinds[i] = t.integer.flatMap { Int32(exactly: $0) }.flatMap(TokenKind.init(rawValue:)) ?? .normal }
         }
         let mergeStrings = (value("tokenizer.ggml.merges")?.array ?? []).map { $0.string ?? "" }
         func optionalID(_ key: String) throws(TokenizerError) -> TokenID? {

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+
+/// Runs the built `verbatim` binary, as a user would.
+struct CLI {
+    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("verbatim").path
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+
+    struct Result { let status: Int32; let stdout: Data; let stderr: String }
+
+    static func run(_ arguments: [String], stdin: Data? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = root
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(stdin) }
+        try input.fileHandleForWriting.close()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    }
+
+    static func tokens(_ result: Result) throws -> [Int] {
+        let object = try JSONSerialization.jsonObject(with: result.stdout) as? [String: Any]
+        return try #require(object?["tokens"] as? [Int], "stdout: \(String(decoding: result.stdout, as: UTF8.self))")
+    }
+}
+
+@Suite("verbatim command line")
+struct CLITests {
+    @Test("tokenize --json prints the model's ids; TEXT and standard input agree")
+    func tokenizeText() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: CLI.binary), "missing \(CLI.binary)")
+        let fromArgument = try CLI.run(["tokenize", "--json", "Hello world 123"])
+        #expect(fromArgument.status == 0, "\(fromArgument.stderr)")
+        #expect(try CLI.tokens(fromArgument) == [19556, 905, 216, 33, 34, 35])
+        let fromStdin = try CLI.run(["tokenize", "--json"], stdin: Data("Hello world 123".utf8))
+        #expect(try CLI.tokens(fromStdin) == [19556, 905, 216, 33, 34, 35])
+    }
+
+    @Test("standard input is read byte for byte: NUL and the trailing newline are tokens")
+    func tokenizeStdinExactly() throws {
+        let withNewline = try CLI.tokens(CLI.run(["tokenize", "--json"], stdin: Data("a\u{0}b\n".utf8)))
+        let without = try CLI.tokens(CLI.run(["tokenize", "--json"], stdin: Data("a\u{0}b".utf8)))
+        #expect(withNewline.count == without.count + 1)
+        #expect(withNewline.last == 198)   // "\n"
+        #expect(without.count == 3)         // a, NUL, b
+    }
+
+    @Test("--special turns control-token text into control tokens")
+    func special() throws {
+        let plain = try CLI.tokens(CLI.run(["tokenize", "--json", "<|im_start|>user"]))
+        let special = try CLI.tokens(CLI.run(["tokenize", "--json", "--special", "<|im_start|>user"]))
+        #expect(special == [1, 4093])
+        #expect(plain.count > 2 && !plain.contains(1))
+    }
+
+    @Test("info reports the real model's shape and digest, as a table and as JSON")
+    func info() throws {
+        let table = try CLI.run(["info"])
+        #expect(table.status == 0)
+        let text = String(decoding: table.stdout, as: UTF8.self)
+        #expect(text.contains("30 layers, width 576") && text.contains("9 query heads, 3 KV heads"))
+        let json = try CLI.run(["info", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any])
+        #expect(object["layers"] as? Int == 30 && object["vocab_size"] as? Int == 49152)
+        let digest = try #require(object["digest"] as? String)
+        #expect(digest.count == 32 && text.contains(digest))
+    }
+
+    @Test("a missing or corrupt model file is a one-line error and exit status 1")
+    func errors() throws {
+        let missing = try CLI.run(["info", "--model", "/nonexistent/model.gguf"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("/nonexistent/model.gguf") && missing.stderr.contains("cannot open"))
+        let path = NSTemporaryDirectory() + "verbatim-cli-corrupt-\(getpid()).gguf"
+        FileManager.default.createFile(atPath: path, contents: Data("GGUF\u{3}\0\0\0".utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let corrupt = try CLI.run(["tokenize", "--model", path, "x"])
+        #expect(corrupt.status == 1)
+        #expect(corrupt.stderr.contains("truncated") && corrupt.stderr.contains(path))
+    }
+}
