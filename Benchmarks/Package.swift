@@ -1,0 +1,24 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Benchmarks live in their own package so that the library's users never build
+// package-benchmark. Run: swift package --package-path Benchmarks benchmark
+let package = Package(
+    name: "VerbatimBenchmarks",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(name: "Verbatim", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "TokenizerBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "VerbatimModel", package: "Verbatim"),
+            ],
+            path: "Benchmarks/TokenizerBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)
