@@ -32,6 +32,9 @@ public final class GGUFFile: Sendable {
     public static let defaultAlignment = 32
     /// Arrays may nest; real files nest at most once. Deeper nesting is refused.
     static let maximumNesting = 4
+    /// Counts come from the file: storage grows as values are actually read, so a false
+    /// count can never make the reader allocate ahead of the bytes that back it.
+    static let reserveLimit = 1 << 16
 
     public let path: String?
     public let bytes: MappedBytes
@@ -81,7 +84,7 @@ public final class GGUFFile: Sendable {
             }
 
             var entries: [GGUFMetadataEntry] = []
-            entries.reserveCapacity(Int(metadataCount))
+            entries.reserveCapacity(min(Int(metadataCount), Self.reserveLimit))
             var byKey: [String: GGUFValue] = [:]
             for index in 0..<Int(metadataCount) {
                 let keyStart = cursor.offset
@@ -112,7 +115,7 @@ public final class GGUFFile: Sendable {
             self.alignment = alignment
 
             var infos: [GGUFTensorInfo] = []
-            infos.reserveCapacity(Int(tensorCount))
+            infos.reserveCapacity(min(Int(tensorCount), Self.reserveLimit))
             var index: [String: Int] = [:]
             for i in 0..<Int(tensorCount) {
                 let info = try Self.readTensorInfo(&cursor, number: i, alignment: alignment)
@@ -187,7 +190,7 @@ public final class GGUFFile: Sendable {
                                 offset: countOffset)
             }
             var values: [GGUFValue] = []
-            values.reserveCapacity(Int(count))
+            values.reserveCapacity(min(Int(count), Self.reserveLimit))
             for _ in 0..<Int(count) {
                 values.append(try readValue(&cursor, type: element, key: key, depth: depth + 1))
             }
