@@ -7,6 +7,7 @@ let package = Package(
     name: "Verbatim",
     platforms: [.macOS(.v14)],
     products: [
+        .library(name: "VerbatimKernels", targets: ["VerbatimKernels"]),
         .library(name: "VerbatimModel", targets: ["VerbatimModel"]),
         .executable(name: "verbatim", targets: ["verbatim"]),
     ],
@@ -26,10 +27,14 @@ let package = Package(
             providers: [.apt(["libxxhash-dev"])]
         ),
 
-        // GGUF files, hyperparameters, model digest, tokenizer and chat template.
+        // Batch-invariant CPU kernels: C hot loops with runtime ISA dispatch, and their Swift API.
+        .target(name: "CVerbatimKernels"),
+        .target(name: "VerbatimKernels", dependencies: ["CVerbatimKernels"]),
+
+        // GGUF files, hyperparameters, model digest, tokenizer, chat template, the forward pass.
         .target(
             name: "VerbatimModel",
-            dependencies: ["CXXHash"]
+            dependencies: ["CXXHash", "VerbatimKernels"]
         ),
 
         // The command-line tool: `verbatim info`, `verbatim tokenize`, ...
@@ -46,6 +51,7 @@ let package = Package(
             dependencies: ["VerbatimModel"],
             resources: [.copy("Data")]
         ),
+        .testTarget(name: "VerbatimKernelsTests", dependencies: ["VerbatimKernels"]),
         .testTarget(
             name: "VerbatimCLITests",
             dependencies: ["verbatim"]

@@ -9,8 +9,19 @@ let package = Package(
     dependencies: [
         .package(name: "Verbatim", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
+        // Side-by-side runs against baselines: swift run -c release --package-path Benchmarks verbatim-bench forward
+        .executableTarget(
+            name: "verbatim-bench",
+            dependencies: [
+                .product(name: "VerbatimModel", package: "Verbatim"),
+                .product(name: "VerbatimKernels", package: "Verbatim"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/verbatim-bench"
+        ),
         .executableTarget(
             name: "TokenizerBenchmarks",
             dependencies: [

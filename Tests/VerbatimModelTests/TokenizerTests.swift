@@ -75,6 +75,13 @@ struct TokenizerTests {
         #expect(try stream.append(ids[1]) == "")
         #expect(try stream.append(ids[2]) == "")
         #expect(try stream.append(ids[3]) == "🤖")
+        // Control tokens add no bytes (unless asked) and must not disturb the stream.
+        #expect(try stream.append(2) == "")
+        #expect(try stream.append(ids[0]) == "")
+        #expect(try stream.append(2) == "")
+        #expect(try stream.append(ids[1]) == "")
+        #expect(try stream.append(ids[2]) == "")
+        #expect(try stream.append(ids[3]) == "🤖")
         // A lone lead byte at the end is flushed as U+FFFD, a broken sequence right away.
         #expect(try stream.append(ids[0]) == "")
         #expect(stream.finish() == "\u{FFFD}")
@@ -84,6 +91,7 @@ struct TokenizerTests {
 
     @Test("unfinished UTF-8 suffixes are recognised exactly")
     func unfinishedSuffix() {
+        #expect(StreamingDetokenizer.unfinishedSuffixLength([]) == 0)
         #expect(StreamingDetokenizer.unfinishedSuffixLength([0x41]) == 0)
         #expect(StreamingDetokenizer.unfinishedSuffixLength([0xF0, 0x9F]) == 2)
         #expect(StreamingDetokenizer.unfinishedSuffixLength([0xF0, 0x9F, 0xA4]) == 3)

@@ -31,6 +31,7 @@ public struct StreamingDetokenizer: Sendable {
     /// How many trailing bytes are a proper prefix of a valid UTF-8 sequence (0 to 3).
     static func unfinishedSuffixLength(_ bytes: [UInt8]) -> Int {
         let n = bytes.count
+        guard n > 0 else { return 0 }
         for back in 1...min(3, n) {
             let lead = bytes[n - back]
             if lead & 0xC0 == 0x80 { continue }  // a continuation byte: look further back

@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+import VerbatimKernels
+import VerbatimModel
+
+@main
+struct VerbatimBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verbatim-bench",
+        abstract: "Side-by-side benchmarks of Verbatim against baselines, in one run.",
+        subcommands: [ForwardBench.self])
+}
+
+func median(_ values: [Double]) -> Double {
+    let s = values.sorted()
+    return s.isEmpty ? .nan : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+}
+
+func defaultModelPath() -> String {
+    let env = ProcessInfo.processInfo.environment
+    if let file = env["VERBATIM_MODEL"] { return file }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    return (env["VERBATIM_MODEL_DIR"] ?? root.appendingPathComponent("models").path) + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+}
+
+/// Real language for prompts: the GPL text every Debian system installs.
+func realText() -> String {
+    (try? String(contentsOfFile: "/usr/share/common-licenses/GPL-3", encoding: .utf8))
+        ?? String(repeating: "The same input gives the same bits, whatever else the server is doing. ", count: 200)
+}
+
+struct ForwardBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Prefill and decode tokens/s of the forward pass, with llama.cpp on the same GGUF as the baseline.")
+
+    @Option(help: "GGUF model file.") var model: String = defaultModelPath()
+    @Option(help: "Prompt tokens for the prefill measurement.") var prompt = 512
+    @Option(help: "Context tokens before the decode measurement.") var context = 128
+    @Option(name: .customLong("new"), help: "New tokens in the decode measurement.") var newTokens = 128
+    @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
+    @Option(help: "Measured runs per configuration (after one warm-up); medians are reported.") var runs = 5
+    @Flag(inversion: .prefixedNo, help: "Run llama.cpp (llama-cpp-python, built once into .build-llamacpp) as the baseline.")
+    var baseline = true
+
+    func run() throws {
+        let file = try GGUFFile(path: model)
+        let lm = try LlamaModel(file: file)
+        let tokenizer = try Tokenizer(file: file)
+        let tokens = Array(tokenizer.encode(realText()).prefix(max(prompt, context)))
+        let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
+        print("model \(model)\nnumerics \(KernelConfig.numericsProfile(kv: .f32)), ISA \(KernelConfig.isa), \(runs) runs per row, medians\n")
+
+        var rows: [(threads: Int, prefill: Double, decode: Double, basePrefill: Double?, baseDecode: Double?)] = []
+        var memory = 0
+        for t in threadCounts {
+            KernelConfig.setThreads(t)
+            var prefill: [Double] = [], decode: [Double] = []
+            for run in 0...runs {
+                let pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: (tokens.count + context + newTokens) / 32 + 4),
+                                       maxTokens: 512)
+                memory = pass.residentBytes
+                let p = Array(tokens.prefix(prompt))
+                let start = ContinuousClock.now
+                try pass.step(p.enumerated().map { BatchToken(sequence: 0, position: $0.offset, token: $0.element, wantsLogits: $0.offset == p.count - 1) })
+                let prefillSeconds = (ContinuousClock.now - start) / .seconds(1)
+                pass.cache.release(0)
+                let ctx = Array(tokens.prefix(context))
+                var next: TokenID = 0
+                try pass.step(ctx.enumerated().map { BatchToken(sequence: 1, position: $0.offset, token: $0.element, wantsLogits: $0.offset == ctx.count - 1) }) {
+                    _, logits in next = TokenID(Kernels.argmax(x: logits.baseAddress!, n: logits.count))
+                }
+                let decodeStart = ContinuousClock.now
+                for i in 0..<newTokens {
+                    try pass.step([BatchToken(sequence: 1, position: context + i, token: next, wantsLogits: true)]) {
+                        _, logits in next = TokenID(Kernels.argmax(x: logits.baseAddress!, n: logits.count))
+                    }
+                }
+                let decodeSeconds = (ContinuousClock.now - decodeStart) / .seconds(1)
+                if run > 0 {
+                    prefill.append(Double(p.count) / prefillSeconds)
+                    decode.append(Double(newTokens) / decodeSeconds)
+                }
+            }
+            var base: (Double, Double)?
+            if baseline { base = try llamaCpp(tokens: Array(tokens.prefix(prompt)), threads: t) }
+            rows.append((t, median(prefill), median(decode), base?.0, base?.1))
+        }
+
+        print("| threads | Verbatim prefill tok/s | llama.cpp prefill tok/s | ratio | Verbatim decode tok/s | llama.cpp decode tok/s | ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows {
+            func f(_ v: Double?) -> String { v.map { String(format: "%.0f", $0) } ?? "-" }
+            func ratio(_ a: Double, _ b: Double?) -> String { b.map { String(format: "%.2f×", a / $0) } ?? "-" }
+            print("| \(r.threads) | \(f(r.prefill)) | \(f(r.basePrefill)) | \(ratio(r.prefill, r.basePrefill)) | \(f(r.decode)) | \(f(r.baseDecode)) | \(ratio(r.decode, r.baseDecode)) |")
+        }
+        print(String(format: "\nresident memory: %.1f MiB (packed weights %.1f MiB + KV + scratch for 512-token steps)",
+                     Double(memory) / 1_048_576, Double(lm.residentBytes) / 1_048_576))
+        try breakdown(lm, tokens: tokens)
+    }
+
+    /// Where the time goes in one decode step and one prefill step, by the forward pass's named
+    /// intermediates (each entry is the time since the previous name).
+    func breakdown(_ lm: LlamaModel, tokens: [TokenID]) throws {
+        KernelConfig.setThreads(threadCounts.last ?? 1)
+        for (label, rows) in [("decode step (1 token, context \(context))", 1), ("prefill step (\(prompt) tokens)", prompt)] {
+            var totals: [String: Double] = [:]
+            var order: [String] = []
+            for _ in 0..<5 {
+                let pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: (tokens.count + 64) / 32 + 4), maxTokens: 512)
+                let ctx = Array(tokens.prefix(rows == 1 ? context : 0))
+                if !ctx.isEmpty { try pass.step(ctx.enumerated().map { BatchToken(sequence: 0, position: $0.offset, token: $0.element) }) }
+                var last = ContinuousClock.now
+                pass.observer = { name, _, _, _ in
+                    let now = ContinuousClock.now
+                    let kind = name.split(separator: ".").last.map(String.init) ?? name
+                    if totals[kind] == nil { order.append(kind) }
+                    totals[kind, default: 0] += (now - last) / .seconds(1)
+                    last = now
+                }
+                let batch = rows == 1 ? [BatchToken(sequence: 0, position: context, token: tokens[context], wantsLogits: true)]
+                    : (0..<rows).map { BatchToken(sequence: 0, position: $0, token: tokens[$0], wantsLogits: $0 == rows - 1) }
+                try pass.step(batch)
+            }
+            let sum = totals.values.reduce(0, +)
+            let meaning = ["token_embd": "embedding lookup", "attn_norm": "RMSNorm", "q": "Q/K/V linear + RoPE", "k": "-", "v": "-",
+                           "attn": "KV write + attention", "attn_out": "attention output linear", "ffn_inp": "residual add",
+                           "ffn_norm": "RMSNorm", "ffn_act": "gate + up linear, SwiGLU", "ffn_out": "down linear",
+                           "out": "residual add", "result_norm": "final RMSNorm", "result_output": "output linear (vocab)"]
+            print("\n\(label), \(threadCounts.last ?? 1) threads, all layers summed, mean of 5:")
+            print("| stage | time | share |\n|---|---|---|")
+            for k in order where totals[k]! / sum >= 0.001 {
+                print(String(format: "| %@ (%@) | %.3f ms | %.1f%% |", meaning[k] ?? k, k, totals[k]! / 5 * 1000, totals[k]! / sum * 100))
+            }
+        }
+    }
+
+    var threadCounts: [Int] { threads.split(separator: ",").compactMap { Int($0) } }
+
+    func llamaCpp(tokens: [TokenID], threads: Int) throws -> (Double, Double)? {
+        let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let setup = Process()
+        setup.executableURL = here.appendingPathComponent("baseline/setup-llama-cpp")
+        let out = Pipe()
+        setup.standardOutput = out
+        try setup.run()
+        let venv = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        setup.waitUntilExit()
+        guard setup.terminationStatus == 0 else { print("(llama.cpp baseline unavailable: setup failed)"); return nil }
+        let tokensFile = NSTemporaryDirectory() + "verbatim-bench-tokens-\(getpid()).json"
+        try JSONSerialization.data(withJSONObject: tokens.map(Int.init)).write(to: URL(fileURLWithPath: tokensFile))
+        defer { try? FileManager.default.removeItem(atPath: tokensFile) }
+        let bench = Process()
+        bench.executableURL = URL(fileURLWithPath: venv + "/bin/python")
+        bench.arguments = [here.appendingPathComponent("baseline/llama_cpp_bench.py").path, model, tokensFile,
+                           String(threads), String(runs), String(context), String(newTokens)]
+        let benchOut = Pipe()
+        bench.standardOutput = benchOut
+        try bench.run()
+        let data = benchOut.fileHandleForReading.readDataToEndOfFile()
+        bench.waitUntilExit()
+        guard bench.terminationStatus == 0,
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: [Double]],
+              let p = json["prefill_tok_s"], let d = json["decode_tok_s"] else { return nil }
+        return (median(p), median(d))
+    }
+}

@@ -1,0 +1,120 @@
+// Verbatim kernels: the C layer under the VerbatimKernels Swift module.
+//
+// Every kernel has a portable reference path (plain scalar loops written from
+// design/NUMERICS.md) and optimised AVX2+FMA / AVX-512 paths that give the same
+// bits. The path is chosen at run time (CPUID, then VERBATIM_ISA, then
+// vk_set_isa). Work is split across threads only over independent outputs.
+//
+// Shapes are written as (rows, cols), row-major, rows contiguous.
+#ifndef VERBATIM_KERNELS_H
+#define VERBATIM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- configuration -------------------------------------------------------
+
+enum { VK_ISA_PORTABLE = 0, VK_ISA_AVX2 = 1, VK_ISA_AVX512 = 2 };
+
+/// 1 if this CPU (and OS) can run the given path.
+int vk_isa_supported(int isa);
+/// The path in use now.
+int vk_get_isa(void);
+/// Selects a path; returns 0, or -1 (and changes nothing) if unsupported.
+int vk_set_isa(int isa);
+/// Threads used by the kernels (the caller counts as one).
+int vk_get_threads(void);
+/// Sets the thread count (>= 1); restarts the worker pool.
+void vk_set_threads(int n);
+
+// ---- weights --------------------------------------------------------------
+
+enum {
+    VK_W_F32 = 0, VK_W_F16 = 1, VK_W_BF16 = 2,
+    VK_W_Q8_0 = 3, VK_W_Q4_0 = 4, VK_W_Q4_1 = 5,
+};
+
+/// Bytes of one source row of k values in ggml layout (k % 32 == 0 for Q types).
+size_t vk_row_bytes(int type, int64_t k);
+/// Bytes of the packed (panel) form of a k x n weight.
+size_t vk_packed_bytes(int type, int64_t k, int64_t n);
+/// Repacks n source rows of k values (ggml layout, row n contiguous) into
+/// column panels. `dst` must hold vk_packed_bytes bytes. Returns 0, or -1 for
+/// an unsupported type or a k that is not a multiple of the block size.
+int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst);
+
+/// y (rows, n) = x (rows, k) . W^T, W packed by vk_pack.
+void vk_linear(const float *x, int64_t rows, const void *packed, int type,
+               int64_t k, int64_t n, float *y);
+
+// ---- element-wise and row kernels ----------------------------------------
+
+/// y (rows, dim) = rmsnorm(x (rows, dim)) * w (dim).
+void vk_rmsnorm(const float *x, const float *w, float *y, int64_t rows,
+                int64_t dim, float eps);
+/// Rotates adjacent pairs of x (rows, heads * head_dim) in place.
+/// cos_tab, sin_tab: (max_pos, head_dim / 2); positions: (rows).
+void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
+             const int32_t *positions, const float *cos_tab,
+             const float *sin_tab);
+/// out (count) = silu(gate) * up, silu(g) = g / (1 + exp(-g)).
+void vk_swiglu(const float *gate, const float *up, float *out, int64_t count);
+/// y (rows, n) = (x - max) - log(sum exp(x - max)), per row.
+void vk_log_softmax(const float *x, float *y, int64_t rows, int64_t n);
+/// Index of the largest value (NaN ignored), lowest index on ties; 0 if none.
+int64_t vk_argmax(const float *x, int64_t n);
+
+/// The project's exp and log (portable scalar; the vector paths give the same bits).
+float vk_expf(float x);
+float vk_logf(float x);
+/// y (n) = exp(x) / log(x) with the current path (tests compare the paths).
+void vk_exp_array(const float *x, float *y, int64_t n);
+void vk_log_array(const float *x, float *y, int64_t n);
+
+/// float <-> IEEE half (round to nearest even), as used by the KV memory.
+uint16_t vk_f32_to_f16(float x);
+float vk_f16_to_f32(uint16_t h);
+
+// ---- paged KV memory and attention ----------------------------------------
+
+enum { VK_KV_F32 = 0, VK_KV_F16 = 1 };
+
+/// One physical block holds, for every layer l, K then V, each
+/// (block_size, n_kv_heads, head_dim): block b, layer l starts at element
+/// (b * n_layers + l) * 2 * block_size * n_kv_heads * head_dim.
+typedef struct {
+    void *base;          // storage (n_blocks blocks, plus 64 bytes of slack)
+    int32_t kv_type;     // VK_KV_F32 or VK_KV_F16
+    int32_t block_size;  // tokens per block
+    int32_t n_layers;
+    int32_t n_kv_heads;
+    int32_t head_dim;
+    int64_t n_blocks;
+} vk_kv_layout;
+
+/// Bytes of storage for a layout (including the slack).
+size_t vk_kv_bytes(const vk_kv_layout *kv);
+
+/// Writes K and V of a flat batch into the paged memory.
+/// k, v: (rows, n_kv_heads * head_dim). Row i belongs to the sequence whose
+/// block table starts at block_tables + table_offsets[i]; it is written at
+/// absolute position positions[i].
+void vk_kv_write(const vk_kv_layout *kv, int32_t layer, const float *k,
+                 const float *v, int64_t rows, const int32_t *block_tables,
+                 const int32_t *table_offsets, const int32_t *positions);
+
+/// Causal grouped-query attention for a flat batch: row i attends to the keys
+/// 0...positions[i] of its own sequence. q, out: (rows, n_heads * head_dim).
+void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
+                  float *out, int64_t rows, int32_t n_heads,
+                  const int32_t *block_tables, const int32_t *table_offsets,
+                  const int32_t *positions, float scale);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,308 @@
+// The public entry points: weight packing, work splitting over the pool
+// (only across independent outputs), and dispatch to the current path.
+#pragma clang fp contract(off)
+#pragma STDC FP_CONTRACT OFF
+
+#include "vk_internal.h"
+#include "vk_math.h"
+
+// ---- weight packing -----------------------------------------------------------
+
+size_t vk_row_bytes(int type, int64_t k) {
+    switch (type) {
+    case VK_W_F32: return (size_t)k * 4;
+    case VK_W_F16:
+    case VK_W_BF16: return (size_t)k * 2;
+    case VK_W_Q8_0: return (size_t)(k / 32) * 34;
+    case VK_W_Q4_0: return (size_t)(k / 32) * 18;
+    case VK_W_Q4_1: return (size_t)(k / 32) * 20;
+    default: return 0;
+    }
+}
+
+static int64_t n_groups(int64_t n) { return (n + VK_GROUP_COLS - 1) / VK_GROUP_COLS; }
+
+size_t vk_packed_bytes(int type, int64_t k, int64_t n) {
+    return (size_t)(n_groups(n) * VK_GROUP_PANELS * vk_panel_bytes(type, k));
+}
+
+// Nibble j (0..31) of a ggml Q4 block: j < 16 low nibble of qs[j], else high of qs[j - 16].
+static int q4_nibble(const uint8_t *qs, int j) {
+    return j < 16 ? (qs[j] & 15) : (qs[j - 16] >> 4);
+}
+
+int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst) {
+    if (type < VK_W_F32 || type > VK_W_Q4_1 || k <= 0 || n <= 0) return -1;
+    int quant = type >= VK_W_Q8_0;
+    if (quant && k % VK_QBLOCK != 0) return -1;
+    const uint8_t *s = src;
+    uint8_t *d = dst;
+    const int64_t pb = vk_panel_bytes(type, k);
+    const int64_t panels = n_groups(n) * VK_GROUP_PANELS;
+    const size_t rb = vk_row_bytes(type, k);
+    memset(d, 0, (size_t)(panels * pb)); // padding columns are zero weights
+    for (int64_t p = 0; p < panels; p++) {
+        uint8_t *panel = d + p * pb;
+        for (int c = 0; c < VK_NR; c++) {
+            int64_t col = p * VK_NR + c;
+            if (col >= n) break;
+            const uint8_t *row = s + (size_t)col * rb; // source row `col`: k values
+            if (!quant) {
+                int es = type == VK_W_F32 ? 4 : 2;
+                for (int64_t kk = 0; kk < k; kk++)
+                    memcpy(panel + (kk * VK_NR + c) * es, row + kk * es, (size_t)es);
+                continue;
+            }
+            for (int64_t b = 0; b < k / VK_QBLOCK; b++) {
+                if (type == VK_W_Q8_0) {
+                    const uint8_t *blk = row + b * 34; // f16 d, int8 q[32]
+                    uint8_t *o = panel + b * (VK_NR * 2 + VK_QBLOCK * VK_NR);
+                    memcpy(o + c * 2, blk, 2);
+                    for (int j = 0; j < VK_QBLOCK; j++) o[VK_NR * 2 + j * VK_NR + c] = blk[2 + j];
+                } else {
+                    int q41 = type == VK_W_Q4_1;
+                    const uint8_t *blk = row + b * (q41 ? 20 : 18); // f16 d, [f16 m,] qs[16]
+                    const uint8_t *qs = blk + (q41 ? 4 : 2);
+                    int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
+                    uint8_t *o = panel + b * (hb + VK_QBLOCK / 2 * VK_NR);
+                    memcpy(o + c * 2, blk, 2);
+                    if (q41) memcpy(o + VK_NR * 2 + c * 2, blk + 2, 2);
+                    for (int t = 0; t < VK_QBLOCK / 2; t++)
+                        o[hb + t * VK_NR + c] = (uint8_t)(q4_nibble(qs, 2 * t) | (q4_nibble(qs, 2 * t + 1) << 4));
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+// ---- linear ---------------------------------------------------------------------
+
+typedef struct {
+    const vk_ops *ops;
+    const float *x;
+    const uint8_t *w;
+    float *y;
+    int64_t rows, k, n, pb, row_chunk, n_row_chunks;
+    int type;
+} linear_job;
+
+static void linear_item(void *ctx, int64_t item, int tid) {
+    (void)tid;
+    const linear_job *j = ctx;
+    int64_t g = item / j->n_row_chunks, rc = item % j->n_row_chunks;
+    int64_t r0 = rc * j->row_chunk;
+    int64_t rows = j->rows - r0 < j->row_chunk ? j->rows - r0 : j->row_chunk;
+    int64_t c0 = g * VK_GROUP_COLS;
+    j->ops->linear_group(j->x + r0 * j->k, j->k, rows,
+                         j->w + g * VK_GROUP_PANELS * j->pb, j->pb, j->type, j->k,
+                         j->y + r0 * j->n + c0, j->n, j->n - c0);
+}
+
+void vk_linear(const float *x, int64_t rows, const void *packed, int type,
+               int64_t k, int64_t n, float *y) {
+    if (rows <= 0 || n <= 0) return;
+    // Items are (column group, chunk of rows); the row chunk is a multiple
+    // of every tile height so only the last chunk has a short tile.
+    const int64_t chunk = 96;
+    linear_job j = {
+        .ops = vk_current_ops(), .x = x, .w = packed, .y = y, .rows = rows,
+        .k = k, .n = n, .pb = vk_panel_bytes(type, k), .type = type,
+        .row_chunk = chunk, .n_row_chunks = (rows + chunk - 1) / chunk,
+    };
+    vk_parallel(n_groups(n) * j.n_row_chunks, linear_item, &j);
+}
+
+// ---- row-wise kernels -----------------------------------------------------------
+
+// Splits `rows` rows into items of about `min_elems` elements or more.
+static int64_t rows_per_item(int64_t rows, int64_t width, int64_t min_elems) {
+    int64_t r = width >= min_elems ? 1 : (min_elems + width - 1) / width;
+    return r > rows ? rows : r;
+}
+
+typedef struct {
+    const vk_ops *ops;
+    const float *x, *w;
+    float *y;
+    int64_t rows, dim, per_item;
+    float eps;
+} row_job;
+
+static void rmsnorm_item(void *ctx, int64_t item, int tid) {
+    (void)tid;
+    const row_job *j = ctx;
+    for (int64_t r = item * j->per_item; r < j->rows && r < (item + 1) * j->per_item; r++)
+        j->ops->rmsnorm_row(j->x + r * j->dim, j->w, j->y + r * j->dim, j->dim, j->eps);
+}
+
+void vk_rmsnorm(const float *x, const float *w, float *y, int64_t rows,
+                int64_t dim, float eps) {
+    if (rows <= 0) return;
+    row_job j = {.ops = vk_current_ops(), .x = x, .w = w, .y = y, .rows = rows,
+                 .dim = dim, .eps = eps, .per_item = rows_per_item(rows, dim, 16384)};
+    vk_parallel((rows + j.per_item - 1) / j.per_item, rmsnorm_item, &j);
+}
+
+static void log_softmax_item(void *ctx, int64_t item, int tid) {
+    (void)tid;
+    const row_job *j = ctx;
+    for (int64_t r = item * j->per_item; r < j->rows && r < (item + 1) * j->per_item; r++)
+        j->ops->log_softmax_row(j->x + r * j->dim, j->y + r * j->dim, j->dim);
+}
+
+void vk_log_softmax(const float *x, float *y, int64_t rows, int64_t n) {
+    if (rows <= 0) return;
+    row_job j = {.ops = vk_current_ops(), .x = x, .y = y, .rows = rows, .dim = n,
+                 .per_item = rows_per_item(rows, n, 16384)};
+    vk_parallel((rows + j.per_item - 1) / j.per_item, log_softmax_item, &j);
+}
+
+typedef struct {
+    const vk_ops *ops;
+    const float *gate, *up;
+    float *out;
+    int64_t count, per_item;
+} swiglu_job;
+
+static void swiglu_item(void *ctx, int64_t item, int tid) {
+    (void)tid;
+    const swiglu_job *j = ctx;
+    int64_t i0 = item * j->per_item;
+    int64_t c = j->count - i0 < j->per_item ? j->count - i0 : j->per_item;
+    j->ops->swiglu(j->gate + i0, j->up + i0, j->out + i0, c);
+}
+
+void vk_swiglu(const float *gate, const float *up, float *out, int64_t count) {
+    if (count <= 0) return;
+    swiglu_job j = {.ops = vk_current_ops(), .gate = gate, .up = up, .out = out,
+                    .count = count, .per_item = 8192};
+    vk_parallel((count + j.per_item - 1) / j.per_item, swiglu_item, &j);
+}
+
+void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
+             const int32_t *positions, const float *cos_tab,
+             const float *sin_tab) {
+    // Element-wise and cheap: the same scalar code on every path.
+    const int64_t half = head_dim / 2;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *c = cos_tab + (int64_t)positions[r] * half; // (half)
+        const float *s = sin_tab + (int64_t)positions[r] * half; // (half)
+        for (int64_t h = 0; h < heads; h++) {
+            float *v = x + (r * heads + h) * head_dim; // (head_dim)
+            for (int64_t i = 0; i < half; i++) {
+                float x0 = v[2 * i], x1 = v[2 * i + 1];
+                v[2 * i] = x0 * c[i] - x1 * s[i];
+                v[2 * i + 1] = x0 * s[i] + x1 * c[i];
+            }
+        }
+    }
+}
+
+int64_t vk_argmax(const float *x, int64_t n) {
+    if (n <= 0) return 0;
+    return vk_current_ops()->argmax(x, n);
+}
+
+void vk_exp_array(const float *x, float *y, int64_t n) { vk_current_ops()->exp_array(x, y, n); }
+void vk_log_array(const float *x, float *y, int64_t n) { vk_current_ops()->log_array(x, y, n); }
+
+// ---- half conversion ---------------------------------------------------------------
+
+// float -> half, round to nearest even; NaN keeps its top payload bits and
+// becomes quiet (as the F16C instruction does).
+uint16_t vk_f32_to_f16(float f) {
+    uint32_t x = vk_float_to_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) { // inf or NaN
+        if (ax == 0x7f800000u) return sign | 0x7c00u;
+        return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
+    }
+    if (ax >= 0x477ff000u) return sign | 0x7c00u; // rounds to >= 65536: inf
+    if (ax < 0x38800000u) { // below 2^-14: subnormal half (or zero)
+        if (ax < 0x33000000u) return sign; // below half of the smallest subnormal
+        uint32_t man = (ax & 0x7fffffu) | 0x800000u;
+        int shift = 126 - (int)(ax >> 23); // 14..24 bits of shift to the 2^-24 grid
+        uint32_t q = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1);
+        uint32_t halfway = 1u << (shift - 1);
+        if (rem > halfway || (rem == halfway && (q & 1))) q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t e = (ax >> 23) - 112; // rebias 127 -> 15
+    uint32_t man = ax & 0x7fffffu;
+    uint32_t h = (e << 10) | (man >> 13);
+    uint32_t rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; // may carry into the exponent: right
+    return (uint16_t)(sign | h);
+}
+
+float vk_f16_to_f32(uint16_t h) { return vk_half_to_float(h); }
+
+// ---- paged KV memory and attention -------------------------------------------------
+
+size_t vk_kv_bytes(const vk_kv_layout *kv) {
+    size_t es = kv->kv_type == VK_KV_F16 ? 2 : 4;
+    size_t per_block = (size_t)kv->n_layers * 2 * (size_t)kv->block_size *
+                       (size_t)kv->n_kv_heads * (size_t)kv->head_dim * es;
+    return per_block * (size_t)kv->n_blocks + 64; // slack: gathers read 4 bytes per half
+}
+
+void vk_kv_write(const vk_kv_layout *kv, int32_t layer, const float *k,
+                 const float *v, int64_t rows, const int32_t *block_tables,
+                 const int32_t *table_offsets, const int32_t *positions) {
+    const int64_t bs = kv->block_size, width = (int64_t)kv->n_kv_heads * kv->head_dim;
+    for (int64_t r = 0; r < rows; r++) {
+        const int32_t *table = block_tables + table_offsets[r];
+        int64_t p = positions[r];
+        int64_t at = vk_kv_block_offset(kv, table[p / bs], layer) + (p % bs) * width;
+        int64_t vat = at + bs * width;
+        const float *kr = k + r * width, *vr = v + r * width; // (width)
+        if (kv->kv_type == VK_KV_F16) {
+            uint16_t *base = kv->base;
+            for (int64_t i = 0; i < width; i++) {
+                base[at + i] = vk_f32_to_f16(kr[i]);
+                base[vat + i] = vk_f32_to_f16(vr[i]);
+            }
+        } else {
+            float *base = kv->base;
+            memcpy(base + at, kr, (size_t)width * 4);
+            memcpy(base + vat, vr, (size_t)width * 4);
+        }
+    }
+}
+
+typedef struct {
+    const vk_ops *ops;
+    const vk_kv_layout *kv;
+    const float *q;
+    float *out;
+    const int32_t *block_tables, *table_offsets, *positions;
+    int32_t layer, n_heads, group; // group: query heads per KV head
+    float scale;
+} attention_job;
+
+static void attention_item(void *ctx, int64_t item, int tid) {
+    const attention_job *j = ctx;
+    int64_t r = item / j->n_heads, h = item % j->n_heads;
+    int32_t pos = j->positions[r];
+    const int64_t hd = j->kv->head_dim;
+    float *scratch = vk_scratch(tid, (int64_t)pos + 1 + 16);
+    j->ops->attention_head(j->kv, j->layer, j->q + (r * j->n_heads + h) * hd,
+                           j->out + (r * j->n_heads + h) * hd,
+                           j->block_tables + j->table_offsets[r], pos,
+                           (int32_t)(h / j->group), j->scale, scratch);
+}
+
+void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
+                  float *out, int64_t rows, int32_t n_heads,
+                  const int32_t *block_tables, const int32_t *table_offsets,
+                  const int32_t *positions, float scale) {
+    if (rows <= 0) return;
+    attention_job j = {.ops = vk_current_ops(), .kv = kv, .q = q, .out = out,
+                       .block_tables = block_tables, .table_offsets = table_offsets,
+                       .positions = positions, .layer = layer, .n_heads = n_heads,
+                       .group = n_heads / kv->n_kv_heads, .scale = scale};
+    vk_parallel(rows * n_heads, attention_item, &j);
+}

@@ -1,0 +1,114 @@
+// Shared between the C files of the kernels; not part of the public API.
+#ifndef VK_INTERNAL_H
+#define VK_INTERNAL_H
+
+#include "verbatim_kernels.h"
+#include <string.h>
+
+// Weights are packed in column panels of VK_NR columns; panels go in groups of
+// VK_GROUP_PANELS (the unit of work of a thread). The last group is padded with
+// zero columns. Inside a panel, per type (k runs along the panel):
+//   F32:  (k, 16) floats                 F16/BF16: (k, 16) uint16
+//   Q8_0: per block of 32 k: 16 f16 d, then (32, 16) int8 q
+//   Q4_0: per block of 32 k: 16 f16 d, then (16, 16) bytes; byte (t, c) holds
+//         q(c, 2t) in its low nibble and q(c, 2t+1) in its high nibble
+//   Q4_1: per block: 16 f16 d, 16 f16 m, then the same (16, 16) nibble bytes
+#define VK_NR 16
+#define VK_GROUP_PANELS 4
+#define VK_GROUP_COLS (VK_NR * VK_GROUP_PANELS)
+#define VK_QBLOCK 32
+
+static inline int64_t vk_panel_bytes(int type, int64_t k) {
+    switch (type) {
+    case VK_W_F32: return k * VK_NR * 4;
+    case VK_W_F16:
+    case VK_W_BF16: return k * VK_NR * 2;
+    case VK_W_Q8_0: return (k / VK_QBLOCK) * (VK_NR * 2 + VK_QBLOCK * VK_NR);
+    case VK_W_Q4_0: return (k / VK_QBLOCK) * (VK_NR * 2 + VK_QBLOCK / 2 * VK_NR);
+    case VK_W_Q4_1: return (k / VK_QBLOCK) * (VK_NR * 4 + VK_QBLOCK / 2 * VK_NR);
+    default: return 0;
+    }
+}
+
+// Exact half -> float (NaN gets its quiet bit set, as the F16C instruction does).
+static inline float vk_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t man = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { // subnormal: normalise
+            int e = -1;
+            do { man <<= 1; e++; } while ((man & 0x400u) == 0);
+            man &= 0x3ffu;
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | (man << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13) | (man ? 0x00400000u : 0);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float vk_bf16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t vk_load_u16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+// Function table of one instruction-set path.
+typedef struct {
+    // y (rows, ncols) for one group of VK_GROUP_PANELS panels starting at
+    // `group`; x (rows, k) with row stride ldx; y row stride ldy; ncols <= 64.
+    void (*linear_group)(const float *x, int64_t ldx, int64_t rows,
+                         const uint8_t *group, int64_t panel_bytes, int type,
+                         int64_t k, float *y, int64_t ldy, int64_t ncols);
+    void (*rmsnorm_row)(const float *x, const float *w, float *y, int64_t dim,
+                        float eps);
+    void (*swiglu)(const float *gate, const float *up, float *out, int64_t n);
+    void (*log_softmax_row)(const float *x, float *y, int64_t n);
+    int64_t (*argmax)(const float *x, int64_t n);
+    void (*exp_array)(const float *x, float *y, int64_t n);
+    void (*log_array)(const float *x, float *y, int64_t n);
+    // One (row, head) of attention. q, out: (head_dim). table: the row's
+    // block table. scratch: at least pos + 1 + 16 floats.
+    void (*attention_head)(const vk_kv_layout *kv, int32_t layer,
+                           const float *q, float *out, const int32_t *table,
+                           int32_t pos, int32_t kv_head, float scale,
+                           float *scratch);
+} vk_ops;
+
+extern const vk_ops vk_ops_portable;
+extern const vk_ops vk_ops_avx2;
+extern const vk_ops vk_ops_avx512;
+
+// Start of layer `layer`'s K in block b (elements); V follows after
+// block_size * n_kv_heads * head_dim elements.
+static inline int64_t vk_kv_block_offset(const vk_kv_layout *kv, int64_t b,
+                                         int32_t layer) {
+    int64_t per = (int64_t)kv->block_size * kv->n_kv_heads * kv->head_dim;
+    return (b * kv->n_layers + layer) * 2 * per;
+}
+
+// ---- thread pool (vk_pool.c) ----
+typedef void (*vk_task_fn)(void *ctx, int64_t item, int tid);
+/// Runs fn(ctx, i, tid) for i in 0..<n_items on the pool; the caller takes
+/// items too. Returns when all items are done.
+void vk_parallel(int64_t n_items, vk_task_fn fn, void *ctx);
+/// Per-thread scratch of at least `floats` floats (tid from vk_parallel).
+float *vk_scratch(int tid, int64_t floats);
+const vk_ops *vk_current_ops(void);
+
+#endif

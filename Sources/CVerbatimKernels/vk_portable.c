@@ -1,0 +1,189 @@
+// The portable reference path: plain scalar loops written straight from
+// design/NUMERICS.md. These define the bits; the vector paths must match them.
+#pragma clang fp contract(off)
+#pragma STDC FP_CONTRACT OFF
+
+#include "vk_internal.h"
+#include "vk_math.h"
+#include <math.h>
+
+// ---- exp / log (shared algorithm in vk_math.h) ----------------------------
+
+float vk_expf(float x) { return vk_exp_scalar(x); }
+float vk_logf(float x) { return vk_log_scalar(x); }
+
+static void exp_array(const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = vk_exp_scalar(x[i]);
+}
+
+static void log_array(const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = vk_log_scalar(x[i]);
+}
+
+// ---- linear ---------------------------------------------------------------
+
+// Dequantised weight w(c, kk) of one panel: column c (0..15), k index kk.
+static float panel_weight(const uint8_t *panel, int type, int64_t kk, int c) {
+    int64_t b = kk / VK_QBLOCK;
+    int j = (int)(kk % VK_QBLOCK);
+    switch (type) {
+    case VK_W_F32: {
+        float w;
+        memcpy(&w, panel + (kk * VK_NR + c) * 4, 4);
+        return w;
+    }
+    case VK_W_F16: return vk_half_to_float(vk_load_u16(panel + (kk * VK_NR + c) * 2));
+    case VK_W_BF16: return vk_bf16_to_float(vk_load_u16(panel + (kk * VK_NR + c) * 2));
+    case VK_W_Q8_0: {
+        const uint8_t *blk = panel + b * (VK_NR * 2 + VK_QBLOCK * VK_NR);
+        float d = vk_half_to_float(vk_load_u16(blk + c * 2));
+        int8_t q = (int8_t)blk[VK_NR * 2 + j * VK_NR + c];
+        return d * (float)q;
+    }
+    case VK_W_Q4_0: {
+        const uint8_t *blk = panel + b * (VK_NR * 2 + VK_QBLOCK / 2 * VK_NR);
+        float d = vk_half_to_float(vk_load_u16(blk + c * 2));
+        uint8_t byte = blk[VK_NR * 2 + (j / 2) * VK_NR + c];
+        int q = (j & 1) ? (byte >> 4) : (byte & 15);
+        return d * (float)(q - 8);
+    }
+    case VK_W_Q4_1: {
+        const uint8_t *blk = panel + b * (VK_NR * 4 + VK_QBLOCK / 2 * VK_NR);
+        float d = vk_half_to_float(vk_load_u16(blk + c * 2));
+        float m = vk_half_to_float(vk_load_u16(blk + VK_NR * 2 + c * 2));
+        uint8_t byte = blk[VK_NR * 4 + (j / 2) * VK_NR + c];
+        int q = (j & 1) ? (byte >> 4) : (byte & 15);
+        return fmaf(d, (float)q, m);
+    }
+    default: return 0.0f;
+    }
+}
+
+// y[r][n] = sum over k in order of fma(x[r][k], w(n, k), acc), acc from 0.
+static void linear_group(const float *x, int64_t ldx, int64_t rows,
+                         const uint8_t *group, int64_t panel_bytes, int type,
+                         int64_t k, float *y, int64_t ldy, int64_t ncols) {
+    for (int p = 0; p < VK_GROUP_PANELS; p++) {
+        int64_t c0 = (int64_t)p * VK_NR;
+        if (c0 >= ncols) break;
+        int64_t nc = ncols - c0 < VK_NR ? ncols - c0 : VK_NR;
+        const uint8_t *panel = group + p * panel_bytes;
+        for (int64_t r = 0; r < rows; r++) {
+            const float *xr = x + r * ldx; // (k)
+            for (int c = 0; c < nc; c++) {
+                float acc = 0.0f;
+                for (int64_t kk = 0; kk < k; kk++)
+                    acc = fmaf(xr[kk], panel_weight(panel, type, kk, c), acc);
+                y[r * ldy + c0 + c] = acc;
+            }
+        }
+    }
+}
+
+// ---- 16-lane sums ----------------------------------------------------------
+
+// Folds 16 lanes in the fixed tree 8, 4, 2, 1.
+static float fold16(float lanes[16]) {
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) lanes[i] = lanes[i] + lanes[i + w];
+    return lanes[0];
+}
+
+// ---- RMSNorm ----------------------------------------------------------------
+
+static void rmsnorm_row(const float *x, const float *w, float *y, int64_t dim,
+                        float eps) {
+    float lanes[16] = {0};
+    for (int64_t i = 0; i < dim; i++)
+        lanes[i % 16] = fmaf(x[i], x[i], lanes[i % 16]);
+    float scale = vk_rms_scale(fold16(lanes), dim, eps);
+    for (int64_t i = 0; i < dim; i++) y[i] = (x[i] * scale) * w[i];
+}
+
+// ---- SwiGLU -------------------------------------------------------------------
+
+static void swiglu(const float *gate, const float *up, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = (g / (1.0f + vk_exp_scalar(-g))) * up[i];
+    }
+}
+
+// ---- max, log-softmax, argmax ---------------------------------------------
+
+// Largest value, NaN ignored (-inf if none); -0 is made +0 so that which of
+// two equal zeros won cannot matter downstream.
+static float max_value(const float *x, int64_t n) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] > m) m = x[i];
+    return m + 0.0f;
+}
+
+static void log_softmax_row(const float *x, float *y, int64_t n) {
+    float m = max_value(x, n);
+    float lanes[16] = {0};
+    for (int64_t i = 0; i < n; i++)
+        lanes[i % 16] = lanes[i % 16] + vk_exp_scalar(x[i] - m);
+    float lz = vk_log_scalar(fold16(lanes));
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] - m) - lz;
+}
+
+// The lowest i with x[i] == max (NaN ignored); 0 if every value is NaN.
+static int64_t argmax(const float *x, int64_t n) {
+    float m = max_value(x, n);
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] == m) return i;
+    return 0;
+}
+
+// ---- attention --------------------------------------------------------------
+
+static float kv_load(const vk_kv_layout *kv, int64_t element) {
+    if (kv->kv_type == VK_KV_F16)
+        return vk_half_to_float(((const uint16_t *)kv->base)[element]);
+    return ((const float *)kv->base)[element];
+}
+
+static void attention_head(const vk_kv_layout *kv, int32_t layer,
+                           const float *q, float *out, const int32_t *table,
+                           int32_t pos, int32_t kv_head, float scale,
+                           float *scratch) {
+    const int64_t bs = kv->block_size, hd = kv->head_dim;
+    const int64_t stride = (int64_t)kv->n_kv_heads * hd; // one token's K (or V)
+    const int64_t v_off = bs * stride;                    // V after K in a block
+    float *s = scratch; // (pos + 1) scores, then weights e_j
+    // s_j = dot(q, k_j) * scale, dot sequential over the head dimension
+    for (int64_t j = 0; j <= pos; j++) {
+        int64_t k0 = vk_kv_block_offset(kv, table[j / bs], layer) +
+                     (j % bs) * stride + kv_head * hd;
+        float acc = 0.0f;
+        for (int64_t d = 0; d < hd; d++) acc = fmaf(q[d], kv_load(kv, k0 + d), acc);
+        s[j] = acc * scale;
+    }
+    float m = max_value(s, pos + 1);
+    float lanes[16] = {0};
+    for (int64_t j = 0; j <= pos; j++) {
+        s[j] = vk_exp_scalar(s[j] - m);
+        lanes[j % 16] = lanes[j % 16] + s[j];
+    }
+    float z = fold16(lanes);
+    for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
+    for (int64_t j = 0; j <= pos; j++) {
+        int64_t v0 = vk_kv_block_offset(kv, table[j / bs], layer) + v_off +
+                     (j % bs) * stride + kv_head * hd;
+        for (int64_t d = 0; d < hd; d++) out[d] = fmaf(s[j], kv_load(kv, v0 + d), out[d]);
+    }
+    for (int64_t d = 0; d < hd; d++) out[d] = out[d] / z;
+}
+
+const vk_ops vk_ops_portable = {
+    .linear_group = linear_group,
+    .rmsnorm_row = rmsnorm_row,
+    .swiglu = swiglu,
+    .log_softmax_row = log_softmax_row,
+    .argmax = argmax,
+    .exp_array = exp_array,
+    .log_array = log_array,
+    .attention_head = attention_head,
+};

@@ -1,0 +1,236 @@
+// A 16-lane float vector for the optimised paths: one zmm register with
+// AVX-512, two ymm registers with AVX2. The kernels in vk_simd_kernels.h are
+// written once against this and compiled twice (vk_avx512.c, vk_avx2.c).
+// Every operation is one IEEE operation per lane, so a lane computes exactly
+// what the scalar code computes for that element.
+#ifndef VK_SIMD_H
+#define VK_SIMD_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#define VKI static inline __attribute__((always_inline))
+
+#if defined(VK_SIMD_AVX512)
+
+typedef __m512 vf;    // 16 floats
+typedef __m512i vi;   // 16 int32
+typedef __mmask16 vm; // 16 lane flags
+
+VKI vf v_zero(void) { return _mm512_setzero_ps(); }
+VKI vf v_set1(float a) { return _mm512_set1_ps(a); }
+VKI vf v_load(const float *p) { return _mm512_loadu_ps(p); }
+VKI void v_store(float *p, vf a) { _mm512_storeu_ps(p, a); }
+VKI vm v_first(int64_t n) { // lanes 0..<n (n in 0...16)
+    return (vm)(n >= 16 ? 0xffff : ((1u << n) - 1));
+}
+VKI vf v_loadn(const float *p, int64_t n) { return _mm512_maskz_loadu_ps(v_first(n), p); }
+VKI void v_storen(float *p, vf a, int64_t n) { _mm512_mask_storeu_ps(p, v_first(n), a); }
+VKI vf v_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+VKI vf v_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+VKI vf v_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+VKI vf v_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+VKI vf v_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+VKI vf v_neg(vf a) {
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32((int)0x80000000u)));
+}
+// (a > b) ? a : b and (a < b) ? a : b, lane by lane (the instructions return b on NaN).
+VKI vf v_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+VKI vf v_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+VKI vm v_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+VKI vm v_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+VKI vm v_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+VKI vm v_isnan(vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+VKI vf v_select(vm m, vf if_false, vf if_true) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+VKI vf v_zero_unless(vm m, vf a) { return _mm512_maskz_mov_ps(m, a); }
+VKI vm v_and_mask(vm a, vm b) { return (vm)(a & b); }
+VKI int v_mask_bits(vm m) { return (int)m; }
+
+VKI vi vi_set1(int32_t a) { return _mm512_set1_epi32(a); }
+VKI vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
+VKI vi vi_sub(vi a, vi b) { return _mm512_sub_epi32(a, b); }
+VKI vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
+VKI vi vi_srai(vi a, int s) { return _mm512_srai_epi32(a, (unsigned)s); }
+VKI vi vi_srli(vi a, int s) { return _mm512_srli_epi32(a, (unsigned)s); }
+VKI vi vi_slli(vi a, int s) { return _mm512_slli_epi32(a, (unsigned)s); }
+VKI vi vi_select(vm m, vi if_false, vi if_true) { return _mm512_mask_blend_epi32(m, if_false, if_true); }
+VKI vf v_from_int(vi a) { return _mm512_cvtepi32_ps(a); }
+VKI vi vi_trunc(vf a) { return _mm512_cvttps_epi32(a); }
+VKI vf v_as_float(vi a) { return _mm512_castsi512_ps(a); }
+VKI vi vi_as_int(vf a) { return _mm512_castps_si512(a); }
+VKI vi vi_iota(void) { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+VKI vi vi_mul(vi a, vi b) { return _mm512_mullo_epi32(a, b); }
+
+// 16 halves / bfloat16 / int8 / nibbles -> floats (exact).
+VKI vf v_load_f16(const void *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+VKI vf v_load_bf16(const void *p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+VKI vi vi_load_i8(const void *p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+VKI vi vi_load_u8(const void *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+
+// Gathers base[idx[i]] (float) and half base16[idx[i]] (as floats).
+VKI vf v_gather(const float *base, vi idx) { return _mm512_i32gather_ps(idx, base, 4); }
+VKI vf v_gather_f16(const uint16_t *base, vi idx) {
+    // Reads 4 bytes at each half (the storage has slack); keeps the low 16 bits.
+    vi w = _mm512_i32gather_epi32(idx, (const void *)base, 2);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w));
+}
+
+#elif defined(VK_SIMD_AVX2)
+
+typedef struct { __m256 lo, hi; } vf;
+typedef struct { __m256i lo, hi; } vi;
+typedef struct { __m256 lo, hi; } vm; // all-ones / all-zeros lanes
+
+VKI vf vf2(__m256 lo, __m256 hi) { vf r = {lo, hi}; return r; }
+VKI vi vi2(__m256i lo, __m256i hi) { vi r = {lo, hi}; return r; }
+VKI vf v_zero(void) { return vf2(_mm256_setzero_ps(), _mm256_setzero_ps()); }
+VKI vf v_set1(float a) { __m256 b = _mm256_set1_ps(a); return vf2(b, b); }
+VKI vf v_load(const float *p) { return vf2(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)); }
+VKI void v_store(float *p, vf a) { _mm256_storeu_ps(p, a.lo); _mm256_storeu_ps(p + 8, a.hi); }
+VKI vi vi_iota(void) {
+    return vi2(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15));
+}
+VKI vm v_first(int64_t n) {
+    vi io = vi_iota();
+    __m256i nn = _mm256_set1_epi32((int)n);
+    vm m = {_mm256_castsi256_ps(_mm256_cmpgt_epi32(nn, io.lo)), _mm256_castsi256_ps(_mm256_cmpgt_epi32(nn, io.hi))};
+    return m;
+}
+VKI vf v_loadn(const float *p, int64_t n) {
+    vm m = v_first(n);
+    return vf2(_mm256_maskload_ps(p, _mm256_castps_si256(m.lo)), _mm256_maskload_ps(p + 8, _mm256_castps_si256(m.hi)));
+}
+VKI void v_storen(float *p, vf a, int64_t n) {
+    vm m = v_first(n);
+    _mm256_maskstore_ps(p, _mm256_castps_si256(m.lo), a.lo);
+    _mm256_maskstore_ps(p + 8, _mm256_castps_si256(m.hi), a.hi);
+}
+VKI vf v_add(vf a, vf b) { return vf2(_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)); }
+VKI vf v_sub(vf a, vf b) { return vf2(_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)); }
+VKI vf v_mul(vf a, vf b) { return vf2(_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)); }
+VKI vf v_div(vf a, vf b) { return vf2(_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)); }
+VKI vf v_fma(vf a, vf b, vf c) { return vf2(_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)); }
+VKI vf v_neg(vf a) {
+    __m256 s = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    return vf2(_mm256_xor_ps(a.lo, s), _mm256_xor_ps(a.hi, s));
+}
+VKI vf v_max(vf a, vf b) { return vf2(_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)); }
+VKI vf v_min(vf a, vf b) { return vf2(_mm256_min_ps(a.lo, b.lo), _mm256_min_ps(a.hi, b.hi)); }
+VKI vm vm2(__m256 lo, __m256 hi) { vm r = {lo, hi}; return r; }
+VKI vm v_gt(vf a, vf b) { return vm2(_mm256_cmp_ps(a.lo, b.lo, _CMP_GT_OQ), _mm256_cmp_ps(a.hi, b.hi, _CMP_GT_OQ)); }
+VKI vm v_lt(vf a, vf b) { return vm2(_mm256_cmp_ps(a.lo, b.lo, _CMP_LT_OQ), _mm256_cmp_ps(a.hi, b.hi, _CMP_LT_OQ)); }
+VKI vm v_eq(vf a, vf b) { return vm2(_mm256_cmp_ps(a.lo, b.lo, _CMP_EQ_OQ), _mm256_cmp_ps(a.hi, b.hi, _CMP_EQ_OQ)); }
+VKI vm v_isnan(vf a) { return vm2(_mm256_cmp_ps(a.lo, a.lo, _CMP_UNORD_Q), _mm256_cmp_ps(a.hi, a.hi, _CMP_UNORD_Q)); }
+VKI vf v_select(vm m, vf if_false, vf if_true) {
+    return vf2(_mm256_blendv_ps(if_false.lo, if_true.lo, m.lo), _mm256_blendv_ps(if_false.hi, if_true.hi, m.hi));
+}
+VKI vf v_zero_unless(vm m, vf a) { return vf2(_mm256_and_ps(m.lo, a.lo), _mm256_and_ps(m.hi, a.hi)); }
+VKI vm v_and_mask(vm a, vm b) { return vm2(_mm256_and_ps(a.lo, b.lo), _mm256_and_ps(a.hi, b.hi)); }
+VKI int v_mask_bits(vm m) { return _mm256_movemask_ps(m.lo) | (_mm256_movemask_ps(m.hi) << 8); }
+
+VKI vi vi_set1(int32_t a) { __m256i b = _mm256_set1_epi32(a); return vi2(b, b); }
+VKI vi vi_add(vi a, vi b) { return vi2(_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)); }
+VKI vi vi_sub(vi a, vi b) { return vi2(_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)); }
+VKI vi vi_and(vi a, vi b) { return vi2(_mm256_and_si256(a.lo, b.lo), _mm256_and_si256(a.hi, b.hi)); }
+VKI vi vi_srai(vi a, int s) { return vi2(_mm256_srai_epi32(a.lo, s), _mm256_srai_epi32(a.hi, s)); }
+VKI vi vi_srli(vi a, int s) { return vi2(_mm256_srli_epi32(a.lo, s), _mm256_srli_epi32(a.hi, s)); }
+VKI vi vi_slli(vi a, int s) { return vi2(_mm256_slli_epi32(a.lo, s), _mm256_slli_epi32(a.hi, s)); }
+VKI vi vi_select(vm m, vi if_false, vi if_true) {
+    return vi2(_mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(if_false.lo), _mm256_castsi256_ps(if_true.lo), m.lo)),
+               _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(if_false.hi), _mm256_castsi256_ps(if_true.hi), m.hi)));
+}
+VKI vf v_from_int(vi a) { return vf2(_mm256_cvtepi32_ps(a.lo), _mm256_cvtepi32_ps(a.hi)); }
+VKI vi vi_trunc(vf a) { return vi2(_mm256_cvttps_epi32(a.lo), _mm256_cvttps_epi32(a.hi)); }
+VKI vf v_as_float(vi a) { return vf2(_mm256_castsi256_ps(a.lo), _mm256_castsi256_ps(a.hi)); }
+VKI vi vi_as_int(vf a) { return vi2(_mm256_castps_si256(a.lo), _mm256_castps_si256(a.hi)); }
+VKI vi vi_mul(vi a, vi b) { return vi2(_mm256_mullo_epi32(a.lo, b.lo), _mm256_mullo_epi32(a.hi, b.hi)); }
+
+VKI vf v_load_f16(const void *p) {
+    return vf2(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)),
+               _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p + 1)));
+}
+VKI vf v_load_bf16(const void *p) {
+    __m256i lo = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    __m256i hi = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p + 1));
+    return vf2(_mm256_castsi256_ps(_mm256_slli_epi32(lo, 16)), _mm256_castsi256_ps(_mm256_slli_epi32(hi, 16)));
+}
+VKI vi vi_load_i8(const void *p) {
+    __m128i b = _mm_loadu_si128((const __m128i *)p);
+    return vi2(_mm256_cvtepi8_epi32(b), _mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
+}
+VKI vi vi_load_u8(const void *p) {
+    __m128i b = _mm_loadu_si128((const __m128i *)p);
+    return vi2(_mm256_cvtepu8_epi32(b), _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8)));
+}
+VKI vf v_gather(const float *base, vi idx) {
+    return vf2(_mm256_i32gather_ps(base, idx.lo, 4), _mm256_i32gather_ps(base, idx.hi, 4));
+}
+// 8 int32 whose low 16 bits are halves -> 8 floats.
+VKI __m256 vk_low_halves_to_float(__m256i w) {
+    __m256i packed = _mm256_packus_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0xffff)), _mm256_setzero_si256());
+    packed = _mm256_permute4x64_epi64(packed, 0x08); // qwords 0 and 2 to the low half
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+}
+VKI vf v_gather_f16(const uint16_t *base, vi idx) {
+    __m256i lo = _mm256_i32gather_epi32((const int *)(const void *)base, idx.lo, 2);
+    __m256i hi = _mm256_i32gather_epi32((const int *)(const void *)base, idx.hi, 2);
+    return vf2(vk_low_halves_to_float(lo), vk_low_halves_to_float(hi));
+}
+
+#else
+#error "define VK_SIMD_AVX512 or VK_SIMD_AVX2"
+#endif
+
+// ---- exp / log, lane by lane the same operations as vk_math.h -------------
+
+VKI vf v_exp(vf x) {
+    vm nan = v_isnan(x);
+    vf xc = v_max(v_min(x, v_set1(VK_EXP_HI)), v_set1(VK_EXP_LO));
+    vf t = v_add(v_mul(xc, v_set1(VK_LOG2E)), v_set1(VK_ROUND_MAGIC));
+    vf n = v_sub(t, v_set1(VK_ROUND_MAGIC));
+    vf nn = v_neg(n);
+    vf r = v_fma(nn, v_set1(VK_EXP_LN2_HI), xc);
+    r = v_fma(nn, v_set1(VK_EXP_LN2_LO), r);
+    vf p = v_fma(v_set1(VK_EXP_C7), r, v_set1(VK_EXP_C6));
+    p = v_fma(p, r, v_set1(VK_EXP_C5));
+    p = v_fma(p, r, v_set1(VK_EXP_C4));
+    p = v_fma(p, r, v_set1(VK_EXP_C3));
+    p = v_fma(p, r, v_set1(0.5f));
+    p = v_fma(p, r, v_set1(1.0f));
+    p = v_fma(p, r, v_set1(1.0f));
+    vi ni = vi_trunc(n);
+    vi n1 = vi_srai(ni, 1);
+    vi n2 = vi_sub(ni, n1);
+    vf s1 = v_as_float(vi_slli(vi_add(n1, vi_set1(127)), 23));
+    vf s2 = v_as_float(vi_slli(vi_add(n2, vi_set1(127)), 23));
+    vf res = v_mul(v_mul(p, s1), s2);
+    return v_select(nan, res, v_add(x, x));
+}
+
+VKI vf v_log(vf x) {
+    vm sub = v_lt(x, v_set1(0x1p-126f));
+    vf xs = v_select(sub, x, v_mul(x, v_set1(0x1p25f)));
+    vi k0 = vi_select(sub, vi_set1(0), vi_set1(-25));
+    vi ix = vi_sub(vi_as_int(xs), vi_set1(VK_LOG_SQRTH_BITS));
+    vi k = vi_add(k0, vi_srai(ix, 23));
+    vf m = v_as_float(vi_add(vi_and(ix, vi_set1(0x007fffff)), vi_set1(VK_LOG_SQRTH_BITS)));
+    vf f = v_sub(m, v_set1(1.0f));
+    vf s = v_div(f, v_add(v_set1(2.0f), f));
+    vf z = v_mul(s, s);
+    vf rz = v_fma(v_set1(0.222222224f), z, v_set1(0.285714298f));
+    rz = v_fma(rz, z, v_set1(0.400000006f));
+    rz = v_fma(rz, z, v_set1(0.666666687f));
+    rz = v_mul(rz, z);
+    vf h = v_mul(v_mul(v_set1(0.5f), f), f);
+    vf kf = v_from_int(k);
+    vf lp = v_sub(f, v_sub(h, v_mul(s, v_add(h, rz))));
+    vf res = v_add(v_mul(kf, v_set1(VK_LOG_LN2_HI)), v_add(lp, v_mul(kf, v_set1(VK_LOG_LN2_LO))));
+    res = v_select(v_eq(x, v_set1(INFINITY)), res, x);
+    res = v_select(v_eq(x, v_zero()), res, v_set1(-INFINITY));
+    res = v_select(v_lt(x, v_zero()), res, v_as_float(vi_set1((int32_t)VK_LOG_NAN_BITS)));
+    return v_select(v_isnan(x), res, v_add(x, x));
+}
+
+#endif

@@ -1,0 +1,319 @@
+// The optimised kernels, written once against vk_simd.h and included by
+// vk_avx512.c and vk_avx2.c (each compiles them for its own instruction set).
+// Each output element is reduced in exactly the order of vk_portable.c; only
+// independent outputs run side by side (SIMD lanes = columns or keys, register
+// blocks = rows).
+//
+// The including file defines:
+//   VK_TILE_MR       rows of the big register tile
+//   VK_TILE_NP(mr)   panels (of 16 columns) per tile for a tile of mr rows
+//   VK_OPS_NAME      name of the vk_ops table to define
+#include "vk_internal.h"
+#include "vk_math.h"
+#include "vk_simd.h"
+
+#define VK_MAX_NP 4
+
+// ---- linear -------------------------------------------------------------
+
+// Loads one k's 16 weights of one panel, dequantised (F32/F16/BF16 only).
+VKI vf load_w_plain(const int type, const uint8_t *panel, int64_t kk) {
+    if (type == VK_W_F32) return v_load((const float *)panel + kk * VK_NR);
+    if (type == VK_W_F16) return v_load_f16(panel + kk * VK_NR * 2);
+    return v_load_bf16(panel + kk * VK_NR * 2);
+}
+
+// acc[r][p] += x[r][kk] * w[p] for the tile's rows and panels, in that order.
+#define TILE_FMA(KK, W)                                                            \
+    do {                                                                           \
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {          \
+            vf xb = v_set1(x[r * ldx + (KK)]);                                     \
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)        \
+                acc[r][p] = v_fma(xb, (W)[p], acc[r][p]);                          \
+        }                                                                          \
+    } while (0)
+
+// One register tile: rows 0..<mr of x, panels 0..<np from `w` (panel stride pb),
+// all of k. ncols: valid columns from the tile's first column (may exceed np*16).
+VKI void tile(const int type, const int mr, const int np, const float *x,
+              int64_t ldx, const uint8_t *w, int64_t pb, int64_t k, float *y,
+              int64_t ldy, int64_t ncols) {
+    vf acc[VK_TILE_MR][VK_MAX_NP];
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
+        _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+            acc[r][p] = v_zero();
+
+    if (type == VK_W_F32 || type == VK_W_F16 || type == VK_W_BF16) {
+        for (int64_t kk = 0; kk < k; kk++) {
+            vf wv[VK_MAX_NP];
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                wv[p] = load_w_plain(type, w + p * pb, kk);
+            TILE_FMA(kk, wv);
+        }
+    } else if (type == VK_W_Q8_0) {
+        const int64_t bb = VK_NR * 2 + VK_QBLOCK * VK_NR; // bytes per block
+        for (int64_t b = 0; b < k / VK_QBLOCK; b++) {
+            vf d[VK_MAX_NP];
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                d[p] = v_load_f16(w + p * pb + b * bb);
+            for (int j = 0; j < VK_QBLOCK; j++) {
+                vf wv[VK_MAX_NP];
+                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                    wv[p] = v_mul(d[p], v_from_int(vi_load_i8(w + p * pb + b * bb + VK_NR * 2 + j * VK_NR)));
+                TILE_FMA(b * VK_QBLOCK + j, wv);
+            }
+        }
+    } else { // Q4_0, Q4_1: byte (t, c) holds k = 2t (low nibble) and 2t + 1 (high)
+        const int q41 = type == VK_W_Q4_1;
+        const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;    // header bytes
+        const int64_t bb = hb + VK_QBLOCK / 2 * VK_NR;     // bytes per block
+        for (int64_t b = 0; b < k / VK_QBLOCK; b++) {
+            vf d[VK_MAX_NP], m[VK_MAX_NP];
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                d[p] = v_load_f16(w + p * pb + b * bb);
+                m[p] = q41 ? v_load_f16(w + p * pb + b * bb + VK_NR * 2) : v_zero();
+            }
+            for (int t = 0; t < VK_QBLOCK / 2; t++) {
+                vi qb[VK_MAX_NP];
+                vf wv[VK_MAX_NP];
+                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                    qb[p] = vi_load_u8(w + p * pb + b * bb + hb + t * VK_NR);
+                    vi q = vi_and(qb[p], vi_set1(15));
+                    wv[p] = q41 ? v_fma(d[p], v_from_int(q), m[p])
+                                : v_mul(d[p], v_from_int(vi_sub(q, vi_set1(8))));
+                }
+                TILE_FMA(b * VK_QBLOCK + 2 * t, wv);
+                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                    vi q = vi_srli(qb[p], 4);
+                    wv[p] = q41 ? v_fma(d[p], v_from_int(q), m[p])
+                                : v_mul(d[p], v_from_int(vi_sub(q, vi_set1(8))));
+                }
+                TILE_FMA(b * VK_QBLOCK + 2 * t + 1, wv);
+            }
+        }
+    }
+
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
+        _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+            int64_t left = ncols - p * VK_NR;
+            if (left >= VK_NR) v_store(y + r * ldy + p * VK_NR, acc[r][p]);
+            else if (left > 0) v_storen(y + r * ldy + p * VK_NR, acc[r][p], left);
+        }
+}
+
+// Rows r..r+MR of a group, walking its panels NP at a time.
+#define GROUP_ROWS(MR)                                                             \
+    for (int q = 0; q < VK_GROUP_PANELS; q += VK_TILE_NP(MR)) {                    \
+        if ((int64_t)q * VK_NR >= ncols) break;                                    \
+        tile(type, MR, VK_TILE_NP(MR), x + r * ldx, ldx, group + q * pb, pb, k,    \
+             y + r * ldy + q * VK_NR, ldy, ncols - (int64_t)q * VK_NR);             \
+    }
+
+VKI void linear_group_t(const int type, const float *x, int64_t ldx,
+                        int64_t rows, const uint8_t *group, int64_t pb,
+                        int64_t k, float *y, int64_t ldy, int64_t ncols) {
+    int64_t r = 0;
+    for (; r + VK_TILE_MR <= rows; r += VK_TILE_MR) { GROUP_ROWS(VK_TILE_MR) }
+    switch (rows - r) {
+    case 1: GROUP_ROWS(1) break;
+    case 2: GROUP_ROWS(2) break;
+    case 3: GROUP_ROWS(3) break;
+    case 4: GROUP_ROWS(4) break;
+    case 5: GROUP_ROWS(5) break;
+#if VK_TILE_MR > 6
+    case 6: GROUP_ROWS(6) break;
+    case 7: GROUP_ROWS(7) break;
+    case 8: GROUP_ROWS(8) break;
+    case 9: GROUP_ROWS(9) break;
+    case 10: GROUP_ROWS(10) break;
+    case 11: GROUP_ROWS(11) break;
+#endif
+    default: break;
+    }
+}
+
+static void linear_group(const float *x, int64_t ldx, int64_t rows,
+                         const uint8_t *group, int64_t pb, int type, int64_t k,
+                         float *y, int64_t ldy, int64_t ncols) {
+    switch (type) {
+    case VK_W_F32: linear_group_t(VK_W_F32, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
+    case VK_W_F16: linear_group_t(VK_W_F16, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
+    case VK_W_BF16: linear_group_t(VK_W_BF16, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
+    case VK_W_Q8_0: linear_group_t(VK_W_Q8_0, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
+    case VK_W_Q4_0: linear_group_t(VK_W_Q4_0, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
+    case VK_W_Q4_1: linear_group_t(VK_W_Q4_1, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
+    default: break;
+    }
+}
+
+// ---- 16-lane sums: lane i % 16 gets element i; the fold is the scalar one ---
+
+static float fold16(vf lanes) {
+    float l[16];
+    v_store(l, lanes);
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) l[i] = l[i] + l[i + w];
+    return l[0];
+}
+
+static void rmsnorm_row(const float *x, const float *w, float *y, int64_t dim,
+                        float eps) {
+    vf ss = v_zero();
+    int64_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        vf xv = v_load(x + i);
+        ss = v_fma(xv, xv, ss);
+    }
+    if (i < dim) { // missing lanes read 0: fma(0, 0, lane) keeps the lane (>= +0)
+        vf xv = v_loadn(x + i, dim - i);
+        ss = v_fma(xv, xv, ss);
+    }
+    vf scale = v_set1(vk_rms_scale(fold16(ss), dim, eps));
+    for (i = 0; i + 16 <= dim; i += 16)
+        v_store(y + i, v_mul(v_mul(v_load(x + i), scale), v_load(w + i)));
+    if (i < dim)
+        v_storen(y + i, v_mul(v_mul(v_loadn(x + i, dim - i), scale), v_loadn(w + i, dim - i)), dim - i);
+}
+
+static void swiglu(const float *gate, const float *up, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t c = n - i < 16 ? n - i : 16;
+        vf g = v_loadn(gate + i, c);
+        vf s = v_div(g, v_add(v_set1(1.0f), v_exp(v_neg(g))));
+        v_storen(out + i, v_mul(s, v_loadn(up + i, c)), c);
+    }
+}
+
+// Max with NaN ignored, then +0 for a zero (as max_value in vk_portable.c):
+// lane maxima, then the lanes in order; equal non-zero values have equal bits.
+static float max_value(const float *x, int64_t n) {
+    vf m = v_set1(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) m = v_max(v_load(x + i), m);
+    if (i < n) m = v_max(v_select(v_first(n - i), v_set1(-INFINITY), v_loadn(x + i, n - i)), m);
+    float l[16];
+    v_store(l, m);
+    float r = -INFINITY;
+    for (int j = 0; j < 16; j++)
+        if (l[j] > r) r = l[j];
+    return r + 0.0f;
+}
+
+static void log_softmax_row(const float *x, float *y, int64_t n) {
+    vf m = v_set1(max_value(x, n));
+    vf z = v_zero();
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t c = n - i < 16 ? n - i : 16;
+        vf e = v_exp(v_sub(v_loadn(x + i, c), m));
+        z = v_add(z, v_zero_unless(v_first(c), e));
+    }
+    vf lz = v_set1(vk_log_scalar(fold16(z)));
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t c = n - i < 16 ? n - i : 16;
+        v_storen(y + i, v_sub(v_sub(v_loadn(x + i, c), m), lz), c);
+    }
+}
+
+static int64_t argmax(const float *x, int64_t n) {
+    vf m = v_set1(max_value(x, n));
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t c = n - i < 16 ? n - i : 16;
+        int bits = v_mask_bits(v_and_mask(v_first(c), v_eq(v_loadn(x + i, c), m)));
+        if (bits) return i + __builtin_ctz((unsigned)bits);
+    }
+    return 0;
+}
+
+static void exp_array(const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t c = n - i < 16 ? n - i : 16;
+        v_storen(y + i, v_exp(v_loadn(x + i, c)), c);
+    }
+}
+
+static void log_array(const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t c = n - i < 16 ? n - i : 16;
+        v_storen(y + i, v_log(v_loadn(x + i, c)), c);
+    }
+}
+
+// ---- attention ------------------------------------------------------------
+
+// out (nv * 16) = (sum over j in order of fma(e_j, v_j, acc)) / z.
+VKI void attention_values(const vk_kv_layout *kv, int32_t layer,
+                          const float *e, float *out, const int32_t *table,
+                          int64_t nkeys, int32_t kv_head, float z, const int nv) {
+    const int64_t bs = kv->block_size, hd = kv->head_dim;
+    const int64_t stride = (int64_t)kv->n_kv_heads * hd;
+    vf o[16];
+    for (int c = 0; c < nv; c++) o[c] = v_zero();
+    for (int64_t j0 = 0; j0 < nkeys; j0 += bs) {
+        int64_t v0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + bs * stride + kv_head * hd;
+        int64_t cnt = nkeys - j0 < bs ? nkeys - j0 : bs;
+        for (int64_t s = 0; s < cnt; s++) {
+            vf ej = v_set1(e[j0 + s]);
+            int64_t at = v0 + s * stride;
+            if (kv->kv_type == VK_KV_F16) {
+                const uint16_t *vp = (const uint16_t *)kv->base + at;
+                for (int c = 0; c < nv; c++) o[c] = v_fma(ej, v_load_f16(vp + c * 16), o[c]);
+            } else {
+                const float *vp = (const float *)kv->base + at;
+                for (int c = 0; c < nv; c++) o[c] = v_fma(ej, v_load(vp + c * 16), o[c]);
+            }
+        }
+    }
+    vf zv = v_set1(z);
+    for (int c = 0; c < nv; c++) v_store(out + c * 16, v_div(o[c], zv));
+}
+
+static void attention_head(const vk_kv_layout *kv, int32_t layer,
+                           const float *q, float *out, const int32_t *table,
+                           int32_t pos, int32_t kv_head, float scale,
+                           float *scratch) {
+    const int64_t bs = kv->block_size, hd = kv->head_dim;
+    // Lanes hold 16 consecutive keys of one block: needs block_size % 16 == 0.
+    if (bs % 16 != 0 || hd % 16 != 0 || hd > 256) {
+        vk_ops_portable.attention_head(kv, layer, q, out, table, pos, kv_head, scale, scratch);
+        return;
+    }
+    const int64_t stride = (int64_t)kv->n_kv_heads * hd;
+    const int64_t nkeys = (int64_t)pos + 1;
+    float *s = scratch; // (nkeys rounded up to 16): scores, then e_j
+    vi lane_off = vi_mul(vi_iota(), vi_set1((int32_t)stride)); // key j0+i at +i*stride
+    for (int64_t j0 = 0; j0 < nkeys; j0 += 16) {
+        int64_t k0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + (j0 % bs) * stride + kv_head * hd;
+        vf acc = v_zero();
+        if (kv->kv_type == VK_KV_F16) {
+            const uint16_t *kp = (const uint16_t *)kv->base + k0;
+            for (int64_t d = 0; d < hd; d++)
+                acc = v_fma(v_set1(q[d]), v_gather_f16(kp + d, lane_off), acc);
+        } else {
+            const float *kp = (const float *)kv->base + k0;
+            for (int64_t d = 0; d < hd; d++)
+                acc = v_fma(v_set1(q[d]), v_gather(kp + d, lane_off), acc);
+        }
+        v_store(s + j0, v_mul(acc, v_set1(scale)));
+    }
+    vf m = v_set1(max_value(s, nkeys));
+    vf zl = v_zero();
+    for (int64_t j0 = 0; j0 < nkeys; j0 += 16) {
+        vf e = v_exp(v_sub(v_load(s + j0), m));
+        v_store(s + j0, e);
+        zl = v_add(zl, v_zero_unless(v_first(nkeys - j0), e));
+    }
+    float z = fold16(zl);
+    if (hd == 64) attention_values(kv, layer, s, out, table, nkeys, kv_head, z, 4);
+    else attention_values(kv, layer, s, out, table, nkeys, kv_head, z, (int)(hd / 16));
+}
+
+const vk_ops VK_OPS_NAME = {
+    .linear_group = linear_group,
+    .rmsnorm_row = rmsnorm_row,
+    .swiglu = swiglu,
+    .log_softmax_row = log_softmax_row,
+    .argmax = argmax,
+    .exp_array = exp_array,
+    .log_array = log_array,
+    .attention_head = attention_head,
+};

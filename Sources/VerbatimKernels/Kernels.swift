@@ -1,0 +1,280 @@
+// The Swift face of the kernels. Hot-path calls take raw pointers and do not
+// allocate; all numerics live in the C target (CVerbatimKernels), whose
+// portable path defines the bits (design/NUMERICS.md).
+import CVerbatimKernels
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Double-precision helpers for the RoPE table (computed once, rounded to Float).
+private func ropePow(_ a: Double, _ b: Double) -> Double { pow(a, b) }
+private func ropeCos(_ a: Double) -> Double { cos(a) }
+private func ropeSin(_ a: Double) -> Double { sin(a) }
+
+/// An instruction-set path of the kernels. All paths give the same bits.
+public enum KernelISA: String, Sendable, CaseIterable {
+    case portable, avx2, avx512
+
+    var code: Int32 {
+        switch self {
+        case .portable: Int32(VK_ISA_PORTABLE)
+        case .avx2: Int32(VK_ISA_AVX2)
+        case .avx512: Int32(VK_ISA_AVX512)
+        }
+    }
+}
+
+/// Process-wide kernel settings. Defaults: the best path the CPU supports and
+/// one thread per online core, overridden by `VERBATIM_ISA` and `VERBATIM_THREADS`.
+public enum KernelConfig {
+    /// The path in use.
+    public static var isa: KernelISA {
+        switch vk_get_isa() {
+        case Int32(VK_ISA_AVX512): .avx512
+        case Int32(VK_ISA_AVX2): .avx2
+        default: .portable
+        }
+    }
+
+    /// Whether this CPU can run `isa`.
+    public static func isSupported(_ isa: KernelISA) -> Bool { vk_isa_supported(isa.code) != 0 }
+
+    /// The paths this CPU can run, portable first.
+    public static var supportedISAs: [KernelISA] { KernelISA.allCases.filter(isSupported) }
+
+    /// Selects a path; returns false (and changes nothing) if unsupported.
+    @discardableResult
+    public static func setISA(_ isa: KernelISA) -> Bool { vk_set_isa(isa.code) == 0 }
+
+    /// Threads used by parallel kernels (the calling thread counts as one).
+    public static var threads: Int { Int(vk_get_threads()) }
+
+    /// Sets the thread count (at least 1). Restarts the worker pool.
+    public static func setThreads(_ n: Int) { vk_set_threads(Int32(max(1, min(n, 256)))) }
+
+    /// Names the numerics contract as implemented, for content addresses.
+    public static func numericsProfile(kv: KVType) -> String {
+        "verbatim-numerics/1 f32 kv=\(kv == .f16 ? "f16" : "f32")"
+    }
+}
+
+/// Storage type of a weight tensor (the GGUF/ggml formats the kernels read).
+public enum WeightType: Int32, Sendable, CaseIterable {
+    case f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, q4_0 = 4, q4_1 = 5
+
+    /// Elements per quantisation block (1 for unquantised types).
+    public var blockSize: Int { rawValue >= 3 ? 32 : 1 }
+
+    /// Bytes of one source row of `k` values in ggml layout.
+    public func rowBytes(k: Int) -> Int { vk_row_bytes(rawValue, Int64(k)) }
+}
+
+public enum KernelError: Error, Equatable {
+    case badShape(String)
+}
+
+/// A weight W (n rows of k values, as stored in GGUF: ne0 = k) repacked once
+/// into the kernels' column panels. Immutable after init.
+public final class PackedWeights: @unchecked Sendable {
+    public let type: WeightType
+    /// Input width (reduction length).
+    public let k: Int
+    /// Output width (rows of W).
+    public let n: Int
+    /// Bytes of the packed panels.
+    public let byteCount: Int
+    let storage: UnsafeMutableRawPointer
+
+    /// Repacks `raw`: n rows of k values in ggml layout (`type.rowBytes(k:)` each).
+    public init(type: WeightType, k: Int, n: Int, raw: UnsafeRawBufferPointer) throws(KernelError) {
+        guard k > 0, n > 0, k % type.blockSize == 0 else {
+            throw .badShape("k=\(k) n=\(n) for \(type)")
+        }
+        guard raw.count >= n * type.rowBytes(k: k), let src = raw.baseAddress else {
+            throw .badShape("\(raw.count) bytes for \(n) rows of \(k) \(type)")
+        }
+        self.type = type
+        self.k = k
+        self.n = n
+        byteCount = vk_packed_bytes(type.rawValue, Int64(k), Int64(n))
+        storage = .allocate(byteCount: max(byteCount, 64), alignment: 64)
+        _ = vk_pack(type.rawValue, Int64(k), Int64(n), src, storage)
+    }
+
+    /// Repacks an f32 matrix given as n rows of k floats.
+    public static func f32(k: Int, n: Int, rows: [Float]) throws -> PackedWeights {
+        guard rows.count == k * n else { throw KernelError.badShape("\(rows.count) floats for \(n)x\(k)") }
+        return try rows.withUnsafeBytes { try PackedWeights(type: .f32, k: k, n: n, raw: $0) }
+    }
+
+    deinit { storage.deallocate() }
+}
+
+/// cos/sin of RoPE per (position, pair), computed in Double and rounded to Float.
+/// Pair i of a head rotates by position * theta^(-2i / headDim).
+public struct RopeTable: Sendable {
+    public let maxPositions: Int
+    public let headDim: Int
+    let cos: [Float] // (maxPositions, headDim / 2)
+    let sin: [Float] // (maxPositions, headDim / 2)
+
+    public init(maxPositions: Int, headDim: Int, theta: Double) {
+        self.maxPositions = maxPositions
+        self.headDim = headDim
+        let half = headDim / 2
+        var c = [Float](repeating: 0, count: maxPositions * half)
+        var s = [Float](repeating: 0, count: maxPositions * half)
+        for i in 0..<half {
+            let freq = 1.0 / ropePow(theta, 2.0 * Double(i) / Double(headDim))
+            for p in 0..<maxPositions {
+                let angle = Double(p) * freq
+                c[p * half + i] = Float(ropeCos(angle))
+                s[p * half + i] = Float(ropeSin(angle))
+            }
+        }
+        cos = c
+        sin = s
+    }
+}
+
+/// Element type of the KV memory.
+public enum KVType: Int32, Sendable {
+    case f32 = 0, f16 = 1
+}
+
+/// Paged KV memory: `blockCount` physical blocks of `blockSize` tokens. A block
+/// holds, per layer, K then V, each (blockSize, kvHeads, headDim); a whole block
+/// (all layers) is one contiguous run of `blockBytes` bytes, so the prefix cache
+/// can copy it in and out. Not thread-safe: one owner.
+public final class PagedKVMemory: @unchecked Sendable {
+    public let type: KVType
+    public let blockSize: Int
+    public let layers: Int
+    public let kvHeads: Int
+    public let headDim: Int
+    public let blockCount: Int
+    /// Bytes of one block (all layers, K and V).
+    public let blockBytes: Int
+    var layout: vk_kv_layout
+    let storage: UnsafeMutableRawPointer
+
+    public init(type: KVType, blockSize: Int, layers: Int, kvHeads: Int, headDim: Int, blockCount: Int) {
+        self.type = type
+        self.blockSize = blockSize
+        self.layers = layers
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.blockCount = blockCount
+        blockBytes = layers * 2 * blockSize * kvHeads * headDim * (type == .f16 ? 2 : 4)
+        layout = vk_kv_layout(
+            base: nil, kv_type: type.rawValue, block_size: Int32(blockSize), n_layers: Int32(layers),
+            n_kv_heads: Int32(kvHeads), head_dim: Int32(headDim), n_blocks: Int64(blockCount))
+        let bytes = vk_kv_bytes(&layout)
+        storage = .allocate(byteCount: bytes, alignment: 64)
+        storage.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        layout.base = storage
+    }
+
+    deinit { storage.deallocate() }
+
+    /// The bytes of physical block `index` (for the prefix cache).
+    public func block(_ index: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: storage + index * blockBytes, count: blockBytes)
+    }
+
+    /// Writes K and V rows of a flat batch (round to nearest even for f16).
+    /// k, v: (rows, kvHeads * headDim). Row i goes to position positions[i] of
+    /// the sequence whose block table starts at blockTables[tableOffsets[i]].
+    public func write(
+        layer: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, rows: Int,
+        blockTables: UnsafePointer<Int32>, tableOffsets: UnsafePointer<Int32>, positions: UnsafePointer<Int32>
+    ) {
+        vk_kv_write(&layout, Int32(layer), k, v, Int64(rows), blockTables, tableOffsets, positions)
+    }
+}
+
+/// The kernels. Every call is a pure function of its inputs: the bits do not
+/// depend on the batch, the thread count or the instruction set.
+public enum Kernels {
+    /// y (rows, n) = x (rows, k) · Wᵀ.
+    public static func linear(
+        x: UnsafePointer<Float>, weights: PackedWeights, y: UnsafeMutablePointer<Float>, rows: Int
+    ) {
+        vk_linear(x, Int64(rows), weights.storage, weights.type.rawValue, Int64(weights.k), Int64(weights.n), y)
+    }
+
+    /// y (rows, dim) = x / sqrt(mean(x²) + eps) * weight (dim), per row.
+    public static func rmsNorm(
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+        rows: Int, dim: Int, eps: Float
+    ) {
+        vk_rmsnorm(x, weight, y, Int64(rows), Int64(dim), eps)
+    }
+
+    /// Rotates adjacent pairs of x (rows, heads * table.headDim) in place by each row's position.
+    public static func rope(
+        x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: UnsafePointer<Int32>, table: RopeTable
+    ) {
+        table.cos.withUnsafeBufferPointer { c in
+            table.sin.withUnsafeBufferPointer { s in
+                vk_rope(x, Int64(rows), Int64(heads), Int64(table.headDim), positions, c.baseAddress, s.baseAddress)
+            }
+        }
+    }
+
+    /// out (count) = silu(gate) * up, silu(g) = g / (1 + exp(-g)).
+    public static func swiGLU(
+        gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        vk_swiglu(gate, up, out, Int64(count))
+    }
+
+    /// y (rows, n) = log-softmax of each row of x (rows, n). y may equal x.
+    public static func logSoftmax(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        vk_log_softmax(x, y, Int64(rows), Int64(n))
+    }
+
+    /// Index of the largest of x (n), ties to the lowest index, NaN ignored.
+    public static func argmax(x: UnsafePointer<Float>, n: Int) -> Int {
+        Int(vk_argmax(x, Int64(n)))
+    }
+
+    /// Causal grouped-query attention over paged KV for a flat batch.
+    /// q, out: (rows, heads * headDim); row i attends to keys 0...positions[i]
+    /// of its sequence (block table at blockTables[tableOffsets[i]]). Write the
+    /// step's K/V first (`PagedKVMemory.write`).
+    public static func attention(
+        q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, heads: Int,
+        memory: PagedKVMemory, layer: Int,
+        blockTables: UnsafePointer<Int32>, tableOffsets: UnsafePointer<Int32>, positions: UnsafePointer<Int32>,
+        scale: Float
+    ) {
+        vk_attention(
+            &memory.layout, Int32(layer), q, out, Int64(rows), Int32(heads), blockTables, tableOffsets, positions,
+            scale)
+    }
+
+    /// The project's exp (same bits on every path; not libm).
+    public static func exp(_ x: Float) -> Float { vk_expf(x) }
+    /// The project's log (same bits on every path; not libm).
+    public static func log(_ x: Float) -> Float { vk_logf(x) }
+
+    /// y (n) = exp(x) on the current path.
+    public static func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        vk_exp_array(x, y, Int64(count))
+    }
+    /// y (n) = log(x) on the current path.
+    public static func log(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        vk_log_array(x, y, Int64(count))
+    }
+
+    /// Float to IEEE half, round to nearest even (the KV memory's conversion).
+    public static func halfBits(_ x: Float) -> UInt16 { vk_f32_to_f16(x) }
+    /// IEEE half to Float (exact).
+    public static func float(halfBits h: UInt16) -> Float { vk_f16_to_f32(h) }
+}

@@ -1,0 +1,245 @@
+import VerbatimKernels
+
+/// One token of a flat batch: which sequence it belongs to, its absolute position there, and
+/// whether the caller wants the logits computed at this position.
+public struct BatchToken: Sendable, Equatable {
+    public var sequence: SequenceID
+    public var position: Int
+    public var token: TokenID
+    public var wantsLogits: Bool
+
+    public init(sequence: SequenceID, position: Int, token: TokenID, wantsLogits: Bool = false) {
+        self.sequence = sequence
+        self.position = position
+        self.token = token
+        self.wantsLogits = wantsLogits
+    }
+}
+
+public struct ForwardError: Error, Equatable, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable { case emptyBatch, batchTooLarge, invalidToken, invalidPosition, outOfKVMemory }
+    public let code: Code
+    public let message: String
+    public var description: String { "forward error (\(code.rawValue)): \(message)" }
+}
+
+/// Runs the LLaMA forward pass over flat batches: prefill chunks of some sequences and decode
+/// tokens of others go through one step. Every row's result is a pure function of its own
+/// sequence (NUMERICS.md), so it does not depend on what else is in the batch.
+///
+/// Owns its scratch memory (sized once for `maxTokens` rows) and uses a `KVCache` it is given.
+/// One owner at a time: not thread-safe.
+public final class ForwardPass {
+    public let model: LlamaModel
+    public let cache: KVCache
+    public let maxTokens: Int
+    /// Rows of logits computed per output matrix call (the logits buffer holds this many).
+    public let logitRows: Int
+
+    /// Called after each named intermediate when set (debug mode): name such as
+    /// "blk.3.attn_out", rows, columns, data (rows, columns). Costs a copy-free callback.
+    public var observer: ((_ name: String, _ rows: Int, _ columns: Int, _ data: UnsafePointer<Float>) -> Void)?
+
+    // Scratch, shape comments in rows x columns (T = maxTokens, L = logitRows).
+    private let x: UnsafeMutablePointer<Float>        // (T, D) residual stream
+    private let xb: UnsafeMutablePointer<Float>       // (T, D) normalised input of a block
+    private let q: UnsafeMutablePointer<Float>        // (T, D)
+    private let k: UnsafeMutablePointer<Float>        // (T, kvD)
+    private let v: UnsafeMutablePointer<Float>        // (T, kvD)
+    private let attn: UnsafeMutablePointer<Float>     // (T, D) attention output, heads concatenated
+    private let proj: UnsafeMutablePointer<Float>     // (T, D) output of wo / wDown
+    private let gate: UnsafeMutablePointer<Float>     // (T, F)
+    private let up: UnsafeMutablePointer<Float>       // (T, F)
+    private let act: UnsafeMutablePointer<Float>      // (T, F) silu(gate) * up
+    private let outRows: UnsafeMutablePointer<Float>  // (L, D) gathered final hidden rows
+    private let outNorm: UnsafeMutablePointer<Float>  // (L, D)
+    private let logits: UnsafeMutablePointer<Float>   // (L, vocab)
+    private let positions: UnsafeMutablePointer<Int32>     // (T)
+    private let tableOffsets: UnsafeMutablePointer<Int32>  // (T) where each row's block table starts
+    private let blockTables: UnsafeMutablePointer<Int32>   // (T * maxBlocksPerSequence)
+    private let maxBlocksPerSequence: Int
+    private var batchSequences: [(sequence: SequenceID, first: Int, last: Int, offset: Int32)] = []
+
+    private var allocations: [UnsafeMutableRawPointer] = []
+    public private(set) var scratchBytes = 0
+
+    public init(model: LlamaModel, cache: KVCache, maxTokens: Int = 512, logitRows: Int = 16) {
+        precondition(maxTokens > 0 && logitRows > 0)
+        self.model = model
+        self.cache = cache
+        self.maxTokens = maxTokens
+        self.logitRows = logitRows
+        let c = model.config
+        let (d, kvD, f, vocab) = (c.embeddingLength, c.kvDimension, c.feedForwardLength, c.vocabularySize)
+        maxBlocksPerSequence = (c.contextLength + cache.blockSize - 1) / cache.blockSize
+        var allocations: [UnsafeMutableRawPointer] = []
+        var bytes = 0
+        func buffer<T>(_ count: Int, _: T.Type = T.self) -> UnsafeMutablePointer<T> {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<T>.stride, alignment: 64)
+            raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1) * MemoryLayout<T>.stride)
+            allocations.append(raw)
+            bytes += count * MemoryLayout<T>.stride
+            return raw.assumingMemoryBound(to: T.self)
+        }
+        x = buffer(maxTokens * d); xb = buffer(maxTokens * d); q = buffer(maxTokens * d)
+        k = buffer(maxTokens * kvD); v = buffer(maxTokens * kvD)
+        attn = buffer(maxTokens * d); proj = buffer(maxTokens * d)
+        gate = buffer(maxTokens * f); up = buffer(maxTokens * f); act = buffer(maxTokens * f)
+        outRows = buffer(logitRows * d); outNorm = buffer(logitRows * d); logits = buffer(logitRows * vocab)
+        positions = buffer(maxTokens); tableOffsets = buffer(maxTokens)
+        blockTables = buffer(maxTokens * maxBlocksPerSequence)
+        self.allocations = allocations
+        scratchBytes = bytes
+        batchSequences.reserveCapacity(maxTokens)
+    }
+
+    deinit { for a in allocations { a.deallocate() } }
+
+    /// Weights + KV + scratch, in bytes.
+    public var residentBytes: Int { model.residentBytes + cache.byteCount + scratchBytes }
+
+    /// Runs one step. For each token that wants logits, in batch order, calls `handle` with its
+    /// index in `tokens` and its logits (vocab floats, valid during the call only).
+    ///
+    /// Rules: each sequence's tokens appear in batch order at consecutive positions, the first
+    /// no later than the positions already written (earlier positions are overwritten and the
+    /// rest forgotten); blocks are reserved as needed.
+    public func step(_ tokens: [BatchToken],
+                     logits handle: (_ index: Int, _ logits: UnsafeBufferPointer<Float>) throws -> Void = { _, _ in }) throws {
+        let rows = tokens.count
+        let c = model.config
+        guard rows > 0 else { throw ForwardError(code: .emptyBatch, message: "the batch is empty") }
+        guard rows <= maxTokens else {
+            throw ForwardError(code: .batchTooLarge, message: "\(rows) tokens in one step; this pass holds at most \(maxTokens)")
+        }
+        try prepare(tokens)
+
+        let (d, kvD, f) = (c.embeddingLength, c.kvDimension, c.feedForwardLength)
+        let scale = 1 / Float(c.headDimension).squareRoot()
+        for (i, t) in tokens.enumerated() { model.embed(t.token, into: x + i * d) }
+        observe("token_embd", rows, d, x)
+
+        for (l, layer) in model.layers.enumerated() {
+            // Attention block: x += wo(attention(rope(wq xb), rope(wk xb), wv xb)), xb = rmsnorm(x)
+            layer.attentionNorm.withUnsafeBufferPointer {
+                Kernels.rmsNorm(x: x, weight: $0.baseAddress!, y: xb, rows: rows, dim: d, eps: c.rmsNormEpsilon)
+            }
+            observe(l, "attn_norm", rows, d, xb)
+            Kernels.linear(x: xb, weights: layer.wq, y: q, rows: rows)
+            Kernels.linear(x: xb, weights: layer.wk, y: k, rows: rows)
+            Kernels.linear(x: xb, weights: layer.wv, y: v, rows: rows)
+            Kernels.rope(x: q, rows: rows, heads: c.headCount, positions: positions, table: model.rope)
+            Kernels.rope(x: k, rows: rows, heads: c.kvHeadCount, positions: positions, table: model.rope)
+            observe(l, "q", rows, d, q); observe(l, "k", rows, kvD, k); observe(l, "v", rows, kvD, v)
+            // K/V are written first, so fresh and cached keys are read the same way.
+            cache.memory.write(layer: l, k: k, v: v, rows: rows, blockTables: blockTables,
+                               tableOffsets: tableOffsets, positions: positions)
+            Kernels.attention(q: q, out: attn, rows: rows, heads: c.headCount, memory: cache.memory, layer: l,
+                              blockTables: blockTables, tableOffsets: tableOffsets, positions: positions, scale: scale)
+            observe(l, "attn", rows, d, attn)
+            Kernels.linear(x: attn, weights: layer.wo, y: proj, rows: rows)
+            observe(l, "attn_out", rows, d, proj)
+            for i in 0..<(rows * d) { x[i] += proj[i] }
+            observe(l, "ffn_inp", rows, d, x)
+
+            // Feed-forward block: x += wDown(silu(wGate xb) * wUp xb), xb = rmsnorm(x)
+            layer.ffnNorm.withUnsafeBufferPointer {
+                Kernels.rmsNorm(x: x, weight: $0.baseAddress!, y: xb, rows: rows, dim: d, eps: c.rmsNormEpsilon)
+            }
+            observe(l, "ffn_norm", rows, d, xb)
+            Kernels.linear(x: xb, weights: layer.wGate, y: gate, rows: rows)
+            Kernels.linear(x: xb, weights: layer.wUp, y: up, rows: rows)
+            Kernels.swiGLU(gate: gate, up: up, out: act, count: rows * f)
+            observe(l, "ffn_act", rows, f, act)
+            Kernels.linear(x: act, weights: layer.wDown, y: proj, rows: rows)
+            observe(l, "ffn_out", rows, d, proj)
+            for i in 0..<(rows * d) { x[i] += proj[i] }
+            observe(l, "out", rows, d, x)
+        }
+
+        for s in batchSequences {
+            try! cache.didWrite(s.sequence, start: tokens[s.first].position, end: tokens[s.last].position + 1)
+        }
+        try computeLogits(tokens, handle)
+    }
+
+    /// Output head for the rows that want logits, `logitRows` at a time.
+    private func computeLogits(_ tokens: [BatchToken],
+                               _ handle: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+        let c = model.config
+        let (d, vocab) = (c.embeddingLength, c.vocabularySize)
+        var pending: [Int] = []  // indices of the gathered rows (at most logitRows)
+        pending.reserveCapacity(logitRows)
+        func flush() throws {
+            guard !pending.isEmpty else { return }
+            let n = pending.count
+            model.outputNorm.withUnsafeBufferPointer {
+                Kernels.rmsNorm(x: outRows, weight: $0.baseAddress!, y: outNorm, rows: n, dim: d, eps: c.rmsNormEpsilon)
+            }
+            observe("result_norm", n, d, outNorm)
+            Kernels.linear(x: outNorm, weights: model.output, y: logits, rows: n)
+            observe("result_output", n, vocab, logits)
+            for (r, index) in pending.enumerated() {
+                try handle(index, UnsafeBufferPointer(start: logits + r * vocab, count: vocab))
+            }
+            pending.removeAll(keepingCapacity: true)
+        }
+        for (i, t) in tokens.enumerated() where t.wantsLogits {
+            (outRows + pending.count * d).update(from: x + i * d, count: d)
+            pending.append(i)
+            if pending.count == logitRows { try flush() }
+        }
+        try flush()
+    }
+
+    /// Validates the batch, reserves KV blocks, fills positions and block tables.
+    private func prepare(_ tokens: [BatchToken]) throws {
+        let c = model.config
+        batchSequences.removeAll(keepingCapacity: true)
+        for (i, t) in tokens.enumerated() {
+            guard t.token >= 0 && Int(t.token) < c.vocabularySize else {
+                throw ForwardError(code: .invalidToken, message: "token id \(t.token) at batch row \(i) is out of range (vocabulary has \(c.vocabularySize) tokens)")
+            }
+            guard t.position >= 0 && t.position < c.contextLength else {
+                throw ForwardError(code: .invalidPosition, message: "position \(t.position) at batch row \(i) is outside the context of \(c.contextLength) tokens")
+            }
+            if let s = batchSequences.firstIndex(where: { $0.sequence == t.sequence }) {
+                guard t.position == tokens[batchSequences[s].last].position + 1 else {
+                    throw ForwardError(code: .invalidPosition, message: "sequence \(t.sequence): position \(t.position) at batch row \(i) does not follow position \(tokens[batchSequences[s].last].position)")
+                }
+                batchSequences[s].last = i
+            } else {
+                let written = cache.length(of: t.sequence)
+                guard t.position <= written else {
+                    throw ForwardError(code: .invalidPosition, message: "sequence \(t.sequence) has \(written) positions written; row \(i) at position \(t.position) would leave a gap")
+                }
+                batchSequences.append((t.sequence, i, i, 0))
+            }
+        }
+        var offset: Int32 = 0
+        for s in batchSequences.indices {
+            let sequence = batchSequences[s].sequence
+            do { try cache.reserve(sequence, tokens: tokens[batchSequences[s].last].position + 1) } catch {
+                throw ForwardError(code: .outOfKVMemory, message: error.message)
+            }
+            let table = cache.blockTable(of: sequence)
+            (blockTables + Int(offset)).update(from: table, count: table.count)
+            batchSequences[s].offset = offset
+            offset += Int32(table.count)
+        }
+        for (i, t) in tokens.enumerated() {
+            positions[i] = Int32(t.position)
+            tableOffsets[i] = batchSequences.first { $0.sequence == t.sequence }!.offset
+        }
+    }
+
+    @inline(__always)
+    private func observe(_ layer: Int, _ name: String, _ rows: Int, _ columns: Int, _ data: UnsafePointer<Float>) {
+        if let observer { observer("blk.\(layer).\(name)", rows, columns, data) }
+    }
+
+    @inline(__always)
+    private func observe(_ name: String, _ rows: Int, _ columns: Int, _ data: UnsafePointer<Float>) {
+        if let observer { observer(name, rows, columns, data) }
+    }
+}

@@ -1,0 +1,107 @@
+import VerbatimKernels
+
+/// Identifies one sequence (a request's token stream) in the KV memory and in a batch.
+public typealias SequenceID = Int
+
+public struct KVCacheError: Error, Equatable, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable { case outOfMemory, unknownSequence, invalidPosition }
+    public let code: Code
+    public let message: String
+    public var description: String { "KV cache error (\(code.rawValue)): \(message)" }
+}
+
+/// Paged KV memory with one owner: fixed blocks of `blockSize` tokens, a free list, and a block
+/// table per sequence (its i-th entry holds positions i*B ..< (i+1)*B). Not thread-safe.
+public final class KVCache {
+    public let memory: PagedKVMemory
+    public var blockSize: Int { memory.blockSize }
+    public var blockCount: Int { memory.blockCount }
+
+    private var freeBlocks: [Int32]
+    private var tables: [SequenceID: [Int32]] = [:]
+    /// Positions written so far, per sequence (the next position to write).
+    private var lengths: [SequenceID: Int] = [:]
+
+    public init(config: LlamaConfig, kvType: KVType = .f32, blockSize: Int = 32, blockCount: Int) {
+        precondition(blockSize > 0 && blockCount > 0)
+        memory = PagedKVMemory(type: kvType, blockSize: blockSize, layers: config.layerCount,
+                               kvHeads: config.kvHeadCount, headDim: config.headDimension, blockCount: blockCount)
+        freeBlocks = (0..<Int32(blockCount)).reversed()
+    }
+
+    public var freeBlockCount: Int { freeBlocks.count }
+    public var byteCount: Int { memory.blockBytes * memory.blockCount }
+    public var sequences: [SequenceID] { Array(tables.keys) }
+
+    /// Tokens written for a sequence (0 if unknown).
+    public func length(of sequence: SequenceID) -> Int { lengths[sequence] ?? 0 }
+
+    /// The physical blocks of a sequence, in position order.
+    public func blockTable(of sequence: SequenceID) -> [Int32] { tables[sequence] ?? [] }
+
+    /// Makes room for positions 0..<tokens of `sequence`, taking free blocks as needed.
+    public func reserve(_ sequence: SequenceID, tokens: Int) throws(KVCacheError) {
+        let needed = (tokens + blockSize - 1) / blockSize
+        let have = tables[sequence]?.count ?? 0
+        guard needed > have else { return }
+        guard needed - have <= freeBlocks.count else {
+            throw KVCacheError(code: .outOfMemory,
+                               message: "sequence \(sequence) needs \(needed - have) more KV blocks of \(blockSize) tokens; \(freeBlocks.count) are free")
+        }
+        var table = tables[sequence] ?? []
+        for _ in have..<needed { table.append(freeBlocks.removeLast()) }
+        tables[sequence] = table
+    }
+
+    /// Records that positions `start..<end` of `sequence` were written. Writing before the
+    /// current end truncates: later positions belonged to another continuation.
+    func didWrite(_ sequence: SequenceID, start: Int, end: Int) throws(KVCacheError) {
+        let length = lengths[sequence] ?? 0
+        guard start <= length else {
+            throw KVCacheError(code: .invalidPosition,
+                               message: "sequence \(sequence) has \(length) positions; cannot write at \(start) (gap)")
+        }
+        lengths[sequence] = end
+    }
+
+    /// Frees a sequence's blocks.
+    public func release(_ sequence: SequenceID) {
+        if let table = tables.removeValue(forKey: sequence) { freeBlocks.append(contentsOf: table.reversed()) }
+        lengths[sequence] = nil
+    }
+
+    /// Drops positions from `length` on, returning whole blocks past it to the free list.
+    public func truncate(_ sequence: SequenceID, to length: Int) {
+        guard var table = tables[sequence] else { return }
+        let keep = (length + blockSize - 1) / blockSize
+        while table.count > keep { freeBlocks.append(table.removeLast()) }
+        tables[sequence] = table
+        lengths[sequence] = min(lengths[sequence] ?? 0, length)
+    }
+}
+
+extension KVCache {
+    /// Gives `sequence` (which must be empty) the first `blocks.count` blocks of a prefix
+    /// whose KV bytes were saved elsewhere (e.g. by the prefix cache): each element holds one
+    /// whole block, all layers, `memory.blockBytes` bytes, exactly as `blockBytes(of:)`
+    /// returned them. Afterwards the sequence has `blocks.count * blockSize` positions.
+    public func restore(_ sequence: SequenceID, blocks: [UnsafeRawBufferPointer]) throws(KVCacheError) {
+        guard length(of: sequence) == 0 && blockTable(of: sequence).isEmpty else {
+            throw KVCacheError(code: .invalidPosition, message: "sequence \(sequence) already holds positions")
+        }
+        for b in blocks where b.count != memory.blockBytes {
+            throw KVCacheError(code: .invalidPosition, message: "a restored block has \(b.count) bytes; blocks here have \(memory.blockBytes)")
+        }
+        try reserve(sequence, tokens: blocks.count * blockSize)
+        for (i, physical) in blockTable(of: sequence).enumerated() {
+            memory.block(Int(physical)).copyMemory(from: blocks[i])
+        }
+        try didWrite(sequence, start: 0, end: blocks.count * blockSize)
+    }
+
+    /// The bytes of the `index`-th block of a sequence (all layers); valid until the block
+    /// is freed or rewritten.
+    public func blockBytes(of sequence: SequenceID, index: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(memory.block(Int(blockTable(of: sequence)[index])))
+    }
+}

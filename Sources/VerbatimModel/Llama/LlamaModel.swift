@@ -1,0 +1,98 @@
+import VerbatimKernels
+
+/// A LLaMA model's weights in the kernels' layout, loaded once and shared read-only by every
+/// forward pass. Matrices are repacked into column panels (quantised data stays quantised);
+/// norms are f32; token embeddings are read from the mapped file row by row.
+public final class LlamaModel: @unchecked Sendable {
+    // Sendable: immutable after init.
+    public struct Layer {
+        public let attentionNorm: [Float]   // (D)
+        public let wq: PackedWeights        // D -> D
+        public let wk: PackedWeights        // D -> kvD
+        public let wv: PackedWeights        // D -> kvD
+        public let wo: PackedWeights        // D -> D
+        public let ffnNorm: [Float]         // (D)
+        public let wGate: PackedWeights     // D -> F
+        public let wUp: PackedWeights       // D -> F
+        public let wDown: PackedWeights     // F -> D
+    }
+
+    public let file: GGUFFile
+    public let config: LlamaConfig
+    public let digest: Digest128
+    public let layers: [Layer]
+    public let outputNorm: [Float]          // (D)
+    public let output: PackedWeights        // D -> vocab (token_embd when tied)
+    public let embeddings: GGUFTensorInfo   // (vocab, D) rows in the file
+    public let rope: RopeTable              // (contextLength, headDim / 2)
+
+    /// Bytes of the packed weights and f32 tables this model holds (the mapped file aside).
+    public let residentBytes: Int
+
+    public convenience init(path: String) throws {
+        try self.init(file: GGUFFile(path: path))
+    }
+
+    public init(file: GGUFFile) throws {
+        let config = try LlamaConfig(file: file)
+        self.file = file
+        self.config = config
+        digest = file.modelDigest()
+
+        func tensor(_ name: String) throws(GGUFError) -> GGUFTensorInfo {
+            guard let t = file.tensor(named: name) else { throw GGUFError(.missingTensor, "tensor '\(name)' is missing", path: file.path) }
+            return t
+        }
+        func pack(_ name: String) throws -> PackedWeights {
+            let t = try tensor(name)
+            guard let type = WeightType(t.type) else {
+                throw GGUFError(.unsupportedTensorType, "tensor '\(name)' has type \(t.type)", path: file.path)
+            }
+            return try PackedWeights(type: type, k: t.dimensions[0], n: t.dimensions[1], raw: file.data(of: t))
+        }
+        func floats(_ name: String) throws -> [Float] { try file.floats(of: tensor(name)) }
+
+        var layers: [Layer] = []
+        for i in 0..<config.layerCount {
+            let p = "blk.\(i)."
+            layers.append(Layer(
+                attentionNorm: try floats(p + "attn_norm.weight"),
+                wq: try pack(p + "attn_q.weight"), wk: try pack(p + "attn_k.weight"),
+                wv: try pack(p + "attn_v.weight"), wo: try pack(p + "attn_output.weight"),
+                ffnNorm: try floats(p + "ffn_norm.weight"),
+                wGate: try pack(p + "ffn_gate.weight"), wUp: try pack(p + "ffn_up.weight"),
+                wDown: try pack(p + "ffn_down.weight")))
+        }
+        self.layers = layers
+        outputNorm = try floats("output_norm.weight")
+        output = try pack(config.tiedEmbeddings ? "token_embd.weight" : "output.weight")
+        embeddings = try tensor("token_embd.weight")
+        rope = RopeTable(maxPositions: config.contextLength, headDim: config.headDimension, theta: config.ropeFrequencyBase)
+
+        let packed = layers.reduce(0) { $0 + [$1.wq, $1.wk, $1.wv, $1.wo, $1.wGate, $1.wUp, $1.wDown].reduce(0) { $0 + $1.byteCount } }
+        let norms = (layers.count * 2 + 1) * config.embeddingLength * 4
+        residentBytes = packed + output.byteCount + norms + config.contextLength * config.headDimension * 4
+    }
+
+    /// Writes the embedding of `token` into `row` (D floats), dequantised from the file.
+    func embed(_ token: TokenID, into row: UnsafeMutablePointer<Float>) {
+        let rowBytes = embeddings.rowLength / embeddings.type.blockSize * embeddings.type.blockBytes
+        // The type was checked at load (LlamaConfig), so this cannot throw.
+        try! Dequantize.run(embeddings.type, from: file.data(of: embeddings).baseAddress! + Int(token) * rowBytes,
+                            count: embeddings.rowLength, into: row)
+    }
+}
+
+extension WeightType {
+    init?(_ type: GGMLType) {
+        switch type {
+        case .f32: self = .f32
+        case .f16: self = .f16
+        case .bf16: self = .bf16
+        case .q8_0: self = .q8_0
+        case .q4_0: self = .q4_0
+        case .q4_1: self = .q4_1
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import VerbatimKernels
+import VerbatimModel
+
+/// The prompt, given one of three ways.
+struct PromptOptions: ParsableArguments {
+    @Option(help: "Prompt text; control tokens such as <|im_start|> written in it become control tokens.")
+    var text: String?
+    @Option(help: "Prompt as comma-separated token ids.") var tokens: String?
+    @Option(help: "A user message, formatted with the model's chat template.") var chat: String?
+
+    func resolve(_ tokenizer: Tokenizer) throws -> [TokenID] {
+        let given = [text != nil, tokens != nil, chat != nil].filter { $0 }.count
+        guard given == 1 else { throw ValidationError("give exactly one of --text, --tokens, --chat") }
+        if let text { return tokenizer.encode(text, parseSpecial: true) }
+        if let chat { return try tokenizer.encodeChat([ChatMessage(role: "user", content: chat)]) }
+        var ids: [TokenID] = []
+        for part in tokens!.split(separator: ",") {
+            guard let id = TokenID(part.trimmingCharacters(in: .whitespaces)) else {
+                throw CLIError("--tokens: '\(part)' is not a token id")
+            }
+            try tokenizer.validate(id)
+            ids.append(id)
+        }
+        return ids
+    }
+}
+
+/// Loads model, tokenizer and a forward pass sized for `tokens` positions.
+func loadRunner(_ option: ModelOption, positions: Int) throws -> (ForwardPass, Tokenizer) {
+    let file = try option.open()
+    do {
+        let model = try LlamaModel(file: file)
+        let tokenizer = try Tokenizer(file: file)
+        let blockSize = 32
+        let blocks = max(1, (min(positions, model.config.contextLength) + blockSize - 1) / blockSize)
+        let cache = KVCache(config: model.config, blockSize: blockSize, blockCount: blocks)
+        return (ForwardPass(model: model, cache: cache, maxTokens: 256), tokenizer)
+    } catch let error as CLIError {
+        throw error
+    } catch {
+        throw CLIError("\(option.path): \(error)")
+    }
+}
+
+func checkContext(_ prompt: [TokenID], extra: Int, _ runner: ForwardPass) throws {
+    let context = runner.model.config.contextLength
+    guard !prompt.isEmpty else { throw CLIError("the prompt is empty") }
+    guard prompt.count + extra <= context else {
+        throw CLIError("the prompt has \(prompt.count) tokens\(extra > 0 ? " and \(extra) more were asked for" : ""); the context holds \(context)")
+    }
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Continue a prompt (greedy: temperature 0).")
+
+    @OptionGroup var model: ModelOption
+    @OptionGroup var prompt: PromptOptions
+    @Option(help: "Maximum new tokens.") var maxTokens = 64
+    @Option(help: "Sampling temperature; only 0 (greedy) for now.") var temperature: Double = 0
+    @Flag(help: "Do not stop at the end-of-sequence token.") var ignoreEos = false
+    @Flag(help: "Print {\"prompt_tokens\":[...],\"tokens\":[...],\"text\":\"...\"}.") var json = false
+
+    func run() throws {
+        guard temperature == 0 else { throw ValidationError("--temperature: only 0 (greedy) is supported by this command so far") }
+        guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
+        let (runner, tokenizer) = try loadRunner(model, positions: 0)
+        let ids = try prompt.resolve(tokenizer)
+        try checkContext(ids, extra: maxTokens, runner)
+        let (full, _) = try loadRunner(model, positions: ids.count + maxTokens)
+        _ = runner
+        if json {
+            let (tokens, _) = try full.greedy(ids, maxTokens: maxTokens, stop: ignoreEos ? nil : tokenizer.eosID)
+            try printJSON(["prompt_tokens": ids.map(Int.init), "tokens": tokens.map(Int.init),
+                           "text": try tokenizer.decode(tokens)])
+            return
+        }
+        // Stream text as tokens arrive, never half a character.
+        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+        let (tokens, _) = try full.greedy(ids, maxTokens: maxTokens, stop: ignoreEos ? nil : tokenizer.eosID)
+        for t in tokens { FileHandle.standardOutput.write(Data(try detokenizer.append(t).utf8)) }
+        FileHandle.standardOutput.write(Data((detokenizer.finish() + "\n").utf8))
+    }
+}
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Log-probabilities of each token given its prefix, and the top logits at the last position.")
+
+    @OptionGroup var model: ModelOption
+    @OptionGroup var prompt: PromptOptions
+    @Option(help: "How many of the highest logits at the last position to print.") var top = 10
+    @Option(help: "Write the last position's logits as raw little-endian f32 to this file.") var logitsOut: String?
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let (probe, tokenizer) = try loadRunner(model, positions: 0)
+        let ids = try prompt.resolve(tokenizer)
+        try checkContext(ids, extra: 0, probe)
+        let (runner, _) = try loadRunner(model, positions: ids.count)
+        let result = try runner.score(ids)
+        let order = result.lastLogits.indices.sorted { result.lastLogits[$0] > result.lastLogits[$1] || (result.lastLogits[$0] == result.lastLogits[$1] && $0 < $1) }
+        let topK = order.prefix(max(0, top)).map { ["id": $0, "logit": Double(result.lastLogits[$0])] as [String: Any] }
+        if let logitsOut {
+            var data = Data(capacity: result.lastLogits.count * 4)
+            for v in result.lastLogits { withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+            guard FileManager.default.createFile(atPath: logitsOut, contents: data) else {
+                throw CLIError("cannot write \(logitsOut)")
+            }
+        }
+        if json {
+            try printJSON(["tokens": ids.map(Int.init),
+                           "logprobs": result.logprobs.map { $0.map { Double($0) as Any } ?? NSNull() },
+                           "top": topK])
+            return
+        }
+        for (i, id) in ids.enumerated() {
+            let piece = (try? tokenizer.decode([id], includeControl: true)) ?? ""
+            print("\(id)\t\(result.logprobs[i].map { String(format: "%.4f", $0) } ?? "-")\t\(piece.debugDescription)")
+        }
+        print("top \(topK.count) next tokens:")
+        for entry in topK {
+            let id = entry["id"] as! Int
+            print("  \(id)\t\(entry["logit"]!)\t\(((try? tokenizer.decode([TokenID(id)], includeControl: true)) ?? "").debugDescription)")
+        }
+    }
+}

@@ -1,0 +1,150 @@
+// Helpers shared by the kernel tests: a seeded generator, random weights in
+// every ggml format, a reference decoder of those formats, and bitwise checks.
+import Testing
+@testable import VerbatimKernels
+
+/// SplitMix64: a seeded generator so every test run sees the same data.
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func float(_ lo: Float = -1, _ hi: Float = 1) -> Float { Float.random(in: lo..<hi, using: &self) }
+    mutating func floats(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] { (0..<n).map { _ in float(lo, hi) } }
+}
+
+/// Bitwise equality; on mismatch, how many elements differ and the first one.
+func expectSameBits(
+    _ a: [Float], _ b: [Float], _ what: @autoclosure () -> String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(a.count == b.count, "\(what()): counts \(a.count) vs \(b.count)", sourceLocation: sourceLocation)
+    var differ = 0
+    var first = -1
+    for i in 0..<min(a.count, b.count) where a[i].bitPattern != b[i].bitPattern {
+        differ += 1
+        if first < 0 { first = i }
+    }
+    if differ > 0 {
+        Issue.record(
+            "\(what()): \(differ) of \(a.count) elements differ, first at \(first): \(a[first]) vs \(b[first])",
+            sourceLocation: sourceLocation)
+    }
+}
+
+/// Runs `body` with the given path and thread count, then restores the defaults.
+func withConfig<T>(isa: KernelISA, threads: Int? = nil, _ body: () throws -> T) rethrows -> T {
+    let oldISA = KernelConfig.isa
+    let oldThreads = KernelConfig.threads
+    KernelConfig.setISA(isa)
+    if let threads { KernelConfig.setThreads(threads) }
+    defer {
+        KernelConfig.setISA(oldISA)
+        if threads != nil { KernelConfig.setThreads(oldThreads) }
+    }
+    return try body()
+}
+
+/// The optimised paths this machine can run.
+let optimisedISAs = KernelConfig.supportedISAs.filter { $0 != .portable }
+
+/// Random raw ggml bytes for n rows of k values, values of modest size.
+func randomWeights(_ type: WeightType, k: Int, n: Int, _ rng: inout SeededRandom) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(n * type.rowBytes(k: k))
+    func appendHalf(_ x: Float) {
+        let h = Kernels.halfBits(x)
+        out.append(UInt8(h & 0xff))
+        out.append(UInt8(h >> 8))
+    }
+    for _ in 0..<n {
+        switch type {
+        case .f32:
+            for _ in 0..<k { withUnsafeBytes(of: rng.float().bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+        case .f16:
+            for _ in 0..<k { appendHalf(rng.float()) }
+        case .bf16:
+            for _ in 0..<k {
+                let b = rng.float().bitPattern >> 16
+                out.append(UInt8(b & 0xff))
+                out.append(UInt8(b >> 8))
+            }
+        case .q8_0:
+            for _ in 0..<(k / 32) {
+                appendHalf(rng.float(0.001, 0.02))
+                for _ in 0..<32 { out.append(UInt8.random(in: 0...255, using: &rng)) }
+            }
+        case .q4_0, .q4_1:
+            for _ in 0..<(k / 32) {
+                appendHalf(rng.float(0.01, 0.2))
+                if type == .q4_1 { appendHalf(rng.float(-1, 0)) }
+                for _ in 0..<16 { out.append(UInt8.random(in: 0...255, using: &rng)) }
+            }
+        }
+    }
+    return out
+}
+
+/// Decodes raw ggml bytes straight from the format description (independent
+/// of the packing code): n rows of k floats.
+func decodeWeights(_ type: WeightType, k: Int, n: Int, _ raw: [UInt8]) -> [Float] {
+    func half(_ at: Int) -> Float { Kernels.float(halfBits: UInt16(raw[at]) | UInt16(raw[at + 1]) << 8) }
+    var w = [Float](repeating: 0, count: n * k)
+    let rb = type.rowBytes(k: k)
+    for row in 0..<n {
+        let base = row * rb
+        for kk in 0..<k {
+            let v: Float
+            switch type {
+            case .f32:
+                let b = (0..<4).reduce(UInt32(0)) { $0 | UInt32(raw[base + kk * 4 + $1]) << (8 * $1) }
+                v = Float(bitPattern: b)
+            case .f16: v = half(base + kk * 2)
+            case .bf16: v = Float(bitPattern: (UInt32(raw[base + kk * 2]) | UInt32(raw[base + kk * 2 + 1]) << 8) << 16)
+            case .q8_0:
+                let blk = base + (kk / 32) * 34
+                v = half(blk) * Float(Int8(bitPattern: raw[blk + 2 + kk % 32]))
+            case .q4_0:
+                let blk = base + (kk / 32) * 18
+                let j = kk % 32
+                let q = j < 16 ? raw[blk + 2 + j] & 15 : raw[blk + 2 + j - 16] >> 4
+                v = half(blk) * Float(Int(q) - 8)
+            case .q4_1:
+                let blk = base + (kk / 32) * 20
+                let j = kk % 32
+                let q = j < 16 ? raw[blk + 4 + j] & 15 : raw[blk + 4 + j - 16] >> 4
+                v = half(blk + 2).addingProduct(half(blk), Float(q)) // fma(d, q, m): one rounding
+            }
+            w[row * k + kk] = v
+        }
+    }
+    return w
+}
+
+func pack(_ type: WeightType, k: Int, n: Int, _ raw: [UInt8]) throws -> PackedWeights {
+    try raw.withUnsafeBytes { try PackedWeights(type: type, k: k, n: n, raw: $0) }
+}
+
+/// y (rows, n) with the current configuration.
+func runLinear(_ x: [Float], rows: Int, _ w: PackedWeights) -> [Float] {
+    var y = [Float](repeating: .nan, count: rows * w.n)
+    x.withUnsafeBufferPointer { xp in
+        y.withUnsafeMutableBufferPointer { yp in
+            Kernels.linear(x: xp.baseAddress!, weights: w, y: yp.baseAddress!, rows: rows)
+        }
+    }
+    return y
+}
+
+/// Distance in units in the last place of `Float(exact)`.
+func ulpError(_ got: Float, _ exact: Double) -> Double {
+    let ref = Float(exact)
+    if got == ref { return 0 }
+    if !ref.isFinite || !got.isFinite { return got == ref ? 0 : .infinity }
+    return abs(Double(got) - exact) / Double(ref.ulp)
+}
