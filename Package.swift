@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "VerbatimKernels", targets: ["VerbatimKernels"]),
         .library(name: "VerbatimModel", targets: ["VerbatimModel"]),
+        .library(name: "Verbatim", targets: ["Verbatim"]),
         .executable(name: "verbatim", targets: ["verbatim"]),
     ],
     dependencies: [
@@ -37,10 +38,14 @@ let package = Package(
             dependencies: ["CXXHash", "VerbatimKernels"]
         ),
 
+        // The engine: continuous batching, reproducible sampling, streaming, scoring.
+        .target(name: "Verbatim", dependencies: ["VerbatimModel", "VerbatimKernels"]),
+
         // The command-line tool: `verbatim info`, `verbatim tokenize`, ...
         .executableTarget(
             name: "verbatim",
             dependencies: [
+                "Verbatim",
                 "VerbatimModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -52,6 +57,7 @@ let package = Package(
             resources: [.copy("Data")]
         ),
         .testTarget(name: "VerbatimKernelsTests", dependencies: ["VerbatimKernels"]),
+        .testTarget(name: "VerbatimTests", dependencies: ["Verbatim"]),
         .testTarget(
             name: "VerbatimCLITests",
             dependencies: ["verbatim"]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VerbatimKernels
+import Verbatim
 import VerbatimModel
 
 /// The prompt, given one of three ways.
@@ -52,35 +53,62 @@ func checkContext(_ prompt: [TokenID], extra: Int, _ runner: ForwardPass) throws
     }
 }
 
-struct Generate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Continue a prompt (greedy: temperature 0).")
+struct Generate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Continue a prompt through the engine.")
 
     @OptionGroup var model: ModelOption
     @OptionGroup var prompt: PromptOptions
     @Option(help: "Maximum new tokens.") var maxTokens = 64
-    @Option(help: "Sampling temperature; only 0 (greedy) for now.") var temperature: Double = 0
+    @Option(help: "Sampling temperature; 0 is greedy (argmax, ties to the lowest id).") var temperature: Float = 0
+    @Option(help: "Keep the k most likely tokens (0: all).") var topK = 0
+    @Option(help: "Keep the most likely tokens up to this probability mass (1: all).") var topP: Float = 1
+    @Option(help: "Drop tokens less likely than this fraction of the most likely one.") var minP: Float = 0
+    @Option(help: "Seed of the random draws (default: random, printed with --json).") var seed: UInt64?
+    @Option(help: "Stop when the text contains this string (repeatable).") var stop: [String] = []
     @Flag(help: "Do not stop at the end-of-sequence token.") var ignoreEos = false
-    @Flag(help: "Print {\"prompt_tokens\":[...],\"tokens\":[...],\"text\":\"...\"}.") var json = false
+    @Flag(help: "With --json: add the log-probability of each generated token.") var logprobs = false
+    @Flag(help: "Print {\"prompt_tokens\":[...],\"tokens\":[...],\"text\":\"...\",\"seed\":...}.") var json = false
 
-    func run() throws {
-        guard temperature == 0 else { throw ValidationError("--temperature: only 0 (greedy) is supported by this command so far") }
-        guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
-        let (runner, tokenizer) = try loadRunner(model, positions: 0)
-        let ids = try prompt.resolve(tokenizer)
-        try checkContext(ids, extra: maxTokens, runner)
-        let (full, _) = try loadRunner(model, positions: ids.count + maxTokens)
-        _ = runner
-        if json {
-            let (tokens, _) = try full.greedy(ids, maxTokens: maxTokens, stop: ignoreEos ? nil : tokenizer.eosID)
-            try printJSON(["prompt_tokens": ids.map(Int.init), "tokens": tokens.map(Int.init),
-                           "text": try tokenizer.decode(tokens)])
-            return
+    func run() async throws {
+        let engine: Engine
+        let file = try model.open()
+        do {
+            let lm = try LlamaModel(file: file)
+            var configuration = EngineConfiguration()
+            configuration.kvMemoryBytes = 128 << 20
+            engine = try Engine(model: lm, tokenizer: try Tokenizer(file: file), configuration: configuration)
+        } catch {
+            throw CLIError("\(model.path): \(error)")
         }
-        // Stream text as tokens arrive, never half a character.
-        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
-        let (tokens, _) = try full.greedy(ids, maxTokens: maxTokens, stop: ignoreEos ? nil : tokenizer.eosID)
-        for t in tokens { FileHandle.standardOutput.write(Data(try detokenizer.append(t).utf8)) }
-        FileHandle.standardOutput.write(Data((detokenizer.finish() + "\n").utf8))
+        var parameters = GenerateParameters(maxTokens: maxTokens, temperature: temperature, topK: topK, topP: topP,
+                                            minP: minP, seed: seed, stopAtEOS: !ignoreEos, stopStrings: stop,
+                                            logprobs: logprobs)
+        parameters.parseSpecialTokens = true
+        let ids = try prompt.resolve(engine.tokenizer)
+        let stream: GenerationStream
+        do { stream = try engine.generate(.tokens(ids), parameters: parameters) } catch { throw CLIError("\(error)") }
+        var tokens: [Int] = [], probabilities: [Double] = [], text = ""
+        var summary: GenerationSummary?
+        for await event in stream {
+            switch event {
+            case .token(let t):
+                tokens.append(Int(t.id))
+                if let lp = t.logprob { probabilities.append(Double(lp)) }
+                text += t.text
+                if !json { FileHandle.standardOutput.write(Data(t.text.utf8)) }
+            case .summary(let s):
+                summary = s
+            }
+        }
+        await engine.shutdown()
+        if json {
+            var object: [String: Any] = ["prompt_tokens": ids.map(Int.init), "tokens": tokens, "text": text,
+                                         "seed": summary?.seed ?? 0, "stop_reason": summary?.stopReason.rawValue ?? ""]
+            if logprobs { object["logprobs"] = probabilities }
+            try printJSON(object)
+        } else {
+            print()
+        }
     }
 }
 

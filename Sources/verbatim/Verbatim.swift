@@ -3,7 +3,7 @@ import Foundation
 import VerbatimModel
 
 @main
-struct VerbatimCommand: ParsableCommand {
+struct VerbatimCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verbatim",
         abstract: "Deterministic CPU inference for small LLaMA models, with an exact cache.",

@@ -1,0 +1,240 @@
+import Foundation
+import VerbatimKernels
+import VerbatimModel
+
+public struct EngineConfiguration: Sendable {
+    /// Tokens per KV block (the prefix cache uses the same size).
+    public var blockSize = 32
+    /// Bytes of KV memory; requests wait for room when it is full.
+    public var kvMemoryBytes = 512 << 20
+    public var kvType: KVType = .f32
+    /// Tokens per step: decode tokens of running requests first, then prefill chunks of others.
+    public var maxBatchTokens = 256
+    /// Requests waiting for KV memory beyond this are refused (`queueFull`).
+    public var maxQueuedRequests = 4096
+    /// Unread events per request before the engine pauses that request (backpressure).
+    public var streamBufferCapacity = 64
+
+    public init() {}
+}
+
+/// What the engine is doing now (a snapshot).
+public struct EngineStats: Sendable, Equatable {
+    public var runningRequests: Int
+    public var queuedRequests: Int
+    public var kvBlocksInUse: Int
+    public var kvBlocksTotal: Int
+    public var steps: Int
+}
+
+/// Loads a model once and serves many concurrent requests with continuous batching. One
+/// dedicated thread owns the model's KV memory and runs every step on the kernels' worker pool
+/// (never on Swift's cooperative pool); callers talk to it through thread-safe queues.
+public final class Engine: Sendable {
+    public let model: LlamaModel
+    public let tokenizer: Tokenizer
+    public let configuration: EngineConfiguration
+    /// Names the numerics contract (NUMERICS.md); with the model digest it fixes every output bit.
+    public let numericsProfile: String
+    let shared: EngineShared
+
+    public convenience init(modelPath: String, configuration: EngineConfiguration = EngineConfiguration()) throws(EngineError) {
+        do {
+            let file = try GGUFFile(path: modelPath)
+            try self.init(model: LlamaModel(file: file), tokenizer: Tokenizer(file: file), configuration: configuration)
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw EngineError(.modelLoad, "\(error)")
+        }
+    }
+
+    public init(model: LlamaModel, tokenizer: Tokenizer, configuration: EngineConfiguration = EngineConfiguration()) throws(EngineError) {
+        guard configuration.blockSize > 0, configuration.maxBatchTokens > 0, configuration.streamBufferCapacity > 0 else {
+            throw EngineError(.invalidParameters, "blockSize, maxBatchTokens and streamBufferCapacity must be positive")
+        }
+        self.model = model
+        self.tokenizer = tokenizer
+        self.configuration = configuration
+        numericsProfile = KernelConfig.numericsProfile(kv: configuration.kvType)
+        let c = model.config
+        let blockBytes = 2 * c.layerCount * configuration.blockSize * c.kvDimension * (configuration.kvType == .f16 ? 2 : 4)
+        let blocks = configuration.kvMemoryBytes / blockBytes
+        guard blocks >= 1 else {
+            throw EngineError(.outOfKVMemory, "kvMemoryBytes \(configuration.kvMemoryBytes) holds no KV block of \(blockBytes) bytes")
+        }
+        let cache = KVCache(config: c, kvType: configuration.kvType, blockSize: configuration.blockSize, blockCount: blocks)
+        let pass = ForwardPass(model: model, cache: cache, maxTokens: configuration.maxBatchTokens,
+                               logitRows: min(64, configuration.maxBatchTokens))
+        shared = EngineShared(totalBlocks: blocks)
+        let worker = EngineWorker(pass: pass, tokenizer: tokenizer, shared: shared, configuration: configuration)
+        let thread = Thread { worker.run() }
+        thread.name = "verbatim-engine"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    deinit { shared.stop(cancelRunning: true) }
+
+    /// Token ids of a prompt, as `generate` would feed them.
+    public func tokens(of prompt: Prompt, parameters: GenerateParameters = GenerateParameters()) throws(EngineError) -> [TokenID] {
+        switch prompt {
+        case .tokens(let ids):
+            for id in ids where id < 0 || Int(id) >= tokenizer.count {
+                throw EngineError(.invalidToken, "token id \(id) is out of range (vocabulary has \(tokenizer.count) tokens)")
+            }
+            return ids
+        case .text(let text):
+            return tokenizer.encode(text, parseSpecial: parameters.parseSpecialTokens,
+                                    addBOS: parameters.addSpecialTokens ? nil : false)
+        case .chat(let messages):
+            do { return try tokenizer.encodeChat(messages) } catch { throw EngineError(.invalidPrompt, error.message) }
+        }
+    }
+
+    /// Starts a generation. Problems with the request are thrown here, before any event.
+    public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters()) throws(EngineError) -> GenerationStream {
+        try parameters.validate()
+        for id in parameters.stopTokens where id < 0 || Int(id) >= tokenizer.count {
+            throw EngineError(.invalidParameters, "stop token \(id) is out of range (vocabulary has \(tokenizer.count) tokens)")
+        }
+        let ids = try tokens(of: prompt, parameters: parameters)
+        try checkFits(ids.count, extra: parameters.maxTokens)
+        let shared = self.shared
+        let channel = RequestChannel(capacity: configuration.streamBufferCapacity) { shared.wake() }
+        let request = EngineRequest(prompt: ids, parameters: parameters, seed: parameters.seed ?? UInt64.random(in: 0...UInt64.max),
+                                    channel: channel, tokenizer: tokenizer)
+        try shared.submit(request, maxQueued: configuration.maxQueuedRequests)
+        return GenerationStream(lifetime: RequestLifetime(channel))
+    }
+
+    /// Teacher-forced log-probabilities: element i is log p(tokens[i] | tokens[..<i]), nil for
+    /// the first. Bitwise equal to the logprobs reported while generating the same tokens.
+    public func score(_ tokens: [TokenID]) async throws(EngineError) -> [Float?] {
+        _ = try self.tokens(of: .tokens(tokens))
+        try checkFits(tokens.count, extra: 0)
+        let shared = self.shared
+        let result: Result<[Float?], EngineError> = await withCheckedContinuation { continuation in
+            let channel = RequestChannel(capacity: 1) { shared.wake() }
+            let request = EngineRequest(prompt: tokens, parameters: GenerateParameters(maxTokens: 1), seed: 0,
+                                        channel: channel, tokenizer: tokenizer)
+            request.scoring = continuation
+            do throws(EngineError) { try shared.submit(request, maxQueued: configuration.maxQueuedRequests) } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+        return try result.get()
+    }
+
+    private func checkFits(_ promptTokens: Int, extra: Int) throws(EngineError) {
+        let context = model.config.contextLength
+        guard promptTokens > 0 else { throw EngineError(.emptyPrompt, "the prompt has no tokens") }
+        guard promptTokens + extra <= context else {
+            throw EngineError(.contextExceeded,
+                              "prompt (\(promptTokens) tokens)\(extra > 0 ? " + maxTokens (\(extra))" : "") exceeds the context window of \(context) tokens")
+        }
+        let blocks = (promptTokens + extra + configuration.blockSize - 1) / configuration.blockSize
+        guard blocks <= shared.totalBlocks else {
+            throw EngineError(.outOfKVMemory,
+                              "the request needs \(blocks) KV blocks; the engine has \(shared.totalBlocks) in all (raise kvMemoryBytes)")
+        }
+    }
+
+    public var stats: EngineStats { shared.snapshot() }
+
+    /// Stops accepting requests. `cancelRunning`: end every queued and running request now
+    /// (their streams end with a `.cancelled` summary); otherwise let them finish. Returns when
+    /// the engine thread has stopped.
+    public func shutdown(cancelRunning: Bool = false) async {
+        shared.stop(cancelRunning: cancelRunning)
+        await shared.waitUntilStopped()
+    }
+}
+
+/// State shared between callers and the engine thread, behind one lock.
+final class EngineShared: @unchecked Sendable {
+    let totalBlocks: Int
+    private let condition = NSCondition()
+    private var incoming: [EngineRequest] = []
+    private var queued = 0
+    private var accepting = true
+    private var cancelAll = false
+    private var stopped = false
+    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    private var current = EngineStats(runningRequests: 0, queuedRequests: 0, kvBlocksInUse: 0, kvBlocksTotal: 0, steps: 0)
+
+    init(totalBlocks: Int) {
+        self.totalBlocks = totalBlocks
+        current.kvBlocksTotal = totalBlocks
+    }
+
+    func submit(_ request: EngineRequest, maxQueued: Int) throws(EngineError) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard accepting else { throw EngineError(.shutDown, "the engine is shut down") }
+        guard queued + incoming.count < maxQueued else {
+            throw EngineError(.queueFull, "\(maxQueued) requests are already waiting for KV memory")
+        }
+        incoming.append(request)
+        condition.signal()
+    }
+
+    func wake() {
+        condition.lock()
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Engine thread: new requests, and whether to stop. Blocks while there is nothing to do
+    /// (`idle`), or up to `timeout` when work is paused by slow consumers.
+    func take(idle: Bool, timeout: TimeInterval?) -> (requests: [EngineRequest], accepting: Bool, cancelAll: Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        if incoming.isEmpty && !cancelAll {
+            if idle && accepting {
+                condition.wait()
+            } else if let timeout {
+                _ = condition.wait(until: Date(timeIntervalSinceNow: timeout))
+            }
+        }
+        let taken = incoming
+        incoming.removeAll()
+        return (taken, accepting, cancelAll)
+    }
+
+    func publish(_ stats: EngineStats, queued: Int) {
+        condition.lock()
+        current = stats
+        current.kvBlocksTotal = totalBlocks
+        self.queued = queued
+        condition.unlock()
+    }
+
+    func snapshot() -> EngineStats { condition.lock(); defer { condition.unlock() }; return current }
+
+    func stop(cancelRunning: Bool) {
+        condition.lock()
+        accepting = false
+        if cancelRunning { cancelAll = true }
+        condition.signal()
+        condition.unlock()
+    }
+
+    func markStopped() {
+        condition.lock()
+        stopped = true
+        let waiters = stopWaiters
+        stopWaiters.removeAll()
+        condition.unlock()
+        for w in waiters { w.resume() }
+    }
+
+    func waitUntilStopped() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            if stopped { condition.unlock(); continuation.resume(); return }
+            stopWaiters.append(continuation)
+            condition.unlock()
+        }
+    }
+}

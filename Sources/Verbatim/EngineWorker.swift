@@ -1,0 +1,242 @@
+import Foundation
+import VerbatimKernels
+import VerbatimModel
+
+/// One request inside the engine thread.
+final class EngineRequest: @unchecked Sendable {
+    // Sendable: created by a caller, then touched only by the engine thread.
+    let prompt: [TokenID]
+    let parameters: GenerateParameters
+    let channel: RequestChannel
+    var sampler: Sampler
+    var detokenizer: StreamingDetokenizer
+    var scoring: CheckedContinuation<Result<[Float?], EngineError>, Never>?
+    var scores: [Float?] = []
+
+    var sequence: SequenceID = -1
+    var prefilled = 0                  // prompt tokens whose KV is written
+    var generated: [TokenID] = []
+    var pendingText = ""               // held back: might begin a stop string
+    let submitted = ContinuousClock.now
+    var firstToken: ContinuousClock.Instant?
+
+    init(prompt: [TokenID], parameters: GenerateParameters, seed: UInt64, channel: RequestChannel, tokenizer: Tokenizer) {
+        self.prompt = prompt
+        self.parameters = parameters
+        self.channel = channel
+        sampler = Sampler(parameters: parameters, seed: seed)
+        detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+    }
+
+    var isScoring: Bool { scoring != nil }
+    var isPrefilling: Bool { prefilled < prompt.count }
+    /// Positions this request may write in all.
+    var positionsNeeded: Int { isScoring ? prompt.count : prompt.count + parameters.maxTokens }
+}
+
+/// The engine thread: admits requests, builds each step's flat batch under a token budget
+/// (decode tokens first, then prefill chunks), runs it, samples, and streams the results.
+final class EngineWorker: @unchecked Sendable {
+    // Sendable: used only by the engine thread once started.
+    let pass: ForwardPass
+    let tokenizer: Tokenizer
+    let shared: EngineShared
+    let configuration: EngineConfiguration
+    private var waiting: [EngineRequest] = []     // FIFO: waiting for KV memory
+    private var running: [EngineRequest] = []     // admitted, in admission order
+    private var nextSequence: SequenceID = 0
+    private var steps = 0
+    private var batch: [BatchToken] = []
+    private var rowOwners: [EngineRequest] = []
+    private var logSoftmax: [Float]
+
+    init(pass: ForwardPass, tokenizer: Tokenizer, shared: EngineShared, configuration: EngineConfiguration) {
+        self.pass = pass
+        self.tokenizer = tokenizer
+        self.shared = shared
+        self.configuration = configuration
+        logSoftmax = [Float](repeating: 0, count: pass.model.config.vocabularySize)
+        batch.reserveCapacity(configuration.maxBatchTokens)
+        rowOwners.reserveCapacity(configuration.maxBatchTokens)
+    }
+
+    func run() {
+        var paused = false
+        while true {
+            let idle = waiting.isEmpty && running.isEmpty
+            let (incoming, accepting, cancelAll) = shared.take(idle: idle, timeout: paused ? 0.001 : nil)
+            waiting += incoming
+            if cancelAll {
+                for r in running + waiting { finish(r, reason: .cancelled) }
+                running.removeAll(); waiting.removeAll()
+            }
+            dropCancelled()
+            admit()
+            publish()
+            if running.isEmpty && waiting.isEmpty && !accepting { break }
+            paused = !buildBatch()
+            if paused { continue }
+            do {
+                try pass.step(batch) { index, logits in self.handle(row: index, logits: logits) }
+                steps += 1
+            } catch {
+                // Batches are built from validated requests; a failure here is a bug. Fail the
+                // requests of this step rather than the engine.
+                for r in Set(rowOwners.map(ObjectIdentifier.init)).compactMap({ id in rowOwners.first { ObjectIdentifier($0) == id } }) {
+                    fail(r, EngineError(.invalidPrompt, "forward step failed: \(error)"))
+                }
+            }
+            running.removeAll { $0.sequence < 0 }
+        }
+        publish()
+        shared.markStopped()
+    }
+
+    private func publish() {
+        shared.publish(EngineStats(runningRequests: running.count, queuedRequests: waiting.count,
+                                   kvBlocksInUse: pass.cache.blockCount - pass.cache.freeBlockCount,
+                                   kvBlocksTotal: pass.cache.blockCount, steps: steps), queued: waiting.count)
+    }
+
+    private func dropCancelled() {
+        for r in running where r.channel.isCancelled { release(r) }
+        running.removeAll { $0.sequence < 0 }
+        waiting.removeAll { $0.channel.isCancelled }
+    }
+
+    /// Admits waiting requests in order while their whole KV need fits (no preemption later).
+    private func admit() {
+        while let r = waiting.first {
+            let blocks = (r.positionsNeeded + pass.cache.blockSize - 1) / pass.cache.blockSize
+            guard blocks <= pass.cache.freeBlockCount else { break }
+            waiting.removeFirst()
+            r.sequence = nextSequence
+            nextSequence += 1
+            try! pass.cache.reserve(r.sequence, tokens: r.positionsNeeded)  // fits: checked above
+            running.append(r)
+        }
+    }
+
+    /// Fills `batch`; false when nothing can run now (every consumer is behind).
+    private func buildBatch() -> Bool {
+        batch.removeAll(keepingCapacity: true)
+        rowOwners.removeAll(keepingCapacity: true)
+        let budget = configuration.maxBatchTokens
+        for r in running where !r.isPrefilling && batch.count < budget && r.channel.hasRoom {
+            let last = r.generated[r.generated.count - 1]
+            batch.append(BatchToken(sequence: r.sequence, position: r.prompt.count + r.generated.count - 1, token: last, wantsLogits: true))
+            rowOwners.append(r)
+        }
+        for r in running where r.isPrefilling && batch.count < budget {
+            let end = min(r.prompt.count, r.prefilled + budget - batch.count)
+            for p in r.prefilled..<end {
+                batch.append(BatchToken(sequence: r.sequence, position: p, token: r.prompt[p],
+                                        wantsLogits: r.isScoring || p == r.prompt.count - 1))
+                rowOwners.append(r)
+            }
+            r.prefilled = end
+        }
+        return !batch.isEmpty
+    }
+
+    private func handle(row: Int, logits: UnsafeBufferPointer<Float>) {
+        let r = rowOwners[row]
+        guard r.sequence >= 0 else { return }
+        let vocab = logits.count
+        if r.isScoring {
+            let position = batch[row].position
+            if r.scores.isEmpty { r.scores.append(nil) }
+            if position + 1 < r.prompt.count {
+                logSoftmax.withUnsafeMutableBufferPointer { Kernels.logSoftmax(x: logits.baseAddress!, y: $0.baseAddress!, rows: 1, n: vocab) }
+                r.scores.append(logSoftmax[Int(r.prompt[position + 1])])
+            } else {
+                r.scoring?.resume(returning: .success(r.scores))
+                r.scoring = nil
+                release(r)
+            }
+            return
+        }
+
+        let step = r.generated.count
+        let token = r.sampler.sample(logits, step: step)
+        r.generated.append(token)
+        if r.firstToken == nil { r.firstToken = .now }
+        var event = GeneratedToken(id: token, text: "", logprob: nil, topLogprobs: [])
+        if r.parameters.logprobs {
+            logSoftmax.withUnsafeMutableBufferPointer { Kernels.logSoftmax(x: logits.baseAddress!, y: $0.baseAddress!, rows: 1, n: vocab) }
+            event.logprob = logSoftmax[Int(token)]
+            if r.parameters.topLogprobs > 0 {
+                let ids = Sampler.smallest(r.parameters.topLogprobs, of: Array(0..<Int32(vocab))) { a, b in
+                    self.logSoftmax[Int(a)] > self.logSoftmax[Int(b)] || (self.logSoftmax[Int(a)] == self.logSoftmax[Int(b)] && a < b)
+                }
+                event.topLogprobs = ids.map { (TokenID($0), logSoftmax[Int($0)]) }
+            }
+        }
+
+        var reason: StopReason?
+        if r.parameters.stopAtEOS && token == tokenizer.eosID { reason = .eos }
+        else if r.parameters.stopTokens.contains(token) { reason = .stop }
+        r.pendingText += (try? r.detokenizer.append(token)) ?? ""
+        if reason == nil, r.generated.count >= r.parameters.maxTokens { reason = .length }
+        if reason == nil, r.prompt.count + r.generated.count >= pass.model.config.contextLength { reason = .length }
+
+        // Stop strings: cut the text before the first one; otherwise hold back a suffix that
+        // could still become one.
+        if let cut = firstStop(in: r.pendingText, r.parameters.stopStrings) {
+            event.text = String(r.pendingText[..<cut])
+            r.pendingText = ""
+            reason = .stop
+        } else if reason != nil {
+            event.text = r.pendingText + r.detokenizer.finish()
+            r.pendingText = ""
+        } else {
+            let hold = heldBack(r.pendingText, r.parameters.stopStrings)
+            event.text = String(r.pendingText.dropLast(hold))
+            r.pendingText = String(r.pendingText.suffix(hold))
+        }
+        r.channel.send(.token(event))
+        if let reason { finish(r, reason: reason) }
+    }
+
+    private func firstStop(in text: String, _ stops: [String]) -> String.Index? {
+        stops.compactMap { text.range(of: $0)?.lowerBound }.min()
+    }
+
+    /// Length (in characters) of the longest suffix of `text` that is a proper prefix of a stop string.
+    private func heldBack(_ text: String, _ stops: [String]) -> Int {
+        var best = 0
+        for s in stops {
+            for n in stride(from: min(s.count - 1, text.count), to: best, by: -1) where text.hasSuffix(s.prefix(n)) {
+                best = n
+                break
+            }
+        }
+        return best
+    }
+
+    private func finish(_ r: EngineRequest, reason: StopReason) {
+        if let scoring = r.scoring {
+            scoring.resume(returning: .failure(EngineError(.shutDown, "the engine shut down before scoring finished")))
+            r.scoring = nil
+        } else {
+            let now = ContinuousClock.now
+            r.channel.send(.summary(GenerationSummary(
+                promptTokens: r.prompt.count, cachedPromptTokens: 0, generatedTokens: r.generated.count,
+                completionFromCache: false, timeToFirstToken: (r.firstToken ?? now) - r.submitted,
+                totalTime: now - r.submitted, stopReason: reason, seed: r.sampler.seed)))
+        }
+        release(r)
+    }
+
+    private func fail(_ r: EngineRequest, _ error: EngineError) {
+        if let scoring = r.scoring { scoring.resume(returning: .failure(error)); r.scoring = nil }
+        release(r)
+    }
+
+    /// Frees the request's KV and ends its stream.
+    private func release(_ r: EngineRequest) {
+        if r.sequence >= 0 { pass.cache.release(r.sequence) }
+        r.sequence = -1
+        r.channel.finish()
+    }
+}

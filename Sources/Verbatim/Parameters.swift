@@ -1,0 +1,122 @@
+import VerbatimModel
+
+/// What to generate from.
+public enum Prompt: Sendable, Equatable {
+    /// Text; control tokens written in it (such as `<|im_start|>`) become control tokens when
+    /// `GenerateParameters.parseSpecialTokens` is true.
+    case text(String)
+    case tokens([TokenID])
+    /// Chat messages, formatted with the model's chat template and its generation prompt.
+    case chat([ChatMessage])
+}
+
+/// How to generate. Every field that changes the output is part of the completion cache key.
+public struct GenerateParameters: Sendable, Equatable, Hashable {
+    public var maxTokens: Int = 256
+    /// 0 means greedy (argmax, ties to the lowest id).
+    public var temperature: Float = 0
+    /// Keep the k most likely tokens (0: all).
+    public var topK: Int = 0
+    /// Keep the smallest set of most likely tokens whose probability reaches topP (1: all).
+    public var topP: Float = 1
+    /// Drop tokens less likely than minP times the most likely one (0: none).
+    public var minP: Float = 0
+    /// The seed of the random draws; nil picks a random one (reported in the summary).
+    public var seed: UInt64?
+    /// Generation stops after any of these tokens (which is kept in the output).
+    public var stopTokens: [TokenID] = []
+    /// Also stop at the model's end-of-sequence token, unless false.
+    public var stopAtEOS: Bool = true
+    /// Generation stops when the text contains one of these; the text is cut before it.
+    public var stopStrings: [String] = []
+    /// Report the log-probability of each generated token.
+    public var logprobs: Bool = false
+    /// With `logprobs`, also report this many most likely alternatives per step (0...20).
+    public var topLogprobs: Int = 0
+    /// For `.text` prompts: match control tokens written in the text (default true).
+    public var parseSpecialTokens: Bool = true
+    /// For `.text` prompts: prepend BOS when the model asks for it.
+    public var addSpecialTokens: Bool = true
+
+    public init(maxTokens: Int = 256, temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0,
+                seed: UInt64? = nil, stopTokens: [TokenID] = [], stopAtEOS: Bool = true, stopStrings: [String] = [],
+                logprobs: Bool = false, topLogprobs: Int = 0) {
+        self.maxTokens = maxTokens
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.seed = seed
+        self.stopTokens = stopTokens
+        self.stopAtEOS = stopAtEOS
+        self.stopStrings = stopStrings
+        self.logprobs = logprobs
+        self.topLogprobs = topLogprobs
+    }
+
+    /// Checks every field; the error names the field and the allowed range.
+    public func validate() throws(EngineError) {
+        func invalid(_ message: String) -> EngineError { EngineError(.invalidParameters, message) }
+        guard maxTokens >= 1 else { throw invalid("maxTokens must be at least 1 (got \(maxTokens))") }
+        guard temperature.isFinite, temperature >= 0 else { throw invalid("temperature must be finite and >= 0 (got \(temperature))") }
+        guard topK >= 0 else { throw invalid("topK must be >= 0 (got \(topK))") }
+        guard topP.isFinite, topP > 0, topP <= 1 else { throw invalid("topP must be in (0, 1] (got \(topP))") }
+        guard minP.isFinite, minP >= 0, minP <= 1 else { throw invalid("minP must be in [0, 1] (got \(minP))") }
+        guard (0...20).contains(topLogprobs) else { throw invalid("topLogprobs must be in 0...20 (got \(topLogprobs))") }
+        guard !stopStrings.contains("") else { throw invalid("stop strings must not be empty") }
+    }
+}
+
+/// A problem with a request or the engine, by code, with a message that names it.
+public struct EngineError: Error, Equatable, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable {
+        case emptyPrompt, contextExceeded, invalidToken, invalidParameters, invalidPrompt
+        case outOfKVMemory, queueFull, shutDown, modelLoad
+    }
+    public let code: Code
+    public let message: String
+    public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
+    public var description: String { "engine error (\(code.rawValue)): \(message)" }
+}
+
+/// One generated token as streamed to the caller.
+public struct GeneratedToken: Sendable, Equatable {
+    public var id: TokenID
+    /// New text this token completes (never half a UTF-8 character; may be empty).
+    public var text: String
+    /// log p(token | everything before it) under the model (not the sampling distribution),
+    /// when logprobs were asked for. Bitwise equal to scoring the same tokens.
+    public var logprob: Float?
+    /// The most likely alternatives at this step: (token, logprob), most likely first.
+    public var topLogprobs: [(id: TokenID, logprob: Float)]
+
+    public static func == (a: GeneratedToken, b: GeneratedToken) -> Bool {
+        a.id == b.id && a.text == b.text && a.logprob?.bitPattern == b.logprob?.bitPattern
+            && a.topLogprobs.map(\.id) == b.topLogprobs.map(\.id)
+            && a.topLogprobs.map(\.logprob.bitPattern) == b.topLogprobs.map(\.logprob.bitPattern)
+    }
+}
+
+public enum StopReason: String, Sendable, Equatable {
+    case eos, stop, length, cancelled
+}
+
+/// The last event of every generation.
+public struct GenerationSummary: Sendable, Equatable {
+    public var promptTokens: Int
+    /// Prompt tokens whose KV came from the cache instead of being computed.
+    public var cachedPromptTokens: Int
+    public var generatedTokens: Int
+    /// Whether the whole completion came from the completion cache.
+    public var completionFromCache: Bool
+    public var timeToFirstToken: Duration
+    public var totalTime: Duration
+    public var stopReason: StopReason
+    /// The seed used (the one given, or the random one picked): replaying with it gives the same output.
+    public var seed: UInt64
+}
+
+public enum GenerationEvent: Sendable, Equatable {
+    case token(GeneratedToken)
+    case summary(GenerationSummary)
+}

@@ -1,0 +1,103 @@
+import VerbatimKernels
+import VerbatimModel
+
+/// Chooses the next token from logits. A pure function of (logits, parameters, seed, step): the
+/// draw for step t is a counter-based hash of (seed, t), never a shared random stream, so a
+/// seeded request gives the same tokens whatever runs beside it.
+public struct Sampler {
+    public let parameters: GenerateParameters
+    public let seed: UInt64
+    private var candidates: [Int32] = []     // token ids kept, most likely first when sorted
+    private var weights: [Double] = []
+
+    public init(parameters: GenerateParameters, seed: UInt64) {
+        self.parameters = parameters
+        self.seed = seed
+    }
+
+    /// Uniform in [0, 1) for (seed, step): SplitMix64's finaliser over the pair.
+    public static func uniform(seed: UInt64, step: Int) -> Double {
+        func mix(_ x: UInt64) -> UInt64 {
+            var z = x &+ 0x9E37_79B9_7F4A_7C15
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        let bits = mix(seed ^ mix(UInt64(step) &* 0xD1B5_4A32_D192_ED03))
+        return Double(bits >> 11) * 0x1p-53
+    }
+
+    /// The token for generation step `step` (0 for the first generated token).
+    public mutating func sample(_ logits: UnsafeBufferPointer<Float>, step: Int) -> TokenID {
+        let n = logits.count
+        if parameters.temperature == 0 { return TokenID(Kernels.argmax(x: logits.baseAddress!, n: n)) }
+
+        candidates.removeAll(keepingCapacity: true)
+        let needsOrder = parameters.topK > 0 || parameters.topP < 1
+        // Non-finite logits never win a draw.
+        for i in 0..<n where logits[i].isFinite { candidates.append(Int32(i)) }
+        guard !candidates.isEmpty else { return TokenID(Kernels.argmax(x: logits.baseAddress!, n: n)) }
+        if needsOrder {
+            // Most likely first; ties by id, so the order is total.
+            let byLikelihood: (Int32, Int32) -> Bool = { a, b in
+                logits[Int(a)] > logits[Int(b)] || (logits[Int(a)] == logits[Int(b)] && a < b)
+            }
+            if parameters.topK > 0 && parameters.topK < candidates.count {
+                candidates = Self.smallest(parameters.topK, of: candidates, by: byLikelihood)
+            } else {
+                candidates.sort(by: byLikelihood)
+            }
+        }
+        var maxLogit = -Float.infinity
+        for c in candidates { maxLogit = max(maxLogit, logits[Int(c)]) }
+        // Weights exp((l - max) / T) with the project's exp, summed in candidate order in Double.
+        weights.removeAll(keepingCapacity: true)
+        var maxWeight = 0.0
+        for c in candidates {
+            let w = Double(Kernels.exp((logits[Int(c)] - maxLogit) / parameters.temperature))
+            weights.append(w)
+            maxWeight = max(maxWeight, w)
+        }
+        if parameters.minP > 0 {
+            let floor = Double(parameters.minP) * maxWeight
+            for i in weights.indices where weights[i] < floor { weights[i] = 0 }
+        }
+        var total = 0.0
+        for w in weights { total += w }
+        if parameters.topP < 1 {
+            // Candidates are sorted: keep the shortest prefix reaching topP of the mass.
+            var cumulative = 0.0
+            var cut = weights.count
+            for (i, w) in weights.enumerated() {
+                cumulative += w
+                if cumulative >= Double(parameters.topP) * total { cut = i + 1; break }
+            }
+            for i in cut..<weights.count { weights[i] = 0 }
+            total = 0
+            for w in weights { total += w }
+        }
+        let target = Self.uniform(seed: seed, step: step) * total
+        var cumulative = 0.0
+        var last = candidates[0]
+        for (i, c) in candidates.enumerated() where weights[i] > 0 {
+            cumulative += weights[i]
+            last = c
+            if cumulative > target { return TokenID(c) }
+        }
+        return TokenID(last)
+    }
+
+    /// The `k` first elements in `order`, sorted (a bounded selection; k is small).
+    static func smallest(_ k: Int, of values: [Int32], by order: (Int32, Int32) -> Bool) -> [Int32] {
+        var heap: [Int32] = []   // sorted, at most k, best first
+        heap.reserveCapacity(k + 1)
+        for v in values {
+            if heap.count == k, let worst = heap.last, !order(v, worst) { continue }
+            var lo = 0, hi = heap.count
+            while lo < hi { let mid = (lo + hi) / 2; if order(heap[mid], v) { lo = mid + 1 } else { hi = mid } }
+            heap.insert(v, at: lo)
+            if heap.count > k { heap.removeLast() }
+        }
+        return heap
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+@testable import Verbatim
+import VerbatimModel
+
+@Suite("Engine")
+struct EngineTests {
+    @Test("every request error is typed and thrown before the stream starts")
+    func errors() async throws {
+        // 10 KV blocks of 16 tokens (8 KiB each on the tiny model): less than one full context.
+        let engine = try tinyEngine { $0.kvMemoryBytes = 80 << 10; $0.maxQueuedRequests = 2 }
+        #expect(engine.stats.kvBlocksTotal == 10)
+        func code(_ prompt: Prompt, _ p: GenerateParameters = GenerateParameters(maxTokens: 4)) -> EngineError.Code? {
+            do { _ = try engine.generate(prompt, parameters: p); return nil } catch { return error.code }
+        }
+        let ctx = engine.model.config.contextLength
+        #expect(code(.tokens([])) == .emptyPrompt)
+        #expect(code(.text("")) == .emptyPrompt)
+        #expect(code(.tokens([1, TokenID(engine.tokenizer.count)])) == .invalidToken)
+        #expect(code(.tokens([-3])) == .invalidToken)
+        #expect(code(.tokens(Array(repeating: 5, count: ctx - 3))) == .contextExceeded)
+        #expect(code(.tokens([5]), GenerateParameters(maxTokens: ctx)) == .contextExceeded)
+        #expect(code(.chat([])) == .invalidPrompt)
+        let changes: [(inout GenerateParameters) -> Void] = [
+            { $0.maxTokens = 0 }, { $0.temperature = -1 }, { $0.temperature = .nan }, { $0.topK = -1 }, { $0.topP = 0 },
+            { $0.topP = 1.5 }, { $0.minP = 2 }, { $0.logprobs = true; $0.topLogprobs = 21 }, { $0.stopTokens = [99999] },
+            { $0.stopStrings = [""] },
+        ]
+        for (i, change) in changes.enumerated() {
+            var bad = GenerateParameters(maxTokens: 4)
+            change(&bad)
+            #expect(code(.tokens([5]), bad) == .invalidParameters, "change \(i)")
+        }
+        // More KV blocks than the engine has in all: refused, never queued forever.
+        #expect(code(.tokens([5]), GenerateParameters(maxTokens: 200)) == .outOfKVMemory)
+        // Fill the memory with one long request, then the queue (2 places), then refuse.
+        let big = GenerateParameters(maxTokens: 150, stopAtEOS: false)
+        let running = try engine.generate(.tokens([5]), parameters: big)
+        #expect(await eventually { engine.stats.runningRequests == 1 })
+        let q1 = try engine.generate(.tokens([6]), parameters: big)
+        let q2 = try engine.generate(.tokens([7]), parameters: big)
+        #expect(await eventually { engine.stats.queuedRequests == 2 })
+        #expect(code(.tokens([8]), big) == .queueFull)
+        running.cancel(); q1.cancel(); q2.cancel()
+        await engine.shutdown()
+        #expect(code(.tokens([5])) == .shutDown)
+        await #expect(throws: EngineError.self) { _ = try await engine.score([1, 2]) }
+    }
+
+    @Test("cancelling frees the request's KV blocks within a step, by break, by cancel() and by task cancellation")
+    func cancellation() async throws {
+        let engine = try tinyEngine()
+        let long = GenerateParameters(maxTokens: 200, stopAtEOS: false)
+        // Leaving the loop and dropping the stream.
+        do {
+            let stream = try engine.generate(.text("The quick brown fox"), parameters: long)
+            let partial = await collect(stream, stopAfter: 3)
+            #expect(partial.tokens.count == 3)
+            #expect(engine.stats.kvBlocksInUse > 0)
+        }
+        #expect(await eventually { engine.stats.kvBlocksInUse == 0 && engine.stats.runningRequests == 0 })
+        // Explicit cancel.
+        let stream = try engine.generate(.text("the same bits"), parameters: long)
+        #expect(await eventually { engine.stats.kvBlocksInUse > 0 })
+        stream.cancel()
+        #expect(await eventually { engine.stats.kvBlocksInUse == 0 })
+        // Cancelling the consuming task.
+        let task = Task {
+            let s = try engine.generate(.text("whatever the batch"), parameters: long)
+            return await collect(s)
+        }
+        #expect(await eventually { engine.stats.kvBlocksInUse > 0 })
+        task.cancel()
+        let result = try await task.value
+        #expect(result.tokens.count < 200 && result.reason == nil)
+        #expect(await eventually { engine.stats.kvBlocksInUse == 0 })
+        await engine.shutdown()
+    }
+
+    @Test("a consumer that stops reading pauses its request: the engine buffers at most the stream capacity")
+    func backpressure() async throws {
+        let engine = try tinyEngine { $0.streamBufferCapacity = 4 }
+        let stream = try engine.generate(.text("a slow reader"), parameters: GenerateParameters(maxTokens: 150, stopAtEOS: false))
+        #expect(await eventually { engine.stats.steps > 3 })
+        try await Task.sleep(for: .milliseconds(100))
+        let paused = engine.stats.steps
+        try await Task.sleep(for: .milliseconds(200))
+        // prefill + at most `capacity` tokens were produced; nothing more while nobody reads
+        #expect(engine.stats.steps == paused)
+        #expect(paused <= 1 + 4 + 1)
+        let all = await collect(stream)
+        #expect(all.tokens.count == 150 && all.reason == .length)
+        await engine.shutdown()
+    }
+
+    @Test("shutdown lets running requests finish, or cancels them with a .cancelled summary")
+    func shutdown() async throws {
+        let engine = try tinyEngine()
+        let stream = try engine.generate(.text("finish me"), parameters: GenerateParameters(maxTokens: 30, stopAtEOS: false))
+        await engine.shutdown()
+        let done = await collect(stream)
+        #expect(done.tokens.count == 30 && done.reason == .length)
+
+        let other = try tinyEngine()
+        let s = try other.generate(.text("cancel me"), parameters: GenerateParameters(maxTokens: 5000 / 32, stopAtEOS: false))
+        let reader = Task { await collect(s) }
+        #expect(await eventually { other.stats.steps > 0 })
+        await other.shutdown(cancelRunning: true)
+        let cancelled = await reader.value
+        #expect(cancelled.reason == .cancelled)
+        #expect(other.stats.kvBlocksInUse == 0)
+    }
+
+    @Test("stop strings cut the text before them and never leak a prefix; stop tokens end with .stop")
+    func stops() async throws {
+        let engine = try tinyEngine()
+        let free = await collect(try engine.generate(.text("The quick brown fox"), parameters: GenerateParameters(maxTokens: 60, stopAtEOS: false)))
+        #expect(free.text.count > 10)
+        // Pick a stop string from the middle of what the model writes.
+        let chars = Array(free.text)
+        let stop = String(chars[(chars.count / 2)..<(chars.count / 2 + 3)])
+        let stopped = await collect(try engine.generate(.text("The quick brown fox"),
+                                                         parameters: GenerateParameters(maxTokens: 60, stopAtEOS: false, stopStrings: [stop])))
+        #expect(stopped.reason == .stop)
+        #expect(!stopped.text.contains(stop))
+        #expect(free.text.hasPrefix(stopped.text))
+        #expect(free.text.dropFirst(stopped.text.count).hasPrefix(stop))
+        let token = free.tokens[5]
+        let byToken = await collect(try engine.generate(.text("The quick brown fox"),
+                                                         parameters: GenerateParameters(maxTokens: 60, stopTokens: [token], stopAtEOS: false)))
+        #expect(byToken.reason == .stop && byToken.tokens.last == token && byToken.tokens.count == free.tokens.firstIndex(of: token)! + 1)
+        await engine.shutdown()
+    }
+
+    @Test("seeded sampling replays exactly; different seeds differ; an unseeded request reports its seed")
+    func seeds() async throws {
+        let engine = try realEngine()
+        func run(_ seed: UInt64?) async throws -> Completion {
+            await collect(try engine.generate(.text("Once upon a time"),
+                                              parameters: GenerateParameters(maxTokens: 40, temperature: 0.9, topK: 50, topP: 0.95, seed: seed, stopAtEOS: false)))
+        }
+        let a = try await run(1), b = try await run(1), c = try await run(2)
+        #expect(a.tokens == b.tokens && a.seed == 1)
+        #expect(a.tokens != c.tokens)
+        let random = try await run(nil)
+        let replay = try await run(random.seed)
+        #expect(random.tokens == replay.tokens)
+        await engine.shutdown()
+    }
+
+    @Test("generation logprobs equal teacher-forced scoring logprobs bit for bit")
+    func scoringEqualsGeneration() async throws {
+        let engine = try realEngine()
+        for (i, params) in [GenerateParameters(maxTokens: 24, logprobs: true),
+                            GenerateParameters(maxTokens: 24, temperature: 0.7, seed: 5, logprobs: true)].enumerated() {
+            let prompt = try engine.tokens(of: .chat([ChatMessage(role: "user", content: "Tell me about the sea.")]))
+            let completion = await collect(try engine.generate(.tokens(prompt), parameters: params))
+            let scores = try await engine.score(prompt + completion.tokens)
+            #expect(scores.count == prompt.count + completion.tokens.count && scores[0] == nil)
+            #expect(scores[prompt.count...].map { $0!.bitPattern } == completion.logprobBits, "case \(i)")
+        }
+        await engine.shutdown()
+    }
+}
