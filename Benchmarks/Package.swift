@@ -18,6 +18,7 @@ let package = Package(
             dependencies: [
                 .product(name: "VerbatimModel", package: "Verbatim"),
                 .product(name: "VerbatimKernels", package: "Verbatim"),
+                .product(name: "Verbatim", package: "Verbatim"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/verbatim-bench"

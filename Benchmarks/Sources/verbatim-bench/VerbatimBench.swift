@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import VerbatimKernels
 import VerbatimModel
+import Verbatim
 
 @main
-struct VerbatimBench: ParsableCommand {
+struct VerbatimBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verbatim-bench",
         abstract: "Side-by-side benchmarks of Verbatim against baselines, in one run.",
-        subcommands: [ForwardBench.self])
+        subcommands: [ForwardBench.self, EngineBench.self])
 }
 
 func median(_ values: [Double]) -> Double {
