@@ -28,6 +28,9 @@ let package = Package(
             providers: [.apt(["libxxhash-dev"])]
         ),
 
+        // XXH3-128 through libxxhash's SIMD dispatch, clearing the upper vector state after each call.
+        .target(name: "CVerbatimHash", dependencies: ["CXXHash"]),
+
         // Batch-invariant CPU kernels: C hot loops with runtime ISA dispatch, and their Swift API.
         .target(name: "CVerbatimKernels"),
         .target(name: "VerbatimKernels", dependencies: ["CVerbatimKernels"]),
@@ -35,17 +38,24 @@ let package = Package(
         // GGUF files, hyperparameters, model digest, tokenizer, chat template, the forward pass.
         .target(
             name: "VerbatimModel",
-            dependencies: ["CXXHash", "VerbatimKernels"]
+            dependencies: ["CVerbatimHash", "VerbatimKernels"]
         ),
 
+        // A thin Swift wrapper over LMDB: scoped transactions, zero-copy reads, typed errors.
+        .target(name: "LMDB", dependencies: ["CLMDB"]),
+
+        // The content-addressed cache of KV blocks and completions in LMDB.
+        .target(name: "VerbatimCache", dependencies: ["LMDB", "VerbatimModel"]),
+
         // The engine: continuous batching, reproducible sampling, streaming, scoring.
-        .target(name: "Verbatim", dependencies: ["VerbatimModel", "VerbatimKernels"]),
+        .target(name: "Verbatim", dependencies: ["VerbatimModel", "VerbatimKernels", "VerbatimCache"]),
 
         // The command-line tool: `verbatim info`, `verbatim tokenize`, ...
         .executableTarget(
             name: "verbatim",
             dependencies: [
                 "Verbatim",
+                "VerbatimCache",
                 "VerbatimModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -1,5 +1,6 @@
 import Foundation
 import VerbatimKernels
+import VerbatimCache
 import VerbatimModel
 
 public struct EngineConfiguration: Sendable {
@@ -14,6 +15,11 @@ public struct EngineConfiguration: Sendable {
     public var maxQueuedRequests = 4096
     /// Unread events per request before the engine pauses that request (backpressure).
     public var streamBufferCapacity = 64
+    /// The cache to use (none: compute everything).
+    public var cache: CacheStore?
+    /// Switches for the two halves of the cache.
+    public var prefixCache = true
+    public var completionCache = true
 
     public init() {}
 }
@@ -67,7 +73,11 @@ public final class Engine: Sendable {
         let pass = ForwardPass(model: model, cache: cache, maxTokens: configuration.maxBatchTokens,
                                logitRows: min(64, configuration.maxBatchTokens))
         shared = EngineShared(totalBlocks: blocks)
-        let worker = EngineWorker(pass: pass, tokenizer: tokenizer, shared: shared, configuration: configuration)
+        let engineCache = configuration.cache.map {
+            EngineCache(store: $0, prefixes: configuration.prefixCache, completions: configuration.completionCache,
+                        model: model.digest, profile: numericsProfile, blockSize: configuration.blockSize, eos: tokenizer.eosID)
+        }
+        let worker = EngineWorker(pass: pass, tokenizer: tokenizer, shared: shared, configuration: configuration, cache: engineCache)
         let thread = Thread { worker.run() }
         thread.name = "verbatim-engine"
         thread.stackSize = 8 << 20
@@ -93,7 +103,10 @@ public final class Engine: Sendable {
     }
 
     /// Starts a generation. Problems with the request are thrown here, before any event.
-    public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters()) throws(EngineError) -> GenerationStream {
+    /// `salt` isolates tenants in the cache: entries are shared only between requests with the
+    /// same salt. A server derives it from the caller's identity, never from the request body.
+    public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters(),
+                         salt: [UInt8] = []) throws(EngineError) -> GenerationStream {
         try parameters.validate()
         for id in parameters.stopTokens where id < 0 || Int(id) >= tokenizer.count {
             throw EngineError(.invalidParameters, "stop token \(id) is out of range (vocabulary has \(tokenizer.count) tokens)")
@@ -103,7 +116,7 @@ public final class Engine: Sendable {
         let shared = self.shared
         let channel = RequestChannel(capacity: configuration.streamBufferCapacity) { shared.wake() }
         let request = EngineRequest(prompt: ids, parameters: parameters, seed: parameters.seed ?? UInt64.random(in: 0...UInt64.max),
-                                    channel: channel, tokenizer: tokenizer)
+                                    channel: channel, tokenizer: tokenizer, salt: salt)
         try shared.submit(request, maxQueued: configuration.maxQueuedRequests)
         return GenerationStream(lifetime: RequestLifetime(channel))
     }
@@ -148,6 +161,7 @@ public final class Engine: Sendable {
     public func shutdown(cancelRunning: Bool = false) async {
         shared.stop(cancelRunning: cancelRunning)
         await shared.waitUntilStopped()
+        configuration.cache?.flush()   // pending cache writes are committed before returning
     }
 }
 

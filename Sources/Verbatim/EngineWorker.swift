@@ -1,5 +1,6 @@
 import Foundation
 import VerbatimKernels
+import VerbatimCache
 import VerbatimModel
 
 /// One request inside the engine thread.
@@ -14,14 +15,27 @@ final class EngineRequest: @unchecked Sendable {
     var scores: [Float?] = []
 
     var sequence: SequenceID = -1
-    var prefilled = 0                  // prompt tokens whose KV is written
+    var prefilled = 0                  // context tokens whose KV is written
+    /// Tokens to prefill: the prompt, plus (when continuing a cached completion) all replayed
+    /// tokens but the last, which is fed as the first decode token.
+    var context: [TokenID]
+    let salt: [UInt8]
+    var cachedPromptTokens = 0
+    var completionFromCache = false
+    /// The model's logprob of every generated token (kept for the completion cache).
+    var allLogprobs: [Float] = []
+    var blocksStored = 0               // full KV blocks already in the cache (restored or written)
+    var chain: [Digest128] = []        // content addresses of this sequence's full blocks so far
     var generated: [TokenID] = []
     var pendingText = ""               // held back: might begin a stop string
     let submitted = ContinuousClock.now
     var firstToken: ContinuousClock.Instant?
 
-    init(prompt: [TokenID], parameters: GenerateParameters, seed: UInt64, channel: RequestChannel, tokenizer: Tokenizer) {
+    init(prompt: [TokenID], parameters: GenerateParameters, seed: UInt64, channel: RequestChannel, tokenizer: Tokenizer,
+         salt: [UInt8] = []) {
         self.prompt = prompt
+        self.context = prompt
+        self.salt = salt
         self.parameters = parameters
         self.channel = channel
         sampler = Sampler(parameters: parameters, seed: seed)
@@ -29,7 +43,7 @@ final class EngineRequest: @unchecked Sendable {
     }
 
     var isScoring: Bool { scoring != nil }
-    var isPrefilling: Bool { prefilled < prompt.count }
+    var isPrefilling: Bool { prefilled < context.count }
     /// Positions this request may write in all.
     var positionsNeeded: Int { isScoring ? prompt.count : prompt.count + parameters.maxTokens }
 }
@@ -48,9 +62,13 @@ final class EngineWorker: @unchecked Sendable {
     private var steps = 0
     private var batch: [BatchToken] = []
     private var rowOwners: [EngineRequest] = []
+    /// Requests whose prefill finishes in this step: their new full blocks go to the cache after it.
+    private var pendingBlockWrites: [EngineRequest] = []
     private var logSoftmax: [Float]
+    let cache: EngineCache?
 
-    init(pass: ForwardPass, tokenizer: Tokenizer, shared: EngineShared, configuration: EngineConfiguration) {
+    init(pass: ForwardPass, tokenizer: Tokenizer, shared: EngineShared, configuration: EngineConfiguration, cache: EngineCache?) {
+        self.cache = cache
         self.pass = pass
         self.tokenizer = tokenizer
         self.shared = shared
@@ -79,6 +97,10 @@ final class EngineWorker: @unchecked Sendable {
             do {
                 try pass.step(batch) { index, logits in self.handle(row: index, logits: logits) }
                 steps += 1
+                if let cache {
+                    for r in pendingBlockWrites where r.sequence >= 0 { cache.storeBlocks(r, from: pass.cache) }
+                }
+                pendingBlockWrites.removeAll(keepingCapacity: true)
             } catch {
                 // Batches are built from validated requests; a failure here is a bug. Fail the
                 // requests of this step rather than the engine.
@@ -110,8 +132,10 @@ final class EngineWorker: @unchecked Sendable {
             let blocks = (r.positionsNeeded + pass.cache.blockSize - 1) / pass.cache.blockSize
             guard blocks <= pass.cache.freeBlockCount else { break }
             waiting.removeFirst()
+            if let cache, !r.isScoring, cache.replayCompletion(r, worker: self) { continue }
             r.sequence = nextSequence
             nextSequence += 1
+            if let cache, !r.isScoring { cache.restorePrefix(r, into: pass.cache) }
             try! pass.cache.reserve(r.sequence, tokens: r.positionsNeeded)  // fits: checked above
             running.append(r)
         }
@@ -128,13 +152,14 @@ final class EngineWorker: @unchecked Sendable {
             rowOwners.append(r)
         }
         for r in running where r.isPrefilling && batch.count < budget {
-            let end = min(r.prompt.count, r.prefilled + budget - batch.count)
+            let end = min(r.context.count, r.prefilled + budget - batch.count)
             for p in r.prefilled..<end {
-                batch.append(BatchToken(sequence: r.sequence, position: p, token: r.prompt[p],
-                                        wantsLogits: r.isScoring || p == r.prompt.count - 1))
+                batch.append(BatchToken(sequence: r.sequence, position: p, token: r.context[p],
+                                        wantsLogits: r.isScoring || (p == r.context.count - 1 && r.generated.isEmpty)))
                 rowOwners.append(r)
             }
             r.prefilled = end
+            if !r.isPrefilling && !r.isScoring { pendingBlockWrites.append(r) }
         }
         return !batch.isEmpty
     }
@@ -159,20 +184,28 @@ final class EngineWorker: @unchecked Sendable {
 
         let step = r.generated.count
         let token = r.sampler.sample(logits, step: step)
-        r.generated.append(token)
-        if r.firstToken == nil { r.firstToken = .now }
-        var event = GeneratedToken(id: token, text: "", logprob: nil, topLogprobs: [])
-        if r.parameters.logprobs {
+        var logprob: Float?
+        var top: [(id: TokenID, logprob: Float)] = []
+        if r.parameters.logprobs || cache?.completions == true {
             logSoftmax.withUnsafeMutableBufferPointer { Kernels.logSoftmax(x: logits.baseAddress!, y: $0.baseAddress!, rows: 1, n: vocab) }
-            event.logprob = logSoftmax[Int(token)]
-            if r.parameters.topLogprobs > 0 {
+            logprob = logSoftmax[Int(token)]
+            if r.parameters.logprobs && r.parameters.topLogprobs > 0 {
                 let ids = Sampler.smallest(r.parameters.topLogprobs, of: Array(0..<Int32(vocab))) { a, b in
                     self.logSoftmax[Int(a)] > self.logSoftmax[Int(b)] || (self.logSoftmax[Int(a)] == self.logSoftmax[Int(b)] && a < b)
                 }
-                event.topLogprobs = ids.map { (TokenID($0), logSoftmax[Int($0)]) }
+                top = ids.map { (TokenID($0), logSoftmax[Int($0)]) }
             }
         }
+        emit(r, token: token, logprob: logprob, top: top)
+    }
 
+    /// Appends a token to a request, streams it (text delta, stop strings, logprobs) and
+    /// finishes the request when it stops. Used for sampled and for replayed tokens alike.
+    func emit(_ r: EngineRequest, token: TokenID, logprob: Float?, top: [(id: TokenID, logprob: Float)]) {
+        r.generated.append(token)
+        if let logprob { r.allLogprobs.append(logprob) }
+        if r.firstToken == nil { r.firstToken = .now }
+        var event = GeneratedToken(id: token, text: "", logprob: r.parameters.logprobs ? logprob : nil, topLogprobs: top)
         var reason: StopReason?
         if r.parameters.stopAtEOS && token == tokenizer.eosID { reason = .eos }
         else if r.parameters.stopTokens.contains(token) { reason = .stop }
@@ -214,15 +247,19 @@ final class EngineWorker: @unchecked Sendable {
         return best
     }
 
-    private func finish(_ r: EngineRequest, reason: StopReason) {
+    func finish(_ r: EngineRequest, reason: StopReason) {
+        if let cache, reason != .cancelled, r.scoring == nil {
+            if r.sequence >= 0 { cache.storeBlocks(r, from: pass.cache) }
+            cache.storeCompletion(r, reason: reason)
+        }
         if let scoring = r.scoring {
             scoring.resume(returning: .failure(EngineError(.shutDown, "the engine shut down before scoring finished")))
             r.scoring = nil
         } else {
             let now = ContinuousClock.now
             r.channel.send(.summary(GenerationSummary(
-                promptTokens: r.prompt.count, cachedPromptTokens: 0, generatedTokens: r.generated.count,
-                completionFromCache: false, timeToFirstToken: (r.firstToken ?? now) - r.submitted,
+                promptTokens: r.prompt.count, cachedPromptTokens: r.cachedPromptTokens, generatedTokens: r.generated.count,
+                completionFromCache: r.completionFromCache, timeToFirstToken: (r.firstToken ?? now) - r.submitted,
                 totalTime: now - r.submitted, stopReason: reason, seed: r.sampler.seed)))
         }
         release(r)

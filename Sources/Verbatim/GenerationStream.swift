@@ -23,6 +23,7 @@ final class RequestChannel: @unchecked Sendable {
     // Engine side.
 
     var isCancelled: Bool { lock.withLock { cancelled } }
+    var isFinished: Bool { lock.withLock { finished } }
 
     /// Whether the consumer has room for another event.
     var hasRoom: Bool { lock.withLock { buffer.count - head < capacity } }

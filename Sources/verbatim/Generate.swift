@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import VerbatimKernels
 import Verbatim
+import VerbatimCache
 import VerbatimModel
 
 /// The prompt, given one of three ways.
@@ -67,6 +68,9 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Stop when the text contains this string (repeatable).") var stop: [String] = []
     @Flag(help: "Do not stop at the end-of-sequence token.") var ignoreEos = false
     @Flag(help: "With --json: add the log-probability of each generated token.") var logprobs = false
+    @Option(help: "Cache folder (LMDB) for KV prefixes and completions; none by default.") var cache: String?
+    @Flag(help: "With --cache: do not reuse or store KV prefixes.") var noPrefixCache = false
+    @Flag(help: "With --cache: do not reuse or store completions.") var noCompletionCache = false
     @Flag(help: "Print {\"prompt_tokens\":[...],\"tokens\":[...],\"text\":\"...\",\"seed\":...}.") var json = false
 
     func run() async throws {
@@ -76,6 +80,11 @@ struct Generate: AsyncParsableCommand {
             let lm = try LlamaModel(file: file)
             var configuration = EngineConfiguration()
             configuration.kvMemoryBytes = 128 << 20
+            if let cache {
+                configuration.cache = try CacheStore(directory: cache)
+                configuration.prefixCache = !noPrefixCache
+                configuration.completionCache = !noCompletionCache
+            }
             engine = try Engine(model: lm, tokenizer: try Tokenizer(file: file), configuration: configuration)
         } catch {
             throw CLIError("\(model.path): \(error)")
@@ -103,7 +112,9 @@ struct Generate: AsyncParsableCommand {
         await engine.shutdown()
         if json {
             var object: [String: Any] = ["prompt_tokens": ids.map(Int.init), "tokens": tokens, "text": text,
-                                         "seed": summary?.seed ?? 0, "stop_reason": summary?.stopReason.rawValue ?? ""]
+                                         "seed": summary?.seed ?? 0, "stop_reason": summary?.stopReason.rawValue ?? "",
+                                         "cached_prompt_tokens": summary?.cachedPromptTokens ?? 0,
+                                         "completion_from_cache": summary?.completionFromCache ?? false]
             if logprobs { object["logprobs"] = probabilities }
             try printJSON(object)
         } else {

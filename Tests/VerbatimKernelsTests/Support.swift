@@ -3,6 +3,10 @@
 import Testing
 @testable import VerbatimKernels
 
+/// All kernel suites run one test at a time: they switch the process-wide
+/// path and thread count.
+@Suite("Kernels", .serialized) struct KernelTests {}
+
 /// SplitMix64: a seeded generator so every test run sees the same data.
 struct SeededRandom: RandomNumberGenerator {
     var state: UInt64

@@ -116,7 +116,7 @@ struct ForwardPassTests {
         let model = try LlamaModel(file: tinyModelFile { $0.seed = 42 })
         var rng = SplitMix64(seed: 42)
         let tokens = randomTokens(48, vocab: model.config.vocabularySize, &rng)
-        var hasher = XXH128Stream()
+        var hasher = ContentHasher()
         for kv in [KVType.f32, .f16] {
             for row in try allLogits(makePass(model, kv: kv), tokens, chunk: 48) {
                 for v in row { hasher.update(v.bitPattern) }

@@ -1,7 +1,18 @@
-import CXXHash
+import CVerbatimHash
 
 /// A 128-bit digest, printed as 32 lowercase hex digits (high half first).
 public struct Digest128: Hashable, Sendable, CustomStringConvertible {
+    /// The 16 bytes, high half first, each half big-endian (the printed order).
+    public var bytes: [UInt8] {
+        withUnsafeBytes(of: high.bigEndian) { Array($0) } + withUnsafeBytes(of: low.bigEndian) { Array($0) }
+    }
+
+    public init?(bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 16 else { return nil }
+        high = UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self))
+        low = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+    }
+
     public let high: UInt64
     public let low: UInt64
 
@@ -16,39 +27,49 @@ public struct Digest128: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Streaming XXH3-128 over bytes fed in order. Uses the library's portable entry points:
-/// the model digest is computed once per file, so the SIMD dispatch is not worth the
-/// AVX-to-SSE transition care it needs.
-struct XXH128Stream: ~Copyable {
-    private let state: OpaquePointer
+/// Streaming XXH3-128 over bytes fed in order (libxxhash's SIMD dispatch; see CVerbatimHash
+/// for why every call ends with a vzeroupper). Integers are fed little-endian.
+public struct ContentHasher: ~Copyable {
+    private let state: UnsafeMutableRawPointer
 
-    init() {
-        guard let state = XXH3_createState() else { fatalError("XXH3_createState: out of memory") }
+    public init() {
+        guard let state = vh_state_create() else { fatalError("XXH3_createState: out of memory") }
         self.state = state
-        XXH3_128bits_reset(state)
     }
 
-    deinit { XXH3_freeState(state) }
+    deinit { vh_state_free(state) }
 
-    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        XXH3_128bits_update(state, base, bytes.count)
+        vh_state_update(state, base, bytes.count)
     }
 
-    mutating func update<T: FixedWidthInteger>(_ value: T) {
+    public mutating func update<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.littleEndian) { update($0) }
     }
 
     /// A length-prefixed string (u64 byte count, then UTF-8 bytes).
-    mutating func update(_ string: String) {
+    public mutating func update(_ string: String) {
         update(UInt64(string.utf8.count))
         var copy = string
         copy.withUTF8 { update(UnsafeRawBufferPointer($0)) }
     }
 
-    func finish() -> Digest128 {
-        let h = XXH3_128bits_digest(state)
-        return Digest128(high: h.high64, low: h.low64)
+    /// A length-prefixed byte string.
+    public mutating func update(bytes: [UInt8]) {
+        update(UInt64(bytes.count))
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    public func finish() -> Digest128 {
+        let h = vh_state_digest(state)
+        return Digest128(high: h.high, low: h.low)
+    }
+
+    /// One-shot digest of a buffer.
+    public static func digest(_ bytes: UnsafeRawBufferPointer) -> Digest128 {
+        let h = vh_hash128(bytes.baseAddress, bytes.count)
+        return Digest128(high: h.high, low: h.low)
     }
 }
 
@@ -70,7 +91,7 @@ extension GGUFFile {
     /// Renaming or relicensing a model leaves the digest unchanged; any change to weights,
     /// hyperparameters or tokenizer changes it.
     public func modelDigest() -> Digest128 {
-        var hasher = XXH128Stream()
+        var hasher = ContentHasher()
         hasher.update("verbatim-model/1")
         let kept = metadataEntries
             .filter { !$0.key.hasPrefix("general.") || Self.digestKeptGeneralKeys.contains($0.key) }

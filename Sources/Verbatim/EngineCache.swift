@@ -1,0 +1,158 @@
+import Foundation
+import VerbatimCache
+import VerbatimKernels
+import VerbatimModel
+
+/// How the engine uses a `CacheStore`: the completion cache first, then the longest cached
+/// prefix; new full blocks and finished completions are handed to the store's writer.
+final class EngineCache: @unchecked Sendable {
+    // Sendable: used only by the engine thread.
+    let store: CacheStore
+    let prefixes: Bool
+    let completions: Bool
+    let model: Digest128
+    let profile: String
+    let blockSize: Int
+    let eos: TokenID?
+
+    init(store: CacheStore, prefixes: Bool, completions: Bool, model: Digest128, profile: String, blockSize: Int, eos: TokenID?) {
+        self.store = store
+        self.prefixes = prefixes
+        self.completions = completions
+        self.model = model
+        self.profile = profile
+        self.blockSize = blockSize
+        self.eos = eos
+        store.noteModel(model, profile: profile)
+    }
+
+    /// The parameters that change a completion, canonically encoded: temperature; when
+    /// sampling, top-k, top-p, min-p and the seed; stop-at-EOS with the EOS id; the stop tokens
+    /// and stop strings, sorted (their order does not matter). maxTokens is not in it: a
+    /// stored completion answers any length up to its own.
+    func samplingIdentity(_ p: GenerateParameters) -> [UInt8] {
+        var out: [UInt8] = []
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        put(p.temperature.bitPattern)
+        if p.temperature > 0 {
+            put(UInt32(p.topK)); put(p.topP.bitPattern); put(p.minP.bitPattern); put(p.seed ?? 0)
+        }
+        put(UInt8(p.stopAtEOS ? 1 : 0)); put(UInt32(bitPattern: p.stopAtEOS ? (eos ?? -1) : -1))
+        let stops = Array(Set(p.stopTokens)).sorted()
+        put(UInt32(stops.count)); for t in stops { put(UInt32(bitPattern: t)) }
+        let strings = Array(Set(p.stopStrings)).sorted()
+        put(UInt32(strings.count))
+        for s in strings { put(UInt32(s.utf8.count)); out += Array(s.utf8) }
+        return out
+    }
+
+    func completionKey(_ r: EngineRequest) -> (Digest128, EntryIdentity) {
+        let sampling = samplingIdentity(r.parameters)
+        let identity = EntryIdentity(kind: .completion, model: model, profile: profile, saltDigest: EntryIdentity.saltDigest(r.salt),
+                                     parent: nil, tokens: r.prompt, sampling: sampling)
+        return (ContentAddress.completion(model: model, profile: profile, salt: r.salt, prompt: r.prompt, sampling: sampling), identity)
+    }
+
+    /// A stored completion answers the request: fully (stored tokens cover it, or the stored
+    /// run ended before its length limit), or as a head start that generation continues.
+    /// Returns true when the request was answered entirely.
+    func replayCompletion(_ r: EngineRequest, worker: EngineWorker) -> Bool {
+        guard completions, r.parameters.topLogprobs == 0 else { return false }
+        store.count("lookups.completions")
+        let (key, identity) = completionKey(r)
+        guard let record = store.read(key, expecting: identity, { CompletionRecord(decoding: $0) }) ?? nil,
+              !record.tokens.isEmpty else { return false }
+        let complete = record.reason != .length || record.tokens.count >= r.parameters.maxTokens
+        if !complete && r.prompt.count + record.tokens.count >= r.positionsNeeded { return false }
+        store.count("hits.completions")
+        store.count("tokens_saved", Int64(r.prompt.count + min(record.tokens.count, r.parameters.maxTokens)))
+        r.cachedPromptTokens = r.prompt.count
+        if complete {
+            r.completionFromCache = true
+            for (token, logprob) in zip(record.tokens, record.logprobs) {
+                worker.emit(r, token: token, logprob: logprob, top: [])
+                if r.channel.isFinished { break }
+            }
+            if !r.channel.isFinished { worker.finish(r, reason: .length) }   // defensive: replay always ends
+            return true
+        }
+        // Continue: stream the stored head now, then prefill prompt + head (minus its last
+        // token, which is fed as the first decode step) and keep sampling from step n.
+        for (token, logprob) in zip(record.tokens, record.logprobs) { worker.emit(r, token: token, logprob: logprob, top: []) }
+        r.context = r.prompt + record.tokens.dropLast()
+        r.cachedPromptTokens = 0
+        return false
+    }
+
+    /// Restores the longest cached prefix of the request's context into fresh KV blocks.
+    func restorePrefix(_ r: EngineRequest, into kv: KVCache) {
+        guard prefixes else { return }
+        let context = r.context
+        let maxBlocks = (context.count - 1) / blockSize    // at least one token is computed
+        store.count("lookups.prefix_tokens", Int64(r.prompt.count))
+        guard maxBlocks > 0 else { return }
+        let keys = ContentAddress.kvChain(model: model, profile: profile, salt: r.salt, blockSize: blockSize, tokens: context, count: maxBlocks)
+        let identities = (0..<maxBlocks).map { identity(r, keys, $0, context) }
+        var restored = 0
+        store.readChain(keys, identities: identities) { payloads in
+            let usable = payloads.prefix { $0.count == kv.memory.blockBytes }
+            guard !usable.isEmpty else { return }
+            try? kv.restore(r.sequence, blocks: Array(usable))
+            restored = kv.length(of: r.sequence) / blockSize
+        }
+        guard restored > 0 else { return }
+        r.prefilled = restored * blockSize
+        r.blocksStored = restored
+        r.chain = Array(keys.prefix(restored))
+        r.cachedPromptTokens = min(r.prompt.count, restored * blockSize)
+        store.count("hits.prefix_tokens", Int64(r.cachedPromptTokens))
+        store.count("tokens_saved", Int64(r.cachedPromptTokens))
+        store.touch(r.chain.reversed())   // leaf first, root last: parents stay younger
+    }
+
+    private func identity(_ r: EngineRequest, _ keys: [Digest128], _ i: Int, _ tokens: [TokenID]) -> EntryIdentity {
+        EntryIdentity(kind: .kvBlock, model: model, profile: profile, saltDigest: EntryIdentity.saltDigest(r.salt),
+                      parent: i == 0 ? nil : keys[i - 1], tokens: Array(tokens[(i * blockSize)..<((i + 1) * blockSize)]), sampling: [])
+    }
+
+    /// Hands every full KV block written since the last call to the writer (never NaN or Inf).
+    func storeBlocks(_ r: EngineRequest, from kv: KVCache) {
+        guard prefixes, r.sequence >= 0 else { return }
+        let tokens = r.prompt + r.generated
+        let full = min(kv.length(of: r.sequence), tokens.count) / blockSize
+        guard full > r.blocksStored else { return }
+        for i in r.chain.count..<full {
+            let block = tokens[(i * blockSize)..<((i + 1) * blockSize)]
+            r.chain.append(i == 0 ? ContentAddress.kvRoot(model: model, profile: profile, salt: r.salt, blockSize: blockSize, tokens: block)
+                                  : ContentAddress.kvChild(parent: r.chain[i - 1], blockSize: blockSize, tokens: block))
+        }
+        for i in r.blocksStored..<full {
+            let bytes = kv.blockBytes(of: r.sequence, index: i)
+            guard Self.allFinite(bytes, f16: kv.memory.type == .f16) else { store.count("writes.skipped_nonfinite"); continue }
+            store.put(r.chain[i], identity: identity(r, r.chain, i, tokens), payload: bytes)
+        }
+        r.blocksStored = full
+    }
+
+    func storeCompletion(_ r: EngineRequest, reason: StopReason) {
+        guard completions, !r.completionFromCache, r.allLogprobs.count == r.generated.count, !r.generated.isEmpty,
+              r.allLogprobs.allSatisfy(\.isFinite) else { return }
+        let recordReason: CompletionRecord.Reason = switch reason {
+        case .eos: .eos
+        case .stop: .stop
+        default: .length
+        }
+        let (key, identity) = completionKey(r)
+        let payload = CompletionRecord(reason: recordReason, tokens: r.generated, logprobs: r.allLogprobs).encoded()
+        payload.withUnsafeBytes { store.put(key, identity: identity, payload: $0) }
+    }
+
+    static func allFinite(_ bytes: UnsafeRawBufferPointer, f16: Bool) -> Bool {
+        if f16 {
+            for i in stride(from: 0, to: bytes.count, by: 2) where bytes.loadUnaligned(fromByteOffset: i, as: UInt16.self) & 0x7C00 == 0x7C00 { return false }
+        } else {
+            for i in stride(from: 0, to: bytes.count, by: 4) where bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self) & 0x7F80_0000 == 0x7F80_0000 { return false }
+        }
+        return true
+    }
+}

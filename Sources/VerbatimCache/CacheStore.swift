@@ -1,0 +1,436 @@
+import Foundation
+import LMDB
+import VerbatimModel
+
+public struct CacheError: Error, Equatable, CustomStringConvertible, Sendable {
+    public enum Code: String, Sendable { case cannotCreate, permissionDenied, notAVerbatimCache, newerFormat, storage }
+    public let code: Code
+    public let message: String
+    public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
+    public var description: String { "cache error (\(code.rawValue)): \(message)" }
+}
+
+public struct CacheOptions: Sendable {
+    /// Bytes of payload the cache keeps; above it, least recently used entries go first.
+    public var byteBudget = 2 << 30
+    /// Eviction stops at this fraction of the budget (hysteresis: one eviction frees a batch).
+    public var lowWatermark = 0.9
+    /// LMDB map size: an upper bound on the file, reserved as address space only.
+    public var mapSize = 8 << 30
+    /// Writes waiting for the writer beyond this many bytes are dropped (counted), never waited for.
+    public var maxPendingWriteBytes = 512 << 20
+    public init() {}
+}
+
+/// The LMDB-backed, content-addressed store of KV blocks and completions.
+///
+/// Reads run on the caller's thread in short read transactions and verify every entry.
+/// Writes are handed to one writer thread and committed in batches (write-behind): callers
+/// never wait for the disk. Above the byte budget the writer evicts least recently used
+/// entries; since a prefix is touched leaf first and root last, parents are never older
+/// than their children and leaves go first.
+///
+/// Layout (named databases): `entries` (key -> entry, see `EntryCodec`), `access` (key -> u64
+/// tick), `lru` (u64 big-endian tick + key -> empty), `counters` (name -> u64), `meta`
+/// (`format` -> u32 version, `created` -> u64, `model:<digest>` -> profile).
+public final class CacheStore: @unchecked Sendable {
+    // Sendable: LMDB handles are thread-safe under MDB_NOTLS; mutable state is behind `lock`.
+    public static let formatVersion: UInt32 = 1
+
+    public let directory: String
+    public let options: CacheOptions
+    let env: LMDBEnvironment
+    let entries: LMDBDatabase, access: LMDBDatabase, lru: LMDBDatabase, counters: LMDBDatabase, meta: LMDBDatabase
+
+    private let lock = NSCondition()
+    private var queue: [WriteOp] = []
+    private var pendingBytes = 0
+    private var deltas: [String: Int64] = [:]
+    private var busy = false
+    private var stopping = false
+    private var writerDone = false
+    /// Set when writes stopped working (full map that eviction cannot relieve, full disk).
+    private var failure: String?
+
+    enum WriteOp {
+        case put(key: Digest128, value: [UInt8], payloadBytes: Int, kind: EntryIdentity.Kind)
+        case touch([Digest128])       // most recent last
+        case delete(Digest128, cause: String)
+        case seen(model: Digest128, profile: String)
+    }
+
+    public init(directory: String, options: CacheOptions = CacheOptions()) throws(CacheError) {
+        self.directory = directory
+        self.options = options
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        if fm.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw CacheError(.notAVerbatimCache, "\(directory) is a file, not a cache folder") }
+            let contents = (try? fm.contentsOfDirectory(atPath: directory)) ?? []
+            if !contents.isEmpty && !contents.contains("data.mdb") {
+                throw CacheError(.notAVerbatimCache, "\(directory) holds other files and no cache (no data.mdb)")
+            }
+        } else {
+            do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+                throw CacheError(.cannotCreate, "cannot create \(directory): \(error.localizedDescription)")
+            }
+        }
+        guard fm.isWritableFile(atPath: directory) else { throw CacheError(.permissionDenied, "\(directory) is not writable") }
+        var envOptions = LMDBEnvironment.Options()
+        envOptions.mapSize = options.mapSize
+        envOptions.maxDatabases = 8
+        do {
+            env = try LMDBEnvironment(path: directory, options: envOptions)
+            entries = try env.database("entries"); access = try env.database("access"); lru = try env.database("lru")
+            counters = try env.database("counters"); meta = try env.database("meta")
+            try Self.checkFormat(env, meta, directory)
+        } catch let e as CacheError {
+            throw e
+        } catch let e as LMDBError {
+            throw CacheError(e.code == EACCES ? .permissionDenied : (e.code == -30793 ? .notAVerbatimCache : .storage), e.description)
+        } catch {
+            throw CacheError(.storage, "\(error)")
+        }
+        let thread = Thread { [unowned self] in self.writerLoop() }
+        thread.name = "verbatim-cache-writer"
+        thread.start()
+    }
+
+
+    private static func checkFormat(_ env: LMDBEnvironment, _ meta: LMDBDatabase, _ directory: String) throws {
+        let existing: UInt32? = try env.read { txn in
+            try txn.get(meta, Array("format".utf8)).map { $0.loadUnaligned(as: UInt32.self) }
+        }
+        if let existing {
+            guard UInt32(littleEndian: existing) <= formatVersion else {
+                throw CacheError(.newerFormat, "\(directory) uses cache format \(UInt32(littleEndian: existing)); this build reads up to \(formatVersion)")
+            }
+            return
+        }
+        let created = UInt64(Date().timeIntervalSince1970)
+        try env.write { txn in
+            try txn.put(meta, Array("format".utf8), withUnsafeBytes(of: formatVersion.littleEndian) { Array($0) })
+            try txn.put(meta, Array("created".utf8), withUnsafeBytes(of: created.littleEndian) { Array($0) })
+        }
+    }
+
+    deinit { close() }
+
+    /// Commits everything handed over so far, then stops the writer. Idempotent.
+    public func close() {
+        lock.lock()
+        stopping = true
+        lock.broadcast()
+        while !writerDone { lock.wait() }
+        lock.unlock()
+    }
+
+    /// Waits until every write handed over so far is committed (tests, shutdown).
+    public func flush() {
+        lock.lock()
+        while (!queue.isEmpty || !deltas.isEmpty || busy) && !writerDone { lock.broadcast(); lock.wait() }
+        lock.unlock()
+    }
+
+    /// Why writes stopped, if they did (the cache then serves reads only).
+    public var writeFailure: String? { lock.withLock { failure } }
+
+    // MARK: - Counters
+
+    /// Adds to a persistent counter (committed with the next write batch).
+    public func count(_ name: String, _ delta: Int64 = 1) {
+        lock.lock()
+        deltas[name, default: 0] += delta
+        lock.signal()
+        lock.unlock()
+    }
+
+    // MARK: - Reads (caller's thread)
+
+    /// Looks up an entry; on a checksum failure the entry is deleted (by the writer) and counted.
+    /// `body` sees the payload only inside the read transaction (zero-copy).
+    @available(*, noasync)
+    public func read<R>(_ key: Digest128, expecting identity: EntryIdentity,
+                        _ body: (UnsafeRawBufferPointer) throws -> R) -> R? {
+        do {
+            return try env.read { txn -> R? in
+                guard let stored = try txn.get(entries, key.bytes) else { return nil }
+                switch EntryCodec.verify(stored, expected: identity) {
+                case .match(let payload, _): return try body(payload)
+                case .mismatch: return nil
+                case .corrupt:
+                    enqueue(.delete(key, cause: "corruption"), bytes: 0)
+                    return nil
+                }
+            }
+        } catch {
+            return nil   // an unreadable cache is a miss, never a failure of the request
+        }
+    }
+
+    // MARK: - Writes (handed to the writer)
+
+    /// Stores an entry unless the writer is behind by more than `maxPendingWriteBytes`.
+    public func put(_ key: Digest128, identity: EntryIdentity, payload: UnsafeRawBufferPointer) {
+        let value = EntryCodec.encode(identity, payload: payload, created: UInt64(Date().timeIntervalSince1970))
+        enqueue(.put(key: key, value: value, payloadBytes: payload.count, kind: identity.kind), bytes: value.count)
+    }
+
+    /// Marks entries as used now; pass a prefix leaf first, root last.
+    public func touch(_ keys: [Digest128]) {
+        guard !keys.isEmpty else { return }
+        enqueue(.touch(keys), bytes: 0)
+    }
+
+    public func noteModel(_ model: Digest128, profile: String) { enqueue(.seen(model: model, profile: profile), bytes: 0) }
+
+    private func enqueue(_ op: WriteOp, bytes: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if bytes > 0 && (pendingBytes + bytes > options.maxPendingWriteBytes || failure != nil) {
+            deltas["writes.dropped", default: 0] += 1
+            return
+        }
+        queue.append(op)
+        pendingBytes += bytes
+        lock.signal()
+    }
+
+    // MARK: - The writer thread
+
+    private func writerLoop() {
+        var tick: UInt64 = (try? env.read { txn in try counter(txn, "tick") }) ?? 0
+        while true {
+            lock.lock()
+            while queue.isEmpty && deltas.isEmpty && !stopping { lock.wait() }
+            if queue.isEmpty && deltas.isEmpty && stopping { writerDone = true; lock.broadcast(); lock.unlock(); return }
+            let batch = queue
+            let batchDeltas = deltas
+            queue.removeAll()
+            deltas.removeAll()
+            pendingBytes = 0
+            busy = true
+            lock.unlock()
+
+            commit(batch, batchDeltas, &tick)
+            evictIfNeeded(&tick)
+
+            lock.lock()
+            busy = false
+            lock.broadcast()
+            lock.unlock()
+        }
+    }
+
+    private func commit(_ batch: [WriteOp], _ deltas: [String: Int64], _ tick: inout UInt64) {
+        var attempt = 0
+        while true {
+            var t = tick
+            do {
+                try env.write { txn in try apply(batch, deltas, txn, &t) }
+                tick = t
+                return
+            } catch let e as LMDBError where e.isMapFull && attempt == 0 {
+                // Make room (a quarter of the budget) and try once more.
+                attempt += 1
+                evict(targetBytes: max(0, payloadBytes() - options.byteBudget / 4), cause: "budget", &tick)
+            } catch {
+                lock.withLock {
+                    if failure == nil {
+                        failure = "\(error)"
+                        FileHandle.standardError.write(Data("verbatim cache: writes disabled after \(error); serving without caching new entries\n".utf8))
+                    }
+                }
+                try? env.write { txn in
+                    try self.add(txn, "writes.failed", Int64(batch.count))
+                }
+                return
+            }
+        }
+    }
+
+    private func apply(_ batch: [WriteOp], _ deltas: [String: Int64], _ txn: borrowing LMDBWriteTransaction, _ tick: inout UInt64) throws {
+        for op in batch {
+            switch op {
+            case .put(let key, let value, let payloadBytes, let kind):
+                if let existing = try txn.get(entries, key.bytes) {
+                    // Same content is already there. A completion is replaced only by a longer
+                    // one for the same key (a continuation), never by a shorter one.
+                    guard kind == .completion, Self.completionLength(value) > Self.completionLength(existing) else { continue }
+                    try removeEntry(txn, key)
+                }
+                try txn.put(entries, key.bytes, value)
+                tick += 1
+                try setAccess(txn, key, tick)
+                try add(txn, "bytes.payload", Int64(payloadBytes))
+                try add(txn, kind == .kvBlock ? "entries.kv_blocks" : "entries.completions", 1)
+                try add(txn, "writes.committed", 1)
+            case .touch(let keys):
+                for key in keys where try txn.get(entries, key.bytes) != nil {
+                    tick += 1
+                    try setAccess(txn, key, tick)
+                }
+            case .delete(let key, let cause):
+                if try removeEntry(txn, key) { try add(txn, "evictions.\(cause)", 1) }
+            case .seen(let model, let profile):
+                try txn.put(meta, Array("model:\(model)".utf8), Array(profile.utf8))
+            }
+        }
+        for (name, delta) in deltas { try add(txn, name, delta) }
+        try txn.put(counters, Array("tick".utf8), withUnsafeBytes(of: tick.littleEndian) { Array($0) })
+    }
+
+    private func setAccess(_ txn: borrowing LMDBWriteTransaction, _ key: Digest128, _ tick: UInt64) throws {
+        if let old = try txn.get(access, key.bytes) {
+            try txn.delete(lru, Self.lruKey(UInt64(littleEndian: old.loadUnaligned(as: UInt64.self)), key))
+        }
+        try txn.put(access, key.bytes, withUnsafeBytes(of: tick.littleEndian) { Array($0) })
+        try txn.put(lru, Self.lruKey(tick, key), [])
+    }
+
+    /// Tokens in a stored completion (from the payload's count field), 0 if unreadable.
+    static func completionLength(_ stored: [UInt8]) -> Int {
+        stored.withUnsafeBytes { completionLength($0) }
+    }
+
+    static func completionLength(_ stored: UnsafeRawBufferPointer) -> Int {
+        let payload = EntryCodec.storedPayloadLength(stored)
+        guard payload >= 5, payload <= stored.count else { return 0 }
+        return Int(UInt32(littleEndian: stored.loadUnaligned(fromByteOffset: stored.count - payload + 1, as: UInt32.self)))
+    }
+
+    static func lruKey(_ tick: UInt64, _ key: Digest128) -> [UInt8] {
+        withUnsafeBytes(of: tick.bigEndian) { Array($0) } + key.bytes
+    }
+
+    /// Deletes an entry and its access records; false if it was absent.
+    @discardableResult
+    func removeEntry(_ txn: borrowing LMDBWriteTransaction, _ key: Digest128) throws -> Bool {
+        guard let stored = try txn.get(entries, key.bytes) else { return false }
+        let payload = EntryCodec.storedPayloadLength(stored)
+        let kind = EntryCodec.kind(stored)
+        if let old = try txn.get(access, key.bytes) {
+            try txn.delete(lru, Self.lruKey(UInt64(littleEndian: old.loadUnaligned(as: UInt64.self)), key))
+            try txn.delete(access, key.bytes)
+        }
+        try txn.delete(entries, key.bytes)
+        try add(txn, "bytes.payload", -Int64(payload))
+        try add(txn, kind == .completion ? "entries.completions" : "entries.kv_blocks", -1)
+        return true
+    }
+
+    func counter(_ txn: borrowing some LMDBReading & ~Copyable, _ name: String) throws -> UInt64 {
+        try txn.get(counters, Array(name.utf8)).map { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } ?? 0
+    }
+
+    func add(_ txn: borrowing LMDBWriteTransaction, _ name: String, _ delta: Int64) throws {
+        let current = Int64(bitPattern: try counter(txn, name))
+        let next = UInt64(bitPattern: max(0, current + delta))
+        try txn.put(counters, Array(name.utf8), withUnsafeBytes(of: next.littleEndian) { Array($0) })
+    }
+
+    func payloadBytes() -> Int { Int((try? env.read { txn in try counter(txn, "bytes.payload") }) ?? 0) }
+
+    private func evictIfNeeded(_ tick: inout UInt64) {
+        let bytes = payloadBytes()
+        guard bytes > options.byteBudget else { return }
+        evict(targetBytes: Int(Double(options.byteBudget) * options.lowWatermark), cause: "budget", &tick)
+    }
+
+    /// Removes least recently used entries until the payload is at most `targetBytes`.
+    func evict(targetBytes: Int, cause: String, _ tick: inout UInt64) {
+        try? env.write { txn in
+            var bytes = Int(try counter(txn, "bytes.payload"))
+            var victims: [Digest128] = []
+            var planned = bytes
+            try txn.forEach(lru) { k, _ in
+                guard planned > targetBytes else { return false }
+                let key = Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[8..<24]))!
+                if let stored = try txn.get(entries, key.bytes) { planned -= EntryCodec.storedPayloadLength(stored) }
+                victims.append(key)
+                return true
+            }
+            for key in victims where try removeEntry(txn, key) {
+                try add(txn, "evictions.\(cause)", 1)
+            }
+            bytes = planned
+            _ = bytes
+        }
+    }
+
+    /// Deletes entries on request (cachectl, tests): those for which `matches` is true.
+    public func evictAll(cause: String = "explicit") {
+        var tick: UInt64 = 0
+        flush()
+        evict(targetBytes: 0, cause: cause, &tick)
+    }
+}
+
+extension CacheStore {
+    /// Verifies the chain of entries `keys` (with their expected identities) in one read
+    /// transaction, stopping at the first miss, and hands the verified payloads to `body`
+    /// (zero-copy, valid only during the call). Returns how many were found.
+    @available(*, noasync)
+    @discardableResult
+    public func readChain(_ keys: [Digest128], identities: [EntryIdentity],
+                          _ body: ([UnsafeRawBufferPointer]) throws -> Void) -> Int {
+        do {
+            return try env.read { txn -> Int in
+                var payloads: [UnsafeRawBufferPointer] = []
+                for (key, identity) in zip(keys, identities) {
+                    guard let stored = try txn.get(entries, key.bytes) else { break }
+                    guard case .match(let payload, _) = EntryCodec.verify(stored, expected: identity) else {
+                        if case .corrupt = EntryCodec.verify(stored, expected: identity) {
+                            enqueue(.delete(key, cause: "corruption"), bytes: 0)
+                        }
+                        break
+                    }
+                    payloads.append(payload)
+                }
+                try body(payloads)
+                return payloads.count
+            }
+        } catch {
+            return 0
+        }
+    }
+
+    public struct Stats: Sendable {
+        public var counters: [String: UInt64]
+        public var kvBlocks: Int
+        public var completions: Int
+        public var payloadBytes: Int
+        public var fileBytes: Int
+        public var mapBytes: Int
+        public var usedBytes: Int
+        public var readersInUse: Int
+        public var maxReaders: Int
+        public var models: [(digest: String, profile: String)]
+        public var writeFailure: String?
+    }
+
+    @available(*, noasync)
+    public func stats() throws -> Stats {
+        let info = env.info
+        let (all, models): ([String: UInt64], [(String, String)]) = try env.read { txn in
+            var all: [String: UInt64] = [:]
+            try txn.forEach(counters) { k, v in
+                if v.count == 8 { all[String(decoding: k, as: UTF8.self)] = UInt64(littleEndian: v.loadUnaligned(as: UInt64.self)) }
+                return true
+            }
+            var models: [(String, String)] = []
+            try txn.forEach(meta, from: Array("model:".utf8)) { k, v in
+                let name = String(decoding: k, as: UTF8.self)
+                guard name.hasPrefix("model:") else { return false }
+                models.append((String(name.dropFirst(6)), String(decoding: v, as: UTF8.self)))
+                return true
+            }
+            return (all, models)
+        }
+        let fileBytes = (try? FileManager.default.attributesOfItem(atPath: directory + "/data.mdb")[.size] as? Int) ?? 0
+        return Stats(counters: all, kvBlocks: Int(all["entries.kv_blocks"] ?? 0), completions: Int(all["entries.completions"] ?? 0),
+                     payloadBytes: Int(all["bytes.payload"] ?? 0), fileBytes: fileBytes, mapBytes: info.mapSize,
+                     usedBytes: info.usedBytes, readersInUse: info.readersInUse, maxReaders: info.maxReaders,
+                     models: models, writeFailure: writeFailure)
+    }
+}

@@ -1,0 +1,65 @@
+import VerbatimModel
+
+/// Content addresses of cache entries: XXH3-128 over a canonical byte encoding, so another
+/// language can compute the same keys. Integers are little-endian; a "string" is a u64 byte
+/// count then UTF-8; "bytes" likewise; a token list is a u32 count then u32 ids.
+///
+/// - KV block 0: `H("verbatim-kv/1", model digest (16 bytes, printed order), profile string,
+///   salt bytes, u32 block size, tokens[0..<B])`
+/// - KV block i: `H("verbatim-kv/1", key of block i-1 (16 bytes), u32 block size, tokens[i*B..<(i+1)*B])`
+/// - Completion: `H("verbatim-completion/1", model digest, profile string, salt bytes, prompt
+///   tokens, the sampling parameters that change the output (see `SamplingIdentity`))`
+///
+/// The model digest, numerics profile and tenant salt sit in every root, so entries of another
+/// model, another numerics contract or another tenant are never even looked at.
+public enum ContentAddress {
+    public static func kvRoot(model: Digest128, profile: String, salt: [UInt8], blockSize: Int, tokens: ArraySlice<TokenID>) -> Digest128 {
+        var h = ContentHasher()
+        h.update("verbatim-kv/1")
+        h.update(bytes: model.bytes)
+        h.update(profile)
+        h.update(bytes: salt)
+        h.update(UInt32(blockSize))
+        feed(&h, tokens)
+        return h.finish()
+    }
+
+    public static func kvChild(parent: Digest128, blockSize: Int, tokens: ArraySlice<TokenID>) -> Digest128 {
+        var h = ContentHasher()
+        h.update("verbatim-kv/1")
+        parent.bytes.withUnsafeBytes { h.update($0) }
+        h.update(UInt32(blockSize))
+        feed(&h, tokens)
+        return h.finish()
+    }
+
+    /// Keys of the first `count` full blocks of `tokens`.
+    public static func kvChain(model: Digest128, profile: String, salt: [UInt8], blockSize: Int,
+                               tokens: [TokenID], count: Int) -> [Digest128] {
+        var keys: [Digest128] = []
+        keys.reserveCapacity(count)
+        for i in 0..<count {
+            let block = tokens[(i * blockSize)..<((i + 1) * blockSize)]
+            keys.append(i == 0 ? kvRoot(model: model, profile: profile, salt: salt, blockSize: blockSize, tokens: block)
+                               : kvChild(parent: keys[i - 1], blockSize: blockSize, tokens: block))
+        }
+        return keys
+    }
+
+    public static func completion(model: Digest128, profile: String, salt: [UInt8], prompt: [TokenID],
+                                  sampling: [UInt8]) -> Digest128 {
+        var h = ContentHasher()
+        h.update("verbatim-completion/1")
+        h.update(bytes: model.bytes)
+        h.update(profile)
+        h.update(bytes: salt)
+        feed(&h, prompt[...])
+        h.update(bytes: sampling)
+        return h.finish()
+    }
+
+    static func feed(_ h: inout ContentHasher, _ tokens: ArraySlice<TokenID>) {
+        h.update(UInt32(tokens.count))
+        for t in tokens { h.update(UInt32(bitPattern: t)) }
+    }
+}

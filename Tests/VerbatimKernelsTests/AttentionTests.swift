@@ -1,0 +1,151 @@
+// Attention over paged KV: chunking, batch companions, block placement, paths
+// and threads do not change the bits; the result is close to Double.
+import Testing
+@testable import VerbatimKernels
+
+/// One sequence's data: per position, K and V (kvHeads * headDim) and q (heads * headDim).
+struct SeqData {
+    var k: [[Float]], v: [[Float]], q: [[Float]]
+    init(length: Int, kvWidth: Int, qWidth: Int, _ rng: inout SeededRandom) {
+        k = (0..<length).map { _ in rng.floats(kvWidth) }
+        v = (0..<length).map { _ in rng.floats(kvWidth) }
+        q = (0..<length).map { _ in rng.floats(qWidth) }
+    }
+}
+
+/// A flat batch: rows of (sequence, position), each sequence with its own block table.
+struct Batch {
+    let heads = 9, kvHeads = 3, headDim = 64
+    var tables: [[Int32]]
+    var rows: [(seq: Int, pos: Int)] = []
+
+    /// Writes K/V of the rows into `mem` at `layer`, then runs attention; returns (rows, heads * headDim).
+    func run(_ mem: PagedKVMemory, layer: Int, _ data: [SeqData]) -> [Float] {
+        var flat: [Int32] = [], offsets: [Int32] = []
+        var starts: [Int32] = []
+        for t in tables { starts.append(Int32(flat.count)); flat += t }
+        var k: [Float] = [], v: [Float] = [], q: [Float] = [], pos: [Int32] = []
+        for r in rows {
+            offsets.append(starts[r.seq])
+            pos.append(Int32(r.pos))
+            k += data[r.seq].k[r.pos]
+            v += data[r.seq].v[r.pos]
+            q += data[r.seq].q[r.pos]
+        }
+        mem.write(layer: layer, k: k, v: v, rows: rows.count, blockTables: flat, tableOffsets: offsets, positions: pos)
+        var out = [Float](repeating: .nan, count: rows.count * heads * headDim)
+        Kernels.attention(
+            q: q, out: &out, rows: rows.count, heads: heads, memory: mem, layer: layer,
+            blockTables: flat, tableOffsets: offsets, positions: pos, scale: 0.125)
+        return out
+    }
+}
+
+func makeMemory(_ type: KVType, blockSize: Int, blocks: Int) -> PagedKVMemory {
+    PagedKVMemory(type: type, blockSize: blockSize, layers: 2, kvHeads: 3, headDim: 64, blockCount: blocks)
+}
+
+extension KernelTests {
+    @Suite("Attention")
+    struct AttentionTests {
+        static let width = 9 * 64
+
+        /// Sequence 0 (length n) prefilled in one step, returning its rows' outputs.
+        func oneChunk(_ type: KVType, blockSize: Int, n: Int, _ data: [SeqData]) -> [Float] {
+            let blocks = (n + blockSize - 1) / blockSize
+            let mem = makeMemory(type, blockSize: blockSize, blocks: blocks)
+            var b = Batch(tables: [(0..<blocks).map { Int32($0) }])
+            b.rows = (0..<n).map { (0, $0) }
+            return b.run(mem, layer: 1, data)
+        }
+
+        @Test("Position p gives the same bits in one chunk or many, whatever shares the batch and wherever the blocks are",
+              arguments: [KVType.f32, .f16], [16, 32])
+        func chunkingAndCompanions(type: KVType, blockSize: Int) {
+            var rng = SeededRandom(21 + UInt64(blockSize))
+            let n = 150
+            let data = (0..<4).map { _ in SeqData(length: n, kvWidth: 192, qWidth: Self.width, &rng) }
+            let ref = oneChunk(type, blockSize: blockSize, n: n, data)
+
+            // Same sequence, chunks of random sizes, three companion sequences at their
+            // own positions, physical blocks shuffled among all sequences.
+            let per = (n + blockSize - 1) / blockSize
+            var physical = (0..<(4 * per)).map { Int32($0) }
+            physical.shuffle(using: &rng)
+            let tables = (0..<4).map { s in Array(physical[(s * per)..<((s + 1) * per)]) }
+            let mem = makeMemory(type, blockSize: blockSize, blocks: 4 * per)
+            var next = [0, 0, 0, 0]
+            var got = [Float](repeating: .nan, count: n * Self.width)
+            while next[0] < n {
+                var b = Batch(tables: tables)
+                let chunk = min(n - next[0], Int.random(in: 1...40, using: &rng))
+                var mine: [Int] = []
+                for s in [0, 1, 2, 3].shuffled(using: &rng) {
+                    let c = s == 0 ? chunk : min(n - next[s], Int.random(in: 0...20, using: &rng))
+                    for _ in 0..<c {
+                        if s == 0 { mine.append(b.rows.count) }
+                        b.rows.append((s, next[s]))
+                        next[s] += 1
+                    }
+                }
+                let out = b.run(mem, layer: 1, data)
+                for (i, r) in mine.enumerated() {
+                    let p = next[0] - chunk + i
+                    got.replaceSubrange((p * Self.width)..<((p + 1) * Self.width), with: out[(r * Self.width)..<((r + 1) * Self.width)])
+                }
+            }
+            expectSameBits(got, ref, "\(type) block \(blockSize) chunked with companions")
+        }
+
+        @Test("AVX2 and AVX-512 give the portable bits (f32 and f16 KV, block sizes 8, 16, 64), and 1/2/3/8 threads agree")
+        func pathsAndThreads() {
+            var rng = SeededRandom(22)
+            let n = 70
+            let data = [SeqData(length: n, kvWidth: 192, qWidth: Self.width, &rng)]
+            for type in [KVType.f32, .f16] {
+                for bs in [8, 16, 64] {
+                    let ref = withConfig(isa: .portable) { oneChunk(type, blockSize: bs, n: n, data) }
+                    for isa in optimisedISAs {
+                        let got = withConfig(isa: isa) { oneChunk(type, blockSize: bs, n: n, data) }
+                        expectSameBits(got, ref, "\(type) block \(bs) \(isa)")
+                    }
+                    for t in [1, 2, 3, 8] {
+                        let got = withConfig(isa: KernelConfig.isa, threads: t) { oneChunk(type, blockSize: bs, n: n, data) }
+                        expectSameBits(got, ref, "\(type) block \(bs) threads \(t)")
+                    }
+                }
+            }
+        }
+
+        // Bound: |err| <= 3e-5 * max|v|. Scores carry at most 64 u * sum|q k| * scale
+        // <= 64 u * 16 * 0.125 ~ 8e-6 absolute error, which becomes that much relative
+        // error in each weight; the exp (2 ulp), the 16-lane sum and the value chain add
+        // a few u more. The reference uses the stored K/V (f16-rounded for f16).
+        @Test("Close to a Double softmax(q k * scale) v (|err| <= 3e-5 max|v|), f32 and f16 KV", arguments: [KVType.f32, .f16])
+        func accuracy(type: KVType) {
+            var rng = SeededRandom(23)
+            let n = 300
+            let data = [SeqData(length: n, kvWidth: 192, qWidth: Self.width, &rng)]
+            let out = oneChunk(type, blockSize: 32, n: n, data)
+            func stored(_ x: Float) -> Double { type == .f16 ? Double(Kernels.float(halfBits: Kernels.halfBits(x))) : Double(x) }
+            var bad = 0
+            for p in stride(from: 0, to: n, by: 37) {
+                for h in 0..<9 {
+                    let g = h / 3
+                    let q = data[0].q[p][(h * 64)..<((h + 1) * 64)].map(Double.init)
+                    var s = (0...p).map { j in
+                        (0..<64).reduce(0.0) { $0 + q[$1] * stored(data[0].k[j][g * 64 + $1]) } * 0.125
+                    }
+                    let m = s.max()!
+                    s = s.map { refexp($0 - m) }
+                    let z = s.reduce(0, +)
+                    for d in 0..<64 {
+                        let e = (0...p).reduce(0.0) { $0 + s[$1] * stored(data[0].v[$1][g * 64 + d]) } / z
+                        if abs(Double(out[p * Self.width + h * 64 + d]) - e) > 3e-5 { bad += 1 }
+                    }
+                }
+            }
+            #expect(bad == 0, "\(bad) outputs outside the bound")
+        }
+    }
+}

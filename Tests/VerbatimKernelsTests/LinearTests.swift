@@ -1,0 +1,103 @@
+// Linear: every path gives the portable bits, rows do not see their batch,
+// threads do not matter, and the result is close to a Double computation.
+import Testing
+@testable import VerbatimKernels
+
+extension KernelTests {
+    @Suite("Linear")
+    struct LinearTests {
+        // (m, k, n): ragged k and n, m from 1 to 300. Quantised types need k % 32 == 0.
+        static let shapes: [(Int, Int, Int)] = [
+            (1, 32, 1), (1, 64, 16), (2, 96, 17), (3, 32, 63), (4, 64, 64), (5, 160, 65),
+            (6, 32, 100), (7, 64, 129), (12, 96, 48), (13, 32, 200), (25, 64, 31), (64, 32, 70),
+            (97, 64, 33), (300, 32, 20),
+        ]
+        static let plainShapes: [(Int, Int, Int)] = [(1, 1, 1), (2, 3, 5), (5, 17, 33), (13, 33, 70), (1, 100, 129)]
+
+        @Test("AVX2 and AVX-512 give the portable bits for every weight type and many shapes", arguments: WeightType.allCases)
+        func pathsMatchPortable(type: WeightType) throws {
+            var rng = SeededRandom(0x1000 + UInt64(type.rawValue))
+            let shapes = type.blockSize == 1 ? Self.shapes + Self.plainShapes : Self.shapes
+            for (m, k, n) in shapes {
+                let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
+                let x = rng.floats(m * k)
+                let ref = withConfig(isa: .portable) { runLinear(x, rows: m, w) }
+                for isa in optimisedISAs {
+                    let y = withConfig(isa: isa) { runLinear(x, rows: m, w) }
+                    expectSameBits(y, ref, "\(type) \(isa) m=\(m) k=\(k) n=\(n)")
+                }
+            }
+        }
+
+        @Test("Row r of a batch equals the row computed alone, batch sizes 1...64, random companions")
+        func batchInvariance() throws {
+            var rng = SeededRandom(7)
+            for type in [WeightType.f32, .q4_1, .q8_0] {
+                let (k, n) = (96, 80)
+                let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
+                let pool = 40
+                let rowsX = (0..<pool).map { _ in rng.floats(k) }
+                let alone = rowsX.map { runLinear($0, rows: 1, w) }
+                for b in 1...64 {
+                    let pick = (0..<b).map { _ in Int.random(in: 0..<pool, using: &rng) }
+                    let y = runLinear(pick.flatMap { rowsX[$0] }, rows: b, w)
+                    for (r, i) in pick.enumerated() {
+                        expectSameBits(Array(y[(r * n)..<((r + 1) * n)]), alone[i], "\(type) batch \(b) row \(r)")
+                    }
+                }
+            }
+        }
+
+        @Test("1, 2, 3 and 8 threads give the same bits")
+        func threadsDoNotMatter() throws {
+            var rng = SeededRandom(8)
+            for type in WeightType.allCases {
+                let (m, k, n) = (37, 128, 300)
+                let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
+                let x = rng.floats(m * k)
+                let ref = withConfig(isa: KernelConfig.isa, threads: 1) { runLinear(x, rows: m, w) }
+                for t in [2, 3, 8] {
+                    let y = withConfig(isa: KernelConfig.isa, threads: t) { runLinear(x, rows: m, w) }
+                    expectSameBits(y, ref, "\(type) threads \(t)")
+                }
+            }
+        }
+
+        // Bound: a k-term fma chain has |error| <= gamma_k * sum |x w|, gamma_k = k u / (1 - k u),
+        // u = 2^-24 (each step rounds once). The weights are decoded independently from
+        // the ggml bytes (this also checks the panel packing and nibble order).
+        @Test("Close to a Double computation with independently decoded weights (|err| <= k u / (1 - k u) * sum|x w|)")
+        func accuracy() throws {
+            var rng = SeededRandom(9)
+            for type in WeightType.allCases {
+                let (m, k, n) = (5, 256, 70)
+                let raw = randomWeights(type, k: k, n: n, &rng)
+                let wd = decodeWeights(type, k: k, n: n, raw)
+                let w = try pack(type, k: k, n: n, raw)
+                let x = rng.floats(m * k)
+                let y = runLinear(x, rows: m, w)
+                let u = 0x1p-24
+                let gamma = Double(k) * u / (1 - Double(k) * u)
+                var bad = 0
+                for r in 0..<m {
+                    for c in 0..<n {
+                        var exact = 0.0, mag = 0.0
+                        for kk in 0..<k {
+                            let p = Double(x[r * k + kk]) * Double(wd[c * k + kk])
+                            exact += p
+                            mag += abs(p)
+                        }
+                        if abs(Double(y[r * n + c]) - exact) > gamma * mag { bad += 1 }
+                    }
+                }
+                #expect(bad == 0, "\(type): \(bad) outputs outside the bound")
+            }
+        }
+
+        @Test("Packing rejects a k that is not a multiple of the block size")
+        func rejectsBadShape() {
+            let raw = [UInt8](repeating: 0, count: 1000)
+            #expect(throws: KernelError.self) { try pack(.q4_0, k: 48, n: 2, raw) }
+        }
+    }
+}
