@@ -67,10 +67,11 @@ let package = Package(
             resources: [.copy("Data")]
         ),
         .testTarget(name: "VerbatimKernelsTests", dependencies: ["VerbatimKernels"]),
-        .testTarget(name: "VerbatimTests", dependencies: ["Verbatim"]),
+        .testTarget(name: "VerbatimTests", dependencies: ["Verbatim", "VerbatimCache"]),
+        .testTarget(name: "VerbatimCacheTests", dependencies: ["VerbatimCache", "LMDB"]),
         .testTarget(
             name: "VerbatimCLITests",
-            dependencies: ["verbatim"]
+            dependencies: ["verbatim", "VerbatimCache", "VerbatimModel"]
         ),
         .testTarget(
             name: "SystemLibraryTests",

@@ -76,6 +76,32 @@ int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst) {
     return 0;
 }
 
+int vk_dequantize_row(int type, int64_t k, const void *src, float *out) {
+    if (type < VK_W_F32 || type > VK_W_Q4_1 || k <= 0) return -1;
+    if (type >= VK_W_Q8_0 && k % VK_QBLOCK != 0) return -1;
+    const uint8_t *s = src;
+    for (int64_t i = 0; i < k; i++) {
+        int64_t b = i / VK_QBLOCK;
+        int j = (int)(i % VK_QBLOCK);
+        switch (type) {
+        case VK_W_F32: memcpy(out + i, s + i * 4, 4); break;
+        case VK_W_F16: out[i] = vk_half_to_float(vk_load_u16(s + i * 2)); break;
+        case VK_W_BF16: out[i] = vk_bf16_to_float(vk_load_u16(s + i * 2)); break;
+        case VK_W_Q8_0:
+            out[i] = vk_half_to_float(vk_load_u16(s + b * 34)) * (float)(int8_t)s[b * 34 + 2 + j];
+            break;
+        case VK_W_Q4_0:
+            out[i] = vk_half_to_float(vk_load_u16(s + b * 18)) * (float)(q4_nibble(s + b * 18 + 2, j) - 8);
+            break;
+        default: // Q4_1: fma(d, q, m)
+            out[i] = fmaf(vk_half_to_float(vk_load_u16(s + b * 20)), (float)q4_nibble(s + b * 20 + 4, j),
+                          vk_half_to_float(vk_load_u16(s + b * 20 + 2)));
+            break;
+        }
+    }
+    return 0;
+}
+
 // ---- linear ---------------------------------------------------------------------
 
 typedef struct {
@@ -246,7 +272,7 @@ size_t vk_kv_bytes(const vk_kv_layout *kv) {
     size_t es = kv->kv_type == VK_KV_F16 ? 2 : 4;
     size_t per_block = (size_t)kv->n_layers * 2 * (size_t)kv->block_size *
                        (size_t)kv->n_kv_heads * (size_t)kv->head_dim * es;
-    return per_block * (size_t)kv->n_blocks + 64; // slack: gathers read 4 bytes per half
+    return per_block * (size_t)kv->n_blocks + 64; // 64 spare bytes; no kernel relies on them
 }
 
 void vk_kv_write(const vk_kv_layout *kv, int32_t layer, const float *k,
@@ -283,16 +309,20 @@ typedef struct {
     float scale;
 } attention_job;
 
+// One item: one row and one KV head, with the query heads that share it
+// (their scores then share the loaded keys; each output keeps its order).
 static void attention_item(void *ctx, int64_t item, int tid) {
     const attention_job *j = ctx;
-    int64_t r = item / j->n_heads, h = item % j->n_heads;
+    const int32_t n_kv = j->kv->n_kv_heads;
+    int64_t r = item / n_kv, g = item % n_kv;
     int32_t pos = j->positions[r];
     const int64_t hd = j->kv->head_dim;
-    float *scratch = vk_scratch(tid, (int64_t)pos + 1 + 16);
-    j->ops->attention_head(j->kv, j->layer, j->q + (r * j->n_heads + h) * hd,
-                           j->out + (r * j->n_heads + h) * hd,
-                           j->block_tables + j->table_offsets[r], pos,
-                           (int32_t)(h / j->group), j->scale, scratch);
+    float *scratch = vk_scratch(tid, (int64_t)j->group * ((int64_t)pos + 1 + 16));
+    int64_t h0 = g * j->group;
+    j->ops->attention_group(j->kv, j->layer, j->q + (r * j->n_heads + h0) * hd,
+                            j->out + (r * j->n_heads + h0) * hd, j->group,
+                            j->block_tables + j->table_offsets[r], pos,
+                            (int32_t)g, j->scale, scratch);
 }
 
 void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
@@ -304,5 +334,5 @@ void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
                        .block_tables = block_tables, .table_offsets = table_offsets,
                        .positions = positions, .layer = layer, .n_heads = n_heads,
                        .group = n_heads / kv->n_kv_heads, .scale = scale};
-    vk_parallel(rows * n_heads, attention_item, &j);
+    vk_parallel(rows * kv->n_kv_heads, attention_item, &j);
 }

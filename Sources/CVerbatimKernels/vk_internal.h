@@ -82,12 +82,13 @@ typedef struct {
     int64_t (*argmax)(const float *x, int64_t n);
     void (*exp_array)(const float *x, float *y, int64_t n);
     void (*log_array)(const float *x, float *y, int64_t n);
-    // One (row, head) of attention. q, out: (head_dim). table: the row's
-    // block table. scratch: at least pos + 1 + 16 floats.
-    void (*attention_head)(const vk_kv_layout *kv, int32_t layer,
-                           const float *q, float *out, const int32_t *table,
-                           int32_t pos, int32_t kv_head, float scale,
-                           float *scratch);
+    // Attention of one row for n_q query heads that share KV head kv_head.
+    // q, out: (n_q, head_dim). table: the row's block table. scratch: at
+    // least n_q * (pos + 1 + 16) floats.
+    void (*attention_group)(const vk_kv_layout *kv, int32_t layer,
+                            const float *q, float *out, int32_t n_q,
+                            const int32_t *table, int32_t pos,
+                            int32_t kv_head, float scale, float *scratch);
 } vk_ops;
 
 extern const vk_ops vk_ops_portable;

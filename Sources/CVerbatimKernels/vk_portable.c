@@ -177,6 +177,15 @@ static void attention_head(const vk_kv_layout *kv, int32_t layer,
     for (int64_t d = 0; d < hd; d++) out[d] = out[d] / z;
 }
 
+static void attention_group(const vk_kv_layout *kv, int32_t layer,
+                            const float *q, float *out, int32_t n_q,
+                            const int32_t *table, int32_t pos, int32_t kv_head,
+                            float scale, float *scratch) {
+    const int64_t hd = kv->head_dim;
+    for (int32_t h = 0; h < n_q; h++)
+        attention_head(kv, layer, q + h * hd, out + h * hd, table, pos, kv_head, scale, scratch);
+}
+
 const vk_ops vk_ops_portable = {
     .linear_group = linear_group,
     .rmsnorm_row = rmsnorm_row,
@@ -185,5 +194,5 @@ const vk_ops vk_ops_portable = {
     .argmax = argmax,
     .exp_array = exp_array,
     .log_array = log_array,
-    .attention_head = attention_head,
+    .attention_group = attention_group,
 };

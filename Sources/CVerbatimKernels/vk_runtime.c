@@ -116,9 +116,9 @@ static struct {
     _Atomic int64_t done;      // items finished in the current job
     _Atomic int sleepers;
     _Atomic int quit;
-    vk_task_fn fn;
+    vk_task_fn fn;             // read only after claiming an item of the job
     void *ctx;
-    int64_t n_items;
+    _Atomic int64_t n_items;   // read before claiming, so atomic
     int n_threads; // including the caller
     int started;
     pthread_t threads[VK_MAX_THREADS];
@@ -159,7 +159,7 @@ static void run_items(uint32_t job_id, int tid) {
         uint64_t t = atomic_load(&pool.ticket);
         if ((uint32_t)(t >> 32) != job_id) return;
         int64_t item = (int64_t)(t & 0xffffffffu);
-        if (item >= pool.n_items) return;
+        if (item >= atomic_load_explicit(&pool.n_items, memory_order_relaxed)) return;
         if (!atomic_compare_exchange_weak(&pool.ticket, &t, t + 1)) continue;
         pool.fn(pool.ctx, item, tid);
         atomic_fetch_add(&pool.done, 1);
@@ -255,7 +255,7 @@ void vk_parallel(int64_t n_items, vk_task_fn fn, void *ctx) {
     }
     pool.fn = fn;
     pool.ctx = ctx;
-    pool.n_items = n_items;
+    atomic_store_explicit(&pool.n_items, n_items, memory_order_relaxed);
     atomic_store(&pool.done, 0);
     uint32_t job = atomic_load(&pool.job) + 1;
     atomic_store(&pool.ticket, (uint64_t)job << 32);

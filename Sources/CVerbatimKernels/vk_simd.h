@@ -69,12 +69,29 @@ VKI vf v_load_bf16(const void *p) {
 VKI vi vi_load_i8(const void *p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)); }
 VKI vi vi_load_u8(const void *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
 
-// Gathers base[idx[i]] (float) and half base16[idx[i]] (as floats).
-VKI vf v_gather(const float *base, vi idx) { return _mm512_i32gather_ps(idx, base, 4); }
-VKI vf v_gather_f16(const uint16_t *base, vi idx) {
-    // Reads 4 bytes at each half (the storage has slack); keeps the low 16 bits.
-    vi w = _mm512_i32gather_epi32(idx, (const void *)base, 2);
-    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w));
+// In-place 16x16 transpose: r[i] lane j -> r[j] lane i (moves bits only).
+VKI void v_transpose16(vf r[16]) {
+    vf t[16], u[16];
+    for (int i = 0; i < 8; i++) { // pairs of rows, per 128-bit lane
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { // quads of rows: u[4i + c] lane L = rows 4i..4i+3 at column 4L + c
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int c = 0; c < 4; c++) { // 4x4 transpose of 128-bit lanes
+        vf v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xee);
+        vf v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xee);
+        r[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+        r[8 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+    }
 }
 
 #elif defined(VK_SIMD_AVX2)
@@ -164,19 +181,50 @@ VKI vi vi_load_u8(const void *p) {
     __m128i b = _mm_loadu_si128((const __m128i *)p);
     return vi2(_mm256_cvtepu8_epi32(b), _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8)));
 }
-VKI vf v_gather(const float *base, vi idx) {
-    return vf2(_mm256_i32gather_ps(base, idx.lo, 4), _mm256_i32gather_ps(base, idx.hi, 4));
+// 8x8 transpose of a[0..7] into o[0..7].
+VKI void vk_transpose8(const __m256 a[8], __m256 o[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) { // u[4i + c] lane L = rows 4i..4i+3 at column 4L + c
+        __m256d p = _mm256_castps_pd(t[4 * i]), q = _mm256_castps_pd(t[4 * i + 1]);
+        __m256d r = _mm256_castps_pd(t[4 * i + 2]), s = _mm256_castps_pd(t[4 * i + 3]);
+        u[4 * i + 0] = _mm256_castpd_ps(_mm256_unpacklo_pd(p, r));
+        u[4 * i + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(p, r));
+        u[4 * i + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(q, s));
+        u[4 * i + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(q, s));
+    }
+    for (int c = 0; c < 4; c++) {
+        o[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        o[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
 }
-// 8 int32 whose low 16 bits are halves -> 8 floats.
-VKI __m256 vk_low_halves_to_float(__m256i w) {
-    __m256i packed = _mm256_packus_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0xffff)), _mm256_setzero_si256());
-    packed = _mm256_permute4x64_epi64(packed, 0x08); // qwords 0 and 2 to the low half
-    return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
-}
-VKI vf v_gather_f16(const uint16_t *base, vi idx) {
-    __m256i lo = _mm256_i32gather_epi32((const int *)(const void *)base, idx.lo, 2);
-    __m256i hi = _mm256_i32gather_epi32((const int *)(const void *)base, idx.hi, 2);
-    return vf2(vk_low_halves_to_float(lo), vk_low_halves_to_float(hi));
+
+// In-place 16x16 transpose as four 8x8 blocks: r[i] lane j -> r[j] lane i.
+VKI void v_transpose16(vf r[16]) {
+    __m256 a[8], o[8];
+    for (int i = 0; i < 8; i++) a[i] = r[i].lo; // keys 0-7, columns 0-7
+    vk_transpose8(a, o);
+    __m256 c00[8];
+    for (int i = 0; i < 8; i++) c00[i] = o[i];
+    for (int i = 0; i < 8; i++) a[i] = r[8 + i].lo; // keys 8-15, columns 0-7
+    vk_transpose8(a, o);
+    __m256 c10[8];
+    for (int i = 0; i < 8; i++) c10[i] = o[i];
+    for (int i = 0; i < 8; i++) a[i] = r[i].hi; // keys 0-7, columns 8-15
+    vk_transpose8(a, o);
+    __m256 c01[8];
+    for (int i = 0; i < 8; i++) c01[i] = o[i];
+    for (int i = 0; i < 8; i++) a[i] = r[8 + i].hi; // keys 8-15, columns 8-15
+    vk_transpose8(a, o);
+    for (int i = 0; i < 8; i++) {
+        r[i].lo = c00[i];
+        r[i].hi = c10[i];
+        r[8 + i].lo = c01[i];
+        r[8 + i].hi = o[i];
+    }
 }
 
 #else

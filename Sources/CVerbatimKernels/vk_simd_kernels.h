@@ -84,7 +84,9 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
                 }
                 TILE_FMA(b * VK_QBLOCK + 2 * t, wv);
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                    vi q = vi_srli(qb[p], 4);
+                    // Q4_0 reloads the bytes (from L1) rather than keeping them:
+                    // measured faster with AVX2, which has no register to spare.
+                    vi q = vi_srli(q41 ? qb[p] : vi_load_u8(w + p * pb + b * bb + hb + t * VK_NR), 4);
                     wv[p] = q41 ? v_fma(d[p], v_from_int(q), m[p])
                                 : v_mul(d[p], v_from_int(vi_sub(q, vi_set1(8))));
                 }
@@ -240,71 +242,95 @@ static void log_array(const float *x, float *y, int64_t n) {
 
 // ---- attention ------------------------------------------------------------
 
-// out (nv * 16) = (sum over j in order of fma(e_j, v_j, acc)) / z.
+// For nq heads h: out_h (nv * 16) = (sum over j in order of fma(e_h,j, v_j, acc)) / z_h.
+// e_h at e + h * e_stride. Each V row is loaded once for all nq heads.
 VKI void attention_values(const vk_kv_layout *kv, int32_t layer,
-                          const float *e, float *out, const int32_t *table,
-                          int64_t nkeys, int32_t kv_head, float z, const int nv) {
+                          const float *e, int64_t e_stride, float *out,
+                          const int32_t *table, int64_t nkeys, int32_t kv_head,
+                          const float *z, const int nq, const int nv) {
     const int64_t bs = kv->block_size, hd = kv->head_dim;
     const int64_t stride = (int64_t)kv->n_kv_heads * hd;
-    vf o[16];
-    for (int c = 0; c < nv; c++) o[c] = v_zero();
+    vf o[3][16]; // (nq <= 3, nv <= 16)
+    for (int h = 0; h < nq; h++)
+        for (int c = 0; c < nv; c++) o[h][c] = v_zero();
     for (int64_t j0 = 0; j0 < nkeys; j0 += bs) {
         int64_t v0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + bs * stride + kv_head * hd;
         int64_t cnt = nkeys - j0 < bs ? nkeys - j0 : bs;
         for (int64_t s = 0; s < cnt; s++) {
-            vf ej = v_set1(e[j0 + s]);
             int64_t at = v0 + s * stride;
-            if (kv->kv_type == VK_KV_F16) {
-                const uint16_t *vp = (const uint16_t *)kv->base + at;
-                for (int c = 0; c < nv; c++) o[c] = v_fma(ej, v_load_f16(vp + c * 16), o[c]);
-            } else {
-                const float *vp = (const float *)kv->base + at;
-                for (int c = 0; c < nv; c++) o[c] = v_fma(ej, v_load(vp + c * 16), o[c]);
+            for (int c = 0; c < nv; c++) {
+                vf vv = kv->kv_type == VK_KV_F16 ? v_load_f16((const uint16_t *)kv->base + at + c * 16)
+                                                 : v_load((const float *)kv->base + at + c * 16);
+                for (int h = 0; h < nq; h++) o[h][c] = v_fma(v_set1(e[h * e_stride + j0 + s]), vv, o[h][c]);
             }
         }
     }
-    vf zv = v_set1(z);
-    for (int c = 0; c < nv; c++) v_store(out + c * 16, v_div(o[c], zv));
+    for (int h = 0; h < nq; h++) {
+        vf zv = v_set1(z[h]);
+        for (int c = 0; c < nv; c++) v_store(out + h * hd + c * 16, v_div(o[h][c], zv));
+    }
 }
 
-static void attention_head(const vk_kv_layout *kv, int32_t layer,
-                           const float *q, float *out, const int32_t *table,
-                           int32_t pos, int32_t kv_head, float scale,
-                           float *scratch) {
+#define VK_MAX_GROUP 8
+
+static void attention_group(const vk_kv_layout *kv, int32_t layer,
+                            const float *q, float *out, int32_t n_q,
+                            const int32_t *table, int32_t pos, int32_t kv_head,
+                            float scale, float *scratch) {
     const int64_t bs = kv->block_size, hd = kv->head_dim;
     // Lanes hold 16 consecutive keys of one block: needs block_size % 16 == 0.
-    if (bs % 16 != 0 || hd % 16 != 0 || hd > 256) {
-        vk_ops_portable.attention_head(kv, layer, q, out, table, pos, kv_head, scale, scratch);
+    if (bs % 16 != 0 || hd % 16 != 0 || hd > 256 || n_q > VK_MAX_GROUP) {
+        vk_ops_portable.attention_group(kv, layer, q, out, n_q, table, pos, kv_head, scale, scratch);
         return;
     }
     const int64_t stride = (int64_t)kv->n_kv_heads * hd;
     const int64_t nkeys = (int64_t)pos + 1;
-    float *s = scratch; // (nkeys rounded up to 16): scores, then e_j
-    vi lane_off = vi_mul(vi_iota(), vi_set1((int32_t)stride)); // key j0+i at +i*stride
+    const int64_t sl = (nkeys + 15) / 16 * 16; // scratch per head: scores, then e_j
+    // s_j = dot(q, k_j) * scale for every head of the group. 16 keys are
+    // loaded as rows and transposed 16 dimensions at a time, so lane i holds
+    // key j0+i; one transposed column feeds one fma per head, d in order.
     for (int64_t j0 = 0; j0 < nkeys; j0 += 16) {
         int64_t k0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + (j0 % bs) * stride + kv_head * hd;
-        vf acc = v_zero();
-        if (kv->kv_type == VK_KV_F16) {
-            const uint16_t *kp = (const uint16_t *)kv->base + k0;
-            for (int64_t d = 0; d < hd; d++)
-                acc = v_fma(v_set1(q[d]), v_gather_f16(kp + d, lane_off), acc);
-        } else {
-            const float *kp = (const float *)kv->base + k0;
-            for (int64_t d = 0; d < hd; d++)
-                acc = v_fma(v_set1(q[d]), v_gather(kp + d, lane_off), acc);
+        vf acc[VK_MAX_GROUP];
+        for (int h = 0; h < n_q; h++) acc[h] = v_zero();
+        for (int64_t dc = 0; dc < hd; dc += 16) {
+            vf col[16]; // (16 keys, 16 dims), then transposed: (16 dims, 16 keys)
+            if (kv->kv_type == VK_KV_F16) {
+                const uint16_t *kp = (const uint16_t *)kv->base + k0 + dc;
+                for (int i = 0; i < 16; i++) col[i] = v_load_f16(kp + i * stride);
+            } else {
+                const float *kp = (const float *)kv->base + k0 + dc;
+                for (int i = 0; i < 16; i++) col[i] = v_load(kp + i * stride);
+            }
+            v_transpose16(col);
+            for (int d = 0; d < 16; d++)
+                for (int h = 0; h < n_q; h++) acc[h] = v_fma(v_set1(q[h * hd + dc + d]), col[d], acc[h]);
         }
-        v_store(s + j0, v_mul(acc, v_set1(scale)));
+        for (int h = 0; h < n_q; h++) v_store(scratch + h * sl + j0, v_mul(acc[h], v_set1(scale)));
     }
-    vf m = v_set1(max_value(s, nkeys));
-    vf zl = v_zero();
-    for (int64_t j0 = 0; j0 < nkeys; j0 += 16) {
-        vf e = v_exp(v_sub(v_load(s + j0), m));
-        v_store(s + j0, e);
-        zl = v_add(zl, v_zero_unless(v_first(nkeys - j0), e));
+    float z[VK_MAX_GROUP];
+    for (int h = 0; h < n_q; h++) {
+        float *s = scratch + h * sl;
+        vf m = v_set1(max_value(s, nkeys));
+        vf zl = v_zero();
+        for (int64_t j0 = 0; j0 < nkeys; j0 += 16) {
+            vf e = v_exp(v_sub(v_load(s + j0), m));
+            v_store(s + j0, e);
+            zl = v_add(zl, v_zero_unless(v_first(nkeys - j0), e));
+        }
+        z[h] = fold16(zl);
     }
-    float z = fold16(zl);
-    if (hd == 64) attention_values(kv, layer, s, out, table, nkeys, kv_head, z, 4);
-    else attention_values(kv, layer, s, out, table, nkeys, kv_head, z, (int)(hd / 16));
+#if defined(VK_SIMD_AVX512)
+    // 3 heads x 4 vectors = 12 zmm accumulators: share the V loads.
+    if (n_q == 3 && hd == 64) {
+        attention_values(kv, layer, scratch, sl, out, table, nkeys, kv_head, z, 3, 4);
+        return;
+    }
+#endif
+    for (int h = 0; h < n_q; h++) {
+        if (hd == 64) attention_values(kv, layer, scratch + h * sl, sl, out + h * hd, table, nkeys, kv_head, z + h, 1, 4);
+        else attention_values(kv, layer, scratch + h * sl, sl, out + h * hd, table, nkeys, kv_head, z + h, 1, (int)(hd / 16));
+    }
 }
 
 const vk_ops VK_OPS_NAME = {
@@ -315,5 +341,5 @@ const vk_ops VK_OPS_NAME = {
     .argmax = argmax,
     .exp_array = exp_array,
     .log_array = log_array,
-    .attention_head = attention_head,
+    .attention_group = attention_group,
 };

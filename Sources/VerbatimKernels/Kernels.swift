@@ -273,6 +273,15 @@ public enum Kernels {
         vk_log_array(x, y, Int64(count))
     }
 
+    /// Decodes one GGUF row of `k` values (ggml layout, `type.rowBytes(k:)` bytes) to
+    /// out (k), with the linear kernels' dequantisation (for the embedding lookup).
+    public static func dequantizeRow(
+        type: WeightType, k: Int, row: UnsafeRawPointer, out: UnsafeMutablePointer<Float>
+    ) {
+        precondition(k > 0 && k % type.blockSize == 0, "k=\(k) for \(type)")
+        _ = vk_dequantize_row(type.rawValue, Int64(k), row, out)
+    }
+
     /// Float to IEEE half, round to nearest even (the KV memory's conversion).
     public static func halfBits(_ x: Float) -> UInt16 { vk_f32_to_f16(x) }
     /// IEEE half to Float (exact).

@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import VerbatimCache
+import VerbatimModel
 
 /// Runs the built `verbatim` binary, as a user would.
 struct CLI {
@@ -87,5 +89,81 @@ struct CLITests {
         let corrupt = try CLI.run(["tokenize", "--model", path, "x"])
         #expect(corrupt.status == 1)
         #expect(corrupt.stderr.contains("truncated") && corrupt.stderr.contains(path))
+    }
+}
+
+@Suite("Cache across processes", .serialized)
+struct CacheProcessTests {
+    static func folder() -> String { NSTemporaryDirectory() + "verbatim-cli-cache-\(UInt32.random(in: 0...UInt32.max))" }
+
+    static func generate(_ cache: String, _ extra: [String] = []) throws -> [String: Any] {
+        let r = try CLI.run(["generate", "--cache", cache, "--json", "--logprobs", "--max-tokens", "12",
+                             "--chat", "Name three rivers in Europe and one fact about each of them."] + extra)
+        #expect(r.status == 0, "\(r.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])
+    }
+
+    @Test("one process writes the cache, another process hits it with identical tokens and logprobs")
+    func twoProcesses() throws {
+        let cache = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let cold = try Self.generate(cache)
+        #expect(cold["completion_from_cache"] as? Bool == false && cold["cached_prompt_tokens"] as? Int == 0)
+        let warm = try Self.generate(cache)
+        #expect(warm["completion_from_cache"] as? Bool == true)
+        #expect(warm["tokens"] as? [Int] == cold["tokens"] as? [Int])
+        #expect((warm["logprobs"] as? [Double]) == (cold["logprobs"] as? [Double]))
+        let prefixOnly = try Self.generate(cache, ["--no-completion-cache"])
+        #expect((prefixOnly["cached_prompt_tokens"] as? Int ?? 0) > 0)
+        #expect(prefixOnly["tokens"] as? [Int] == cold["tokens"] as? [Int])
+    }
+
+    @Test("kill -9 of a writing process, 20 times at random moments: every committed entry survives and verifies, nothing half-written")
+    func crashSafety() throws {
+        let cache = Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        var committed = Set<Int>()
+        var next = 0
+        for round in 0..<20 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CLI.binary)
+            process.arguments = ["cache-stress", "--cache", cache, "--start", String(next)]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            usleep(UInt32.random(in: 150_000...600_000))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+            let reported = lines.compactMap { $0.hasPrefix("committed ") ? Int($0.dropFirst(10)) : nil }
+            #expect(!reported.isEmpty || round > 0, "round \(round): the writer reported nothing")
+            for i in reported { for j in (i - 3)...i { committed.insert(j) } }
+            next = ((reported.max() ?? next) + 1000) / 4 * 4   // fresh keys each round; batches are i..<i+4 from a multiple of 4
+        }
+        #expect(committed.count >= 20)
+        let store = try CacheStore(directory: cache)
+        let (checked, corrupt) = try verify(store)
+        #expect(corrupt.isEmpty, "\(corrupt.count) corrupt entries")
+        #expect(checked >= committed.count)
+        for i in committed {
+            let (key, identity, payload) = CacheStress.entryForTests(i)
+            let intact = store.read(key, expecting: identity, { $0.elementsEqual(payload) }) ?? false
+            #expect(intact, "committed entry \(i) is missing or wrong")
+        }
+    }
+
+    func verify(_ store: CacheStore) throws -> (Int, [Digest128]) { try store.verifyAll() }
+}
+
+/// The same entries the cache-stress command writes (its code is in the executable target).
+enum CacheStress {
+    static func entryForTests(_ i: Int) -> (Digest128, EntryIdentity, [UInt8]) {
+        let tokens = (0..<32).map { TokenID(i * 32 + $0) }
+        let model = Digest128(high: 0x5EED, low: 0x5EED)
+        let key = ContentAddress.kvChain(model: model, profile: "stress", salt: [], blockSize: 32, tokens: tokens, count: 1)[0]
+        let identity = EntryIdentity(kind: .kvBlock, model: model, profile: "stress", saltDigest: EntryIdentity.saltDigest([]),
+                                     parent: nil, tokens: tokens, sampling: [])
+        var rng = SplitMix64(seed: UInt64(i))
+        return (key, identity, (0..<(64 << 10)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
     }
 }

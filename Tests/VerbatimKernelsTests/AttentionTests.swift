@@ -97,6 +97,38 @@ extension KernelTests {
             expectSameBits(got, ref, "\(type) block \(blockSize) chunked with companions")
         }
 
+        @Test("Row r of a batch equals the row alone: batch sizes 1...64, random positions and companions",
+              arguments: [KVType.f32, .f16])
+        func batchInvariance(type: KVType) {
+            var rng = SeededRandom(24)
+            let n = 200, seqs = 5, bs = 16
+            let data = (0..<seqs).map { _ in SeqData(length: n, kvWidth: 192, qWidth: Self.width, &rng) }
+            let per = n / bs + 1
+            let tables = (0..<seqs).map { s in (0..<per).map { Int32(s * per + $0) } }
+            let mem = makeMemory(type, blockSize: bs, blocks: seqs * per)
+            // Every position of every sequence is in memory (attention at p reads keys 0...p only).
+            for s in 0..<seqs {
+                var all = Batch(tables: tables)
+                all.rows = (0..<n).map { (s, $0) }
+                _ = all.run(mem, layer: 0, data)
+            }
+            var alone: [Int: [Float]] = [:]
+            for b in 1...64 {
+                var batch = Batch(tables: tables)
+                batch.rows = (0..<b).map { _ in (Int.random(in: 0..<seqs, using: &rng), Int.random(in: 0..<n, using: &rng)) }
+                let out = batch.run(mem, layer: 0, data)
+                for (i, r) in batch.rows.enumerated() {
+                    let key = r.seq * n + r.pos
+                    if alone[key] == nil {
+                        var one = Batch(tables: tables)
+                        one.rows = [r]
+                        alone[key] = one.run(mem, layer: 0, data)
+                    }
+                    expectSameBits(Array(out[(i * Self.width)..<((i + 1) * Self.width)]), alone[key]!, "\(type) batch \(b) row \(i)")
+                }
+            }
+        }
+
         @Test("AVX2 and AVX-512 give the portable bits (f32 and f16 KV, block sizes 8, 16, 64), and 1/2/3/8 threads agree")
         func pathsAndThreads() {
             var rng = SeededRandom(22)

@@ -10,9 +10,11 @@ extension KernelTests {
         static let shapes: [(Int, Int, Int)] = [
             (1, 32, 1), (1, 64, 16), (2, 96, 17), (3, 32, 63), (4, 64, 64), (5, 160, 65),
             (6, 32, 100), (7, 64, 129), (12, 96, 48), (13, 32, 200), (25, 64, 31), (64, 32, 70),
-            (97, 64, 33), (300, 32, 20),
+            (97, 64, 33), (300, 32, 20), (11, 576, 77), (8, 1536, 50), (130, 96, 129), (2, 64, 1000),
         ]
-        static let plainShapes: [(Int, Int, Int)] = [(1, 1, 1), (2, 3, 5), (5, 17, 33), (13, 33, 70), (1, 100, 129)]
+        static let plainShapes: [(Int, Int, Int)] = [
+            (1, 1, 1), (2, 3, 5), (5, 17, 33), (13, 33, 70), (1, 100, 129), (40, 7, 65), (299, 45, 19), (3, 577, 200),
+        ]
 
         @Test("AVX2 and AVX-512 give the portable bits for every weight type and many shapes", arguments: WeightType.allCases)
         func pathsMatchPortable(type: WeightType) throws {
@@ -91,6 +93,26 @@ extension KernelTests {
                     }
                 }
                 #expect(bad == 0, "\(type): \(bad) outputs outside the bound")
+            }
+        }
+
+        @Test("dequantizeRow decodes GGUF rows as the format says (same weights the linear kernels use)")
+        func dequantizeRow() {
+            var rng = SeededRandom(10)
+            for type in WeightType.allCases {
+                let (k, n) = (96, 3)
+                let raw = randomWeights(type, k: k, n: n, &rng)
+                let want = decodeWeights(type, k: k, n: n, raw)
+                var got = [Float](repeating: .nan, count: k * n)
+                raw.withUnsafeBytes { r in
+                    got.withUnsafeMutableBufferPointer { g in
+                        for row in 0..<n {
+                            Kernels.dequantizeRow(
+                                type: type, k: k, row: r.baseAddress! + row * type.rowBytes(k: k), out: g.baseAddress! + row * k)
+                        }
+                    }
+                }
+                expectSameBits(got, want, "\(type)")
             }
         }
 

@@ -98,6 +98,28 @@ extension KernelTests {
             }
         }
 
+        @Test("RMSNorm, SwiGLU and log-softmax: 1, 2, 3 and 8 threads give the same bits")
+        func rowKernelsThreads() {
+            var rng = SeededRandom(16)
+            let rows = 40, dim = 576, vocab = 3000
+            let x = rng.floats(rows * dim, -3, 3)
+            let w = rng.floats(dim)
+            let logits = rng.floats(rows * vocab, -10, 10)
+            func run() -> [Float] {
+                var y = [Float](repeating: 0, count: rows * dim)
+                var s = y
+                var l = [Float](repeating: 0, count: rows * vocab)
+                Kernels.rmsNorm(x: x, weight: w, y: &y, rows: rows, dim: dim, eps: 1e-6)
+                Kernels.swiGLU(gate: x, up: x, out: &s, count: rows * dim)
+                Kernels.logSoftmax(x: logits, y: &l, rows: rows, n: vocab)
+                return y + s + l
+            }
+            let ref = withConfig(isa: KernelConfig.isa, threads: 1, run)
+            for t in [2, 3, 8] {
+                expectSameBits(withConfig(isa: KernelConfig.isa, threads: t, run), ref, "threads \(t)")
+            }
+        }
+
         @Test("Argmax: ties go to the lowest index, NaN is ignored, on every path")
         func argmaxTies() {
             let cases: [([Float], Int)] = [

@@ -47,6 +47,10 @@ size_t vk_packed_bytes(int type, int64_t k, int64_t n);
 /// an unsupported type or a k that is not a multiple of the block size.
 int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst);
 
+/// Decodes one source row of k values (ggml layout) to floats with the same
+/// dequantisation as the linear kernels (e.g. for an embedding lookup).
+int vk_dequantize_row(int type, int64_t k, const void *src, float *out);
+
 /// y (rows, n) = x (rows, k) . W^T, W packed by vk_pack.
 void vk_linear(const float *x, int64_t rows, const void *packed, int type,
                int64_t k, int64_t n, float *y);
@@ -87,7 +91,7 @@ enum { VK_KV_F32 = 0, VK_KV_F16 = 1 };
 /// (block_size, n_kv_heads, head_dim): block b, layer l starts at element
 /// (b * n_layers + l) * 2 * block_size * n_kv_heads * head_dim.
 typedef struct {
-    void *base;          // storage (n_blocks blocks, plus 64 bytes of slack)
+    void *base;          // storage: vk_kv_bytes bytes
     int32_t kv_type;     // VK_KV_F32 or VK_KV_F16
     int32_t block_size;  // tokens per block
     int32_t n_layers;

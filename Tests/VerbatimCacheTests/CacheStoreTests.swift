@@ -1,0 +1,201 @@
+import Foundation
+import LMDB
+import Testing
+@testable import VerbatimCache
+import VerbatimModel
+
+func temporaryFolder(_ name: String = #function) -> String {
+    let path = NSTemporaryDirectory() + "verbatim-\(name.prefix(20).filter { $0.isLetter })-\(UInt32.random(in: 0...UInt32.max))"
+    return path
+}
+
+let model = Digest128(high: 1, low: 2)
+let profile = "verbatim-numerics/1 f32 kv=f32"
+
+func kvIdentity(_ tokens: [TokenID], parent: Digest128? = nil, salt: [UInt8] = []) -> EntryIdentity {
+    EntryIdentity(kind: .kvBlock, model: model, profile: profile, saltDigest: EntryIdentity.saltDigest(salt), parent: parent,
+                  tokens: tokens, sampling: [])
+}
+
+func payload(_ seed: Int, bytes: Int = 4096) -> [UInt8] {
+    var rng = SplitMix64(seed: UInt64(seed))
+    return (0..<bytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+}
+
+func readBack(_ store: CacheStore, _ key: Digest128, _ identity: EntryIdentity) -> [UInt8]? {
+    store.read(key, expecting: identity) { Array($0) }
+}
+
+@Suite("Cache store")
+struct CacheStoreTests {
+    @Test("entries round-trip and are verified: another identity under the same key is a miss")
+    func roundTrip() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CacheStore(directory: dir)
+        let tokens: [TokenID] = Array(0..<32)
+        let key = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: tokens, count: 1)[0]
+        let data = payload(1)
+        data.withUnsafeBytes { store.put(key, identity: kvIdentity(tokens), payload: $0) }
+        store.flush()
+        #expect(readBack(store, key, kvIdentity(tokens)) == data)
+        // A lookup that expects other tokens, another salt or another parent does not get it.
+        #expect(readBack(store, key, kvIdentity(Array(1..<33))) == nil)
+        #expect(readBack(store, key, kvIdentity(tokens, salt: [1])) == nil)
+        #expect(readBack(store, key, kvIdentity(tokens, parent: key)) == nil)
+        let stats = try store.stats()
+        #expect(stats.kvBlocks == 1 && stats.payloadBytes == data.count)
+    }
+
+    @Test("content addresses: the chain depends on every earlier token, the salt and the model")
+    func addresses() {
+        let a: [TokenID] = Array(0..<64)
+        var b = a; b[3] = 99
+        let ka = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: a, count: 2)
+        let kb = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: b, count: 2)
+        #expect(ka[0] != kb[0] && ka[1] != kb[1])   // block 1's tokens are equal, its parent is not
+        #expect(ka != ContentAddress.kvChain(model: model, profile: profile, salt: [7], blockSize: 32, tokens: a, count: 2))
+        #expect(ka != ContentAddress.kvChain(model: Digest128(high: 9, low: 9), profile: profile, salt: [], blockSize: 32, tokens: a, count: 2))
+        #expect(ka != ContentAddress.kvChain(model: model, profile: "verbatim-numerics/1 f32 kv=f16", salt: [], blockSize: 32, tokens: a, count: 2))
+        #expect(ka == ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: a, count: 2))
+        // Pinned: the canonical encoding must not drift (another implementation computes the same keys).
+        #expect(ka[0].description == "607427223d4cefbfd847fc235d4bc325")
+    }
+
+    @Test("flipped bytes on disk are detected, treated as a miss, deleted and counted")
+    func corruption() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tokens: [TokenID] = Array(100..<132)
+        let key = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: tokens, count: 1)[0]
+        let data = payload(2, bytes: 20000)
+        do {
+            let store = try CacheStore(directory: dir)
+            data.withUnsafeBytes { store.put(key, identity: kvIdentity(tokens), payload: $0) }
+            store.close()
+        }
+        // Find the payload in the file and flip one byte of it.
+        var file = try Data(contentsOf: URL(fileURLWithPath: dir + "/data.mdb"))
+        let needle = Data(data[5000..<5064])
+        let at = try #require(file.range(of: needle)).lowerBound
+        file[at + 10] ^= 0xFF
+        try file.write(to: URL(fileURLWithPath: dir + "/data.mdb"))
+        let store = try CacheStore(directory: dir)
+        #expect(readBack(store, key, kvIdentity(tokens)) == nil)
+        store.flush()
+        let stats = try store.stats()
+        #expect(stats.counters["evictions.corruption"] == 1)
+        #expect(stats.kvBlocks == 0 && stats.payloadBytes == 0)
+    }
+
+    @Test("churn: inserting 12x the byte budget keeps the payload under budget and the file bounded; survivors verify")
+    func churn() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = CacheOptions()
+        options.byteBudget = 4 << 20
+        options.mapSize = 64 << 20
+        let store = try CacheStore(directory: dir, options: options)
+        var keys: [(Digest128, [TokenID], Int)] = []
+        let blockBytes = 128 << 10
+        for i in 0..<(12 * 32) {   // 384 blocks of 128 KiB = 48 MiB = 12x the budget
+            let tokens = (0..<32).map { TokenID(i * 32 + $0) }
+            let key = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: tokens, count: 1)[0]
+            payload(i, bytes: blockBytes).withUnsafeBytes { store.put(key, identity: kvIdentity(tokens), payload: $0) }
+            keys.append((key, tokens, i))
+            if i % 16 == 0 { store.flush() }
+        }
+        store.flush()
+        let stats = try store.stats()
+        #expect(stats.payloadBytes <= options.byteBudget, "\(stats.payloadBytes) bytes kept")
+        #expect(stats.counters["evictions.budget", default: 0] > 300)
+        // Bound: budget + one write batch of overshoot + LMDB's free pages; 3x the budget here.
+        #expect(stats.fileBytes <= 3 * options.byteBudget, "file \(stats.fileBytes) bytes")
+        var hits = 0
+        for (key, tokens, i) in keys {
+            if let data = readBack(store, key, kvIdentity(tokens)) { hits += 1; #expect(data == payload(i, bytes: blockBytes)) }
+        }
+        #expect(hits > 0 && hits == stats.kvBlocks)
+        // The most recent entries survive (LRU).
+        #expect(readBack(store, keys.last!.0, kvIdentity(keys.last!.1)) != nil)
+        #expect(readBack(store, keys.first!.0, kvIdentity(keys.first!.1)) == nil)
+    }
+
+    @Test("a full map: writes fail, reads keep working, and the failure is reported")
+    func fullMap() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = CacheOptions()
+        options.mapSize = 1 << 20          // 1 MiB map
+        options.byteBudget = 1 << 30       // the budget never triggers: the map fills first
+        let store = try CacheStore(directory: dir, options: options)
+        let small: [TokenID] = Array(0..<32)
+        let smallKey = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: small, count: 1)[0]
+        payload(0, bytes: 1000).withUnsafeBytes { store.put(smallKey, identity: kvIdentity(small), payload: $0) }
+        store.flush()
+        for i in 1..<20 {
+            let tokens = (0..<32).map { TokenID(i * 32 + $0) }
+            let key = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: tokens, count: 1)[0]
+            payload(i, bytes: 200_000).withUnsafeBytes { store.put(key, identity: kvIdentity(tokens), payload: $0) }
+        }
+        store.flush()
+        #expect(readBack(store, smallKey, kvIdentity(small)) == payload(0, bytes: 1000) || store.writeFailure != nil)
+        let evicted = try store.stats().counters["evictions.budget", default: 0]
+        #expect(store.writeFailure != nil || evicted > 0)
+    }
+
+    @Test("bad folders get typed errors: a file, another program's folder, a newer format, an impossible path")
+    func badFolders() throws {
+        let file = temporaryFolder() + ".txt"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(throws: CacheError.self) { try CacheStore(directory: file) }
+        do { _ = try CacheStore(directory: file) } catch { #expect(error.code == .notAVerbatimCache) }
+
+        let other = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: other + "/notes.txt", contents: Data("mine".utf8)))
+        defer { try? FileManager.default.removeItem(atPath: other) }
+        do { _ = try CacheStore(directory: other); Issue.record("expected an error") } catch { #expect(error.code == .notAVerbatimCache) }
+
+        let newer = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: newer) }
+        do {
+            let store = try CacheStore(directory: newer)
+            try store.env.write { txn in try txn.put(store.meta, Array("format".utf8), withUnsafeBytes(of: UInt32(99).littleEndian) { Array($0) }) }
+            store.close()
+        }
+        do { _ = try CacheStore(directory: newer); Issue.record("expected an error") } catch {
+            #expect(error.code == .newerFormat && error.message.contains("99"))
+        }
+        do { _ = try CacheStore(directory: file + "/sub"); Issue.record("expected an error") } catch {
+            #expect(error.code == .cannotCreate)
+        }
+    }
+
+    @Test("the LMDB wrapper: absent keys are nil, ordered iteration, abort on throw, typed errors")
+    func lmdbWrapper() throws {
+        let dir = temporaryFolder()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let env = try LMDBEnvironment(path: dir)
+        let db = try env.database("t")
+        try env.write { txn in
+            for i: UInt8 in [3, 1, 2] { try txn.put(db, [i], [i, i]) }
+        }
+        struct Stop: Error {}
+        #expect(throws: Stop.self) {
+            try env.write { txn in try txn.put(db, [9], [9]); throw Stop() }
+        }
+        var seen: [UInt8] = []
+        try env.read { txn in
+            #expect(try txn.get(db, [9]) == nil)           // the aborted write left nothing
+            #expect(try txn.get(db, [2]).map(Array.init) == [2, 2])
+            try txn.forEach(db) { k, _ in seen.append(k[0]); return true }
+        }
+        #expect(seen == [1, 2, 3])
+        #expect(try env.count(db) == 3)
+        #expect(throws: LMDBError.self) { try LMDBEnvironment(path: dir + "/missing/deeper") }
+        do { _ = try LMDBEnvironment(path: dir + "/missing/deeper") } catch { #expect(error.name == "ENOENT") }
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+@testable import Verbatim
+import VerbatimCache
+import VerbatimModel
+
+func cacheFolder() -> String { NSTemporaryDirectory() + "verbatim-engine-cache-\(UInt32.random(in: 0...UInt32.max))" }
+
+func cachedEngine(_ store: CacheStore, prefix: Bool = true, completion: Bool = true) throws -> Engine {
+    try realEngine { $0.cache = store; $0.prefixCache = prefix; $0.completionCache = completion; $0.blockSize = 32 }
+}
+
+/// Runs one request and returns its completion and summary.
+func run(_ engine: Engine, _ prompt: Prompt, _ p: GenerateParameters, salt: [UInt8] = []) async throws -> (Completion, GenerationSummary) {
+    var c = Completion()
+    var summary: GenerationSummary?
+    for await event in try engine.generate(prompt, parameters: p, salt: salt) {
+        switch event {
+        case .token(let t): c.tokens.append(t.id); c.text += t.text; if let l = t.logprob { c.logprobBits.append(l.bitPattern) }
+        case .summary(let s): summary = s; c.reason = s.stopReason
+        }
+    }
+    return (c, try #require(summary))
+}
+
+func storeStats(_ store: CacheStore) throws -> CacheStore.Stats { store.flush(); return try store.stats() }
+
+@Suite("Engine with the cache (real model)", .serialized)
+struct CacheEngineTests {
+    static let system = """
+        You are a meticulous assistant working for a library of geography and science books. \
+        Answer carefully, cite the relevant facts, and keep the answer short and precise. \
+        When a question is ambiguous, say which reading you chose. Prefer metric units, give \
+        numbers with their sources when you know them, and never invent a citation. If the \
+        reader asks for a comparison, present both sides in the same order and the same units, \
+        and end with one sentence that states the answer plainly.
+        """
+
+    @Test("a prefix hit gives bitwise the logits' consequences of a cold run: same tokens and logprobs, greedy and seeded, mid-block and on a boundary")
+    func prefixHits() async throws {
+        let dir = cacheFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CacheStore(directory: dir)
+        let engine = try cachedEngine(store, completion: false)
+        let plain = try realEngine()
+        let tokenizer = engine.tokenizer
+        // Prompt lengths: a few below, at and above block boundaries.
+        let base = try engine.tokens(of: .chat([ChatMessage(role: "system", content: Self.system), ChatMessage(role: "user", content: "Where is the Nile?")]))
+        try #require(base.count > 96, "the prompt must span several blocks (\(base.count) tokens)")
+        var checked = 0
+        for cut in [33, 64, 65, 95, 96, base.count] where cut <= base.count {
+            let prompt = Array(base.prefix(cut))
+            for params in [GenerateParameters(maxTokens: 12, stopAtEOS: false, logprobs: true),
+                           GenerateParameters(maxTokens: 12, temperature: 0.8, seed: 3, stopAtEOS: false, logprobs: true)] {
+                let (cold, coldSummary) = try await run(plain, .tokens(prompt), params)
+                #expect(coldSummary.cachedPromptTokens == 0)
+                _ = try await run(engine, .tokens(prompt), params)        // fills the cache
+                store.flush()
+                let (warm, warmSummary) = try await run(engine, .tokens(prompt), params)
+                #expect(warmSummary.cachedPromptTokens == (prompt.count - 1) / 32 * 32, "prompt \(prompt.count)")
+                #expect(warmSummary.cachedPromptTokens > 0)
+                #expect(warm.tokens == cold.tokens && warm.logprobBits == cold.logprobBits, "prompt of \(cut) tokens, T=\(params.temperature)")
+                checked += 1
+            }
+        }
+        #expect(checked >= 10)
+        // A different question after the same system prompt reuses the shared blocks.
+        let other = try engine.tokens(of: .chat([ChatMessage(role: "system", content: Self.system), ChatMessage(role: "user", content: "How tall is Everest?")]))
+        let (_, s) = try await run(engine, .tokens(other), GenerateParameters(maxTokens: 4))
+        #expect(s.cachedPromptTokens >= 32)
+        _ = tokenizer
+        await engine.shutdown(); await plain.shutdown()
+        let stats = try storeStats(store)
+        #expect(stats.kvBlocks > 0 && (stats.counters["hits.prefix_tokens"] ?? 0) > 0)
+    }
+
+    @Test("a completion hit returns the same tokens and logprobs; shorter maxTokens is a prefix, longer continues exactly")
+    func completionHits() async throws {
+        let dir = cacheFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CacheStore(directory: dir)
+        let engine = try cachedEngine(store)
+        let plain = try realEngine()
+        let prompt = Prompt.chat([ChatMessage(role: "user", content: "Write two sentences about lighthouses.")])
+        for temperature: Float in [0, 0.8] {
+            func p(_ n: Int) -> GenerateParameters { GenerateParameters(maxTokens: n, temperature: temperature, seed: 9, stopAtEOS: false, logprobs: true) }
+            let (cold20, s0) = try await run(engine, prompt, p(20))
+            #expect(!s0.completionFromCache)
+            store.flush()
+            let (hit, s1) = try await run(engine, prompt, p(20))
+            #expect(s1.completionFromCache && s1.cachedPromptTokens == s1.promptTokens)
+            #expect(hit.tokens == cold20.tokens && hit.logprobBits == cold20.logprobBits && hit.text == cold20.text)
+            let (short, s2) = try await run(engine, prompt, p(7))
+            #expect(s2.completionFromCache && short.tokens == Array(cold20.tokens.prefix(7)) && s2.stopReason == .length)
+            let (long, s3) = try await run(engine, prompt, p(35))
+            let (reference, _) = try await run(plain, prompt, p(35))
+            #expect(!s3.completionFromCache)
+            #expect(long.tokens == reference.tokens && long.logprobBits == reference.logprobBits, "continuation at T=\(temperature)")
+            store.flush()
+            let (longHit, s4) = try await run(engine, prompt, p(35))
+            #expect(s4.completionFromCache && longHit.tokens == reference.tokens)
+        }
+        await engine.shutdown(); await plain.shutdown()
+        let stats = try storeStats(store)
+        #expect(stats.completions == 2 && (stats.counters["hits.completions"] ?? 0) >= 6)
+    }
+
+    @Test("tenants with different salts never share an entry; the same tenant does")
+    func salts() async throws {
+        let dir = cacheFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CacheStore(directory: dir)
+        let engine = try cachedEngine(store)
+        let prompt = Prompt.chat([ChatMessage(role: "system", content: Self.system), ChatMessage(role: "user", content: "A secret question about tea.")])
+        let p = GenerateParameters(maxTokens: 8)
+        _ = try await run(engine, prompt, p, salt: Array("tenant-a".utf8))
+        store.flush()
+        let (_, b) = try await run(engine, prompt, p, salt: Array("tenant-b".utf8))
+        #expect(b.cachedPromptTokens == 0 && !b.completionFromCache)
+        let (_, none) = try await run(engine, prompt, p)
+        #expect(none.cachedPromptTokens == 0 && !none.completionFromCache)
+        let (_, a) = try await run(engine, prompt, p, salt: Array("tenant-a".utf8))
+        #expect(a.completionFromCache)   // caching was on: tenant A hits its own entry
+        await engine.shutdown()
+    }
+
+    @Test("with a full cache map the engine keeps serving, computes everything, and the failure shows in the stats")
+    func fullMapKeepsServing() async throws {
+        let dir = cacheFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = CacheOptions()
+        options.mapSize = 256 << 10     // too small for a single 1.4 MiB KV block
+        let store = try CacheStore(directory: dir, options: options)
+        let engine = try cachedEngine(store)
+        let plain = try realEngine()
+        let prompt = Prompt.chat([ChatMessage(role: "system", content: Self.system), ChatMessage(role: "user", content: "Name a planet.")])
+        let p = GenerateParameters(maxTokens: 10, logprobs: true)
+        let (first, _) = try await run(engine, prompt, p)
+        store.flush()
+        let (second, _) = try await run(engine, prompt, p)
+        let (reference, _) = try await run(plain, prompt, p)
+        #expect(first.tokens == reference.tokens && second.tokens == reference.tokens && second.logprobBits == reference.logprobBits)
+        store.flush()
+        #expect(store.writeFailure != nil)
+        await engine.shutdown(); await plain.shutdown()
+    }
+}
