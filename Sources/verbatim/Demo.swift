@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Verbatim
+import VerbatimCache
 import VerbatimKernels
 import VerbatimModel
 
@@ -13,16 +14,37 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Other requests mixed in (other prompts, lengths, sampling).") var others = 50
     @Option(help: "Requests in flight at once.") var concurrency = 16
     @Option(help: "Tokens per identical request.") var maxTokens = 48
+    @Option(help: "Cache folder (default: $VERBATIM_CACHE_DIR, else $XDG_CACHE_HOME/verbatim, else ~/.cache/verbatim).")
+    var cache: String?
+
+    /// LMDB transactions may not run in async code: read the stats from a synchronous function.
+    static func statsOf(_ store: CacheStore) throws -> CacheStore.Stats {
+        store.flush()
+        return try store.stats()
+    }
+
+    static func defaultCacheFolder() -> String {
+        let env = ProcessInfo.processInfo.environment
+        if let dir = env["VERBATIM_CACHE_DIR"], !dir.isEmpty { return dir }
+        let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
+        return base + "/verbatim"
+    }
 
     func run() async throws {
         let file = try model.open()
-        let engine: Engine
+        let folder = cache ?? Self.defaultCacheFolder()
+        let engine: Engine, cached: Engine, store: CacheStore
         do {
+            let lm = try LlamaModel(file: file)
+            let tokenizer = try Tokenizer(file: file)
+            store = try CacheStore(directory: folder)
             var configuration = EngineConfiguration()
             configuration.kvMemoryBytes = 256 << 20
-            engine = try Engine(model: LlamaModel(file: file), tokenizer: Tokenizer(file: file), configuration: configuration)
+            engine = try Engine(model: lm, tokenizer: tokenizer, configuration: configuration)
+            configuration.cache = store
+            cached = try Engine(model: lm, tokenizer: tokenizer, configuration: configuration)
         } catch {
-            throw CLIError("\(model.path): \(error)")
+            throw CLIError("\(error)")
         }
         let question = "Explain in two sentences why a cache needs deterministic inference."
         let prompt = Prompt.chat([ChatMessage(role: "user", content: question)])
@@ -30,11 +52,12 @@ struct Demo: AsyncParsableCommand {
         print("model      \(model.path)")
         print("digest     \(engine.model.digest)")
         print("numerics   \(engine.numericsProfile), kernels \(KernelConfig.isa), \(KernelConfig.threads) threads")
+        print("cache      \(folder)")
         print("request    \"\(question)\" (greedy, \(maxTokens) tokens)\n")
 
-        func run(_ p: Prompt, _ params: GenerateParameters) async throws -> (String, [UInt32], GenerationSummary?) {
+        func run(_ p: Prompt, _ params: GenerateParameters, on e: Engine? = nil) async throws -> (String, [UInt32], GenerationSummary?) {
             var text = "", bits: [UInt32] = [], summary: GenerationSummary?
-            for await event in try engine.generate(p, parameters: params) {
+            for await event in try (e ?? engine).generate(p, parameters: params) {
                 switch event {
                 case .token(let t): text += t.text; if let lp = t.logprob { bits.append(lp.bitPattern) }
                 case .summary(let s): summary = s
@@ -73,7 +96,41 @@ struct Demo: AsyncParsableCommand {
         let sameAsAlone = results.allSatisfy { $0.0 == aloneText && $0.1 == aloneBits }
         print(String(format: "under load %d identical + %d other requests, %d in flight, %.1f s", requests, others, concurrency, seconds))
         print("           \(uniqueTexts) unique completion\(uniqueTexts == 1 ? "" : "s"), \(uniqueLogprobs) unique logprob vector\(uniqueLogprobs == 1 ? "" : "s"), \(sameAsAlone ? "bitwise equal to the request run alone" : "DIFFERENT from the request run alone")")
-        await engine.shutdown()
         if uniqueTexts != 1 || uniqueLogprobs != 1 || !sameAsAlone { throw ExitCode(1) }
+
+        // The cache: a long document with questions, cold versus cached.
+        let document = (try? String(contentsOfFile: "/usr/share/common-licenses/GPL-3", encoding: .utf8)).map { String($0.prefix(2500)) }
+            ?? String(repeating: "Deterministic kernels make every cache hit exact. ", count: 60)
+        func ask(_ q: String) -> Prompt {
+            .chat([ChatMessage(role: "system", content: "Answer questions about this document.\n\n" + document), ChatMessage(role: "user", content: q)])
+        }
+        let short = GenerateParameters(maxTokens: 24, logprobs: true)
+        func timed(_ e: Engine, _ p: Prompt) async throws -> (String, [UInt32], GenerationSummary) {
+            let (t, b, s) = try await run(p, short, on: e)
+            return (t, b, s!)
+        }
+        func ms(_ d: Duration) -> String { String(format: "%7.1f ms", d / .milliseconds(1)) }
+        let first = "What is this document about?", second = "Who may copy it?"
+        let (coldText, coldBits, cold) = try await timed(engine, ask(first))
+        let (warm1Text, warm1Bits, warm1) = try await timed(cached, ask(first))
+        store.flush()
+        let (_, _, prefix) = try await timed(cached, ask(second + " (\(UInt32.random(in: 0...UInt32.max)))"))
+        let (hitText, hitBits, hit) = try await timed(cached, ask(first))
+        print("\ncache      a \(cold.promptTokens)-token document prompt, 24 new tokens")
+        print("  TTFT cold (no cache)          \(ms(cold.timeToFirstToken))")
+        print("  TTFT first cached run         \(ms(warm1.timeToFirstToken))  \(warm1.completionFromCache ? "completion stored by an earlier run" : warm1.cachedPromptTokens > 0 ? "\(warm1.cachedPromptTokens) prompt tokens stored by an earlier run" : "(filling the cache)")")
+        print("  TTFT prefix hit, new question \(ms(prefix.timeToFirstToken))  \(prefix.cachedPromptTokens) of \(prefix.promptTokens) prompt tokens restored")
+        print("  TTFT completion hit           \(ms(hit.timeToFirstToken))  \(hit.completionFromCache ? "whole completion from the cache" : "miss")")
+        let exact = warm1Text == coldText && warm1Bits == coldBits && hitText == coldText && hitBits == coldBits
+        print("  cached answers \(exact ? "bitwise equal to the cold answer" : "DIFFER from the cold answer")")
+        await cached.shutdown()
+        await engine.shutdown()
+        let stats = try Self.statsOf(store)
+        func count(_ k: String) -> UInt64 { stats.counters[k] ?? 0 }
+        print(String(format: "\ncache stats  %d KV blocks, %d completions, %.1f MiB payload, file %.1f MiB",
+                     stats.kvBlocks, stats.completions, Double(stats.payloadBytes) / 1_048_576, Double(stats.fileBytes) / 1_048_576))
+        print("             prefix tokens hit \(count("hits.prefix_tokens")) of \(count("lookups.prefix_tokens")) looked up; completions hit \(count("hits.completions")) of \(count("lookups.completions")); tokens saved \(count("tokens_saved"))")
+        if let failure = stats.writeFailure { print("             writes disabled: \(failure)") }
+        if !exact || !hit.completionFromCache || prefix.cachedPromptTokens == 0 { throw ExitCode(1) }
     }
 }
