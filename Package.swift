@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "VerbatimKernels", targets: ["VerbatimKernels"]),
         .library(name: "VerbatimModel", targets: ["VerbatimModel"]),
         .library(name: "Verbatim", targets: ["Verbatim"]),
+        .library(name: "VerbatimCache", targets: ["VerbatimCache"]),
         .executable(name: "verbatim", targets: ["verbatim"]),
     ],
     dependencies: [

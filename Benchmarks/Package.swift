@@ -19,9 +19,19 @@ let package = Package(
                 .product(name: "VerbatimModel", package: "Verbatim"),
                 .product(name: "VerbatimKernels", package: "Verbatim"),
                 .product(name: "Verbatim", package: "Verbatim"),
+                .product(name: "VerbatimCache", package: "Verbatim"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/verbatim-bench"
+        ),
+        .executableTarget(
+            name: "KernelBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "VerbatimKernels", package: "Verbatim"),
+            ],
+            path: "Benchmarks/KernelBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
             name: "TokenizerBenchmarks",

@@ -129,14 +129,21 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
                int64_t k, int64_t n, float *y) {
     if (rows <= 0 || n <= 0) return;
     // Items are (column group, chunk of rows); the row chunk is a multiple
-    // of every tile height so only the last chunk has a short tile.
-    const int64_t chunk = 96;
+    // of every tile height (12 and 6) so only the last chunk has a short
+    // tile. Few column groups (N = 192 is 3 groups): smaller row chunks so
+    // that every thread gets work. Any split gives the same bits.
+    int64_t chunk = 96;
+    const int64_t groups = n_groups(n), want = 4 * (int64_t)vk_get_threads();
+    if (groups * ((rows + chunk - 1) / chunk) < want && rows > 12) {
+        int64_t per = (groups + want - 1) / groups; // chunks wanted per group
+        chunk = ((rows + per - 1) / per + 11) / 12 * 12;
+    }
     linear_job j = {
         .ops = vk_current_ops(), .x = x, .w = packed, .y = y, .rows = rows,
         .k = k, .n = n, .pb = vk_panel_bytes(type, k), .type = type,
         .row_chunk = chunk, .n_row_chunks = (rows + chunk - 1) / chunk,
     };
-    vk_parallel(n_groups(n) * j.n_row_chunks, linear_item, &j);
+    vk_parallel(groups * j.n_row_chunks, linear_item, &j);
 }
 
 // ---- row-wise kernels -----------------------------------------------------------

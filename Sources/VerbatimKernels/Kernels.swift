@@ -220,6 +220,7 @@ public enum Kernels {
     public static func rope(
         x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: UnsafePointer<Int32>, table: RopeTable
     ) {
+        assert((0..<rows).allSatisfy { positions[$0] >= 0 && Int(positions[$0]) < table.maxPositions })
         table.cos.withUnsafeBufferPointer { c in
             table.sin.withUnsafeBufferPointer { s in
                 vk_rope(x, Int64(rows), Int64(heads), Int64(table.headDim), positions, c.baseAddress, s.baseAddress)
@@ -254,6 +255,7 @@ public enum Kernels {
         blockTables: UnsafePointer<Int32>, tableOffsets: UnsafePointer<Int32>, positions: UnsafePointer<Int32>,
         scale: Float
     ) {
+        precondition(heads % memory.kvHeads == 0, "\(heads) query heads for \(memory.kvHeads) KV heads")
         vk_attention(
             &memory.layout, Int32(layer), q, out, Int64(rows), Int32(heads), blockTables, tableOffsets, positions,
             scale)

@@ -59,7 +59,9 @@ struct CacheEngineTests {
                 let (warm, warmSummary) = try await run(engine, .tokens(prompt), params)
                 #expect(warmSummary.cachedPromptTokens == (prompt.count - 1) / 32 * 32, "prompt \(prompt.count)")
                 #expect(warmSummary.cachedPromptTokens > 0)
-                #expect(warm.tokens == cold.tokens && warm.logprobBits == cold.logprobBits, "prompt of \(cut) tokens, T=\(params.temperature)")
+                let firstDiff = zip(warm.logprobBits, cold.logprobBits).enumerated().first { $0.element.0 != $0.element.1 }
+                #expect(warm.tokens == cold.tokens && warm.logprobBits == cold.logprobBits,
+                        "prompt of \(cut) tokens, T=\(params.temperature): logprob \(firstDiff.map { "\($0.offset): \(Float(bitPattern: $0.element.0)) vs \(Float(bitPattern: $0.element.1))" } ?? "-")")
                 checked += 1
             }
         }

@@ -61,7 +61,7 @@ func collect(_ stream: GenerationStream, stopAfter limit: Int = .max) async -> C
 }
 
 /// Waits (up to `seconds`) for a condition that the engine thread makes true.
-func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
+func eventually(_ seconds: Double = 20, _ condition: () -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if condition() { return true }

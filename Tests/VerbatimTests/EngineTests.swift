@@ -67,7 +67,13 @@ struct EngineTests {
         // Cancelling the consuming task.
         let task = Task {
             let s = try engine.generate(.text("whatever the batch"), parameters: long)
-            return await collect(s)
+            var c = Completion()
+            for await event in s {   // a slow reader, so the request is still running when cancelled
+                if case .token(let t) = event { c.tokens.append(t.id) }
+                if case .summary(let summary) = event { c.reason = summary.stopReason }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return c
         }
         #expect(await eventually { engine.stats.kvBlocksInUse > 0 })
         task.cancel()
@@ -102,8 +108,16 @@ struct EngineTests {
         #expect(done.tokens.count == 30 && done.reason == .length)
 
         let other = try tinyEngine()
-        let s = try other.generate(.text("cancel me"), parameters: GenerateParameters(maxTokens: 5000 / 32, stopAtEOS: false))
-        let reader = Task { await collect(s) }
+        let s = try other.generate(.text("cancel me"), parameters: GenerateParameters(maxTokens: 150, stopAtEOS: false))
+        let reader = Task {
+            var c = Completion()
+            for await event in s {   // a slow reader: the request cannot finish before the shutdown
+                if case .token(let t) = event { c.tokens.append(t.id) }
+                if case .summary(let summary) = event { c.reason = summary.stopReason }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return c
+        }
         #expect(await eventually { other.stats.steps > 0 })
         await other.shutdown(cancelRunning: true)
         let cancelled = await reader.value

@@ -1,0 +1,162 @@
+// Kernel benchmarks: linear (GFLOP/s, and weight GB/s for one row), attention
+// over paged KV at several context lengths, RMSNorm, log-softmax. Every case
+// runs on each optimised path the CPU supports; the thread count is the default
+// (VERBATIM_THREADS or one per core).
+// Run: swift package --package-path Benchmarks benchmark --target KernelBenchmarks
+import Benchmark
+import VerbatimKernels
+
+/// SplitMix64 for reproducible inputs.
+struct BenchRandom {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) - 0.5 }
+    mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
+}
+
+/// Random ggml bytes for n rows of k values; every quantisation block gets small scales.
+func benchWeights(_ type: WeightType, k: Int, n: Int, _ rng: inout BenchRandom) -> PackedWeights {
+    var raw = [UInt8](repeating: 0, count: n * type.rowBytes(k: k))
+    switch type {
+    case .f32, .f16, .bf16:
+        for i in stride(from: 0, to: raw.count, by: 4) {
+            let bits = Float(rng.float()).bitPattern
+            for b in 0..<min(4, raw.count - i) { raw[i + b] = UInt8((bits >> (8 * UInt32(b))) & 0xff) }
+        }
+        if type == .bf16 { for i in stride(from: 1, to: raw.count, by: 2) { raw[i] &= 0x3f } }
+    case .q8_0, .q4_0, .q4_1:
+        for i in 0..<raw.count { raw[i] = UInt8(rng.next() & 0xff) }
+        let blockBytes = type == .q8_0 ? 34 : type == .q4_0 ? 18 : 20
+        let scale = Kernels.halfBits(0.01)
+        for at in stride(from: 0, to: raw.count, by: blockBytes) {
+            raw[at] = UInt8(scale & 0xff)
+            raw[at + 1] = UInt8(scale >> 8)
+            if type == .q4_1 {
+                raw[at + 2] = UInt8(scale & 0xff)
+                raw[at + 3] = UInt8(scale >> 8)
+            }
+        }
+    }
+    return try! raw.withUnsafeBytes { try PackedWeights(type: type, k: k, n: n, raw: $0) }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    let gflops = BenchmarkMetric.custom("GFLOP/s", polarity: .prefersLarger, useScalingFactor: false)
+    let weightGBs = BenchmarkMetric.custom("weight GB/s", polarity: .prefersLarger, useScalingFactor: false)
+    let kvGBs = BenchmarkMetric.custom("KV GB/s", polarity: .prefersLarger, useScalingFactor: false)
+    let paths = KernelConfig.supportedISAs.filter { $0 != .portable }
+    let threads = KernelConfig.threads
+    var rng = BenchRandom(state: 42)
+
+    // Linear: the shapes of SmolLM2-135M (width 576, KV 192, FFN 1536, vocab 49152).
+    let shapes = [(576, 576), (576, 192), (576, 1536), (1536, 576), (576, 49152)]
+    let x = rng.floats(512 * 1536) // (rows, k), enough for every case
+    for type in [WeightType.f32, .q4_1, .q8_0] {
+        for (k, n) in shapes {
+            let w = benchWeights(type, k: k, n: n, &rng)
+            for m in [1, 8, 64, 512] {
+                let flops = 2.0 * Double(m * k * n)
+                for isa in paths {
+                    let metrics: [BenchmarkMetric] = m == 1 ? [.wallClock, gflops, weightGBs] : [.wallClock, gflops]
+                    Benchmark(
+                        "linear \(type) \(k)→\(n) M=\(m) \(isa) t=\(threads)",
+                        configuration: .init(metrics: metrics, maxDuration: .seconds(1), maxIterations: m * n > 10_000_000 ? 10 : 200)
+                    ) { benchmark in
+                        KernelConfig.setISA(isa)
+                        var y = [Float](repeating: 0, count: m * n) // (m, n)
+                        benchmark.startMeasurement()
+                        let start = ContinuousClock.now
+                        y.withUnsafeMutableBufferPointer { yp in
+                            x.withUnsafeBufferPointer { xp in
+                                for _ in benchmark.scaledIterations {
+                                    Kernels.linear(x: xp.baseAddress!, weights: w, y: yp.baseAddress!, rows: m)
+                                }
+                            }
+                        }
+                        let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
+                        benchmark.stopMeasurement()
+                        blackHole(y)
+                        benchmark.measurement(gflops, Int(flops / seconds / 1e9))
+                        if m == 1 { benchmark.measurement(weightGBs, Int(Double(w.byteCount) / seconds / 1e9)) }
+                    }
+                }
+            }
+        }
+    }
+
+    // Attention: one decode row (9 heads) at the end of a context, f32 and f16 KV.
+    for type in [KVType.f32, .f16] {
+        for context in [128, 1024, 4096] {
+            let blockSize = 32
+            let memory = PagedKVMemory(
+                type: type, blockSize: blockSize, layers: 1, kvHeads: 3, headDim: 64, blockCount: context / blockSize)
+            let table = (0..<(context / blockSize)).map { Int32($0) } // (blocks)
+            let kv = rng.floats(context * 192)                       // (context, kvHeads * headDim)
+            let offsets = [Int32](repeating: 0, count: context)
+            let positions = (0..<context).map { Int32($0) }
+            memory.write(layer: 0, k: kv, v: kv, rows: context, blockTables: table, tableOffsets: offsets, positions: positions)
+            let q = rng.floats(576) // (1, heads * headDim)
+            let kvBytes = Double(context * 192 * 2 * (type == .f16 ? 2 : 4))
+            for isa in paths {
+                Benchmark(
+                    "attention decode kv=\(type) context=\(context) \(isa) t=\(threads)",
+                    configuration: .init(metrics: [.wallClock, kvGBs], maxDuration: .seconds(1), maxIterations: 500)
+                ) { benchmark in
+                    KernelConfig.setISA(isa)
+                    var out = [Float](repeating: 0, count: 576) // (1, heads * headDim)
+                    let last: [Int32] = [Int32(context - 1)]
+                    benchmark.startMeasurement()
+                    let start = ContinuousClock.now
+                    for _ in benchmark.scaledIterations {
+                        Kernels.attention(
+                            q: q, out: &out, rows: 1, heads: 9, memory: memory, layer: 0,
+                            blockTables: table, tableOffsets: offsets, positions: last, scale: 0.125)
+                    }
+                    let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
+                    benchmark.stopMeasurement()
+                    blackHole(out)
+                    benchmark.measurement(kvGBs, Int(kvBytes / seconds / 1e9))
+                }
+            }
+        }
+    }
+
+    // Row kernels at decode and prefill sizes.
+    let rowsX = rng.floats(512 * 576) // (rows, 576)
+    let norm = rng.floats(576)
+    let logits = rng.floats(49152)
+    for isa in paths {
+        for rows in [1, 64, 512] {
+            Benchmark(
+                "rmsNorm \(rows)×576 \(isa) t=\(threads)",
+                configuration: .init(metrics: [.wallClock], maxDuration: .seconds(1), maxIterations: 10_000)
+            ) { benchmark in
+                KernelConfig.setISA(isa)
+                var y = [Float](repeating: 0, count: rows * 576) // (rows, 576)
+                benchmark.startMeasurement()
+                for _ in benchmark.scaledIterations {
+                    Kernels.rmsNorm(x: rowsX, weight: norm, y: &y, rows: rows, dim: 576, eps: 1e-5)
+                }
+                benchmark.stopMeasurement()
+                blackHole(y)
+            }
+        }
+        Benchmark(
+            "logSoftmax 1×49152 \(isa) t=\(threads)",
+            configuration: .init(metrics: [.wallClock], maxDuration: .seconds(1), maxIterations: 10_000)
+        ) { benchmark in
+            KernelConfig.setISA(isa)
+            var y = [Float](repeating: 0, count: 49152) // (1, vocab)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations { Kernels.logSoftmax(x: logits, y: &y, rows: 1, n: 49152) }
+            benchmark.stopMeasurement()
+            blackHole(y)
+        }
+    }
+}
