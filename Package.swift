@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers (see ../shared/design/ARCHITECTURE.md): data flows down, nothing flows up.
-// No target uses unsafeFlags: a service must be able to depend on this package by version.
+// No target passes unsafe compiler flags: a service must be able to depend on this package by version.
 let package = Package(
     name: "Verbatim",
     platforms: [.macOS(.v14)],
