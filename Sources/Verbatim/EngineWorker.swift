@@ -109,6 +109,7 @@ final class EngineWorker: @unchecked Sendable {
                 }
             }
             running.removeAll { $0.sequence < 0 }
+            publish()   // after the step too: the engine may go idle next, and stats must not go stale
         }
         publish()
         shared.markStopped()

@@ -83,6 +83,19 @@ struct EngineTests {
         await engine.shutdown()
     }
 
+    @Test("stats are fresh once the engine goes idle: KV blocks return to zero while the finished stream is still held")
+    func statsWhenIdle() async throws {
+        let engine = try tinyEngine()
+        let stream = try engine.generate(.text("idle"), parameters: GenerateParameters(maxTokens: 5, stopAtEOS: false))
+        let done = await collect(stream)
+        #expect(done.tokens.count == 5 && done.reason == .length)
+        // Nothing wakes the engine after its last step (the stream is not dropped, so no
+        // cancellation): the snapshot must already be current.
+        #expect(await eventually(2) { engine.stats.kvBlocksInUse == 0 && engine.stats.runningRequests == 0 })
+        withExtendedLifetime(stream) {}
+        await engine.shutdown()
+    }
+
     @Test("a consumer that stops reading pauses its request: the engine buffers at most the stream capacity")
     func backpressure() async throws {
         let engine = try tinyEngine { $0.streamBufferCapacity = 4 }
