@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Verbatim", targets: ["Verbatim"]),
         .library(name: "VerbatimCache", targets: ["VerbatimCache"]),
         .executable(name: "verbatim", targets: ["verbatim"]),
+        .executable(name: "cachectl", targets: ["cachectl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,6 +63,18 @@ let package = Package(
             ]
         ),
 
+        // `cachectl`: inspect and manage a cache folder.
+        .executableTarget(
+            name: "cachectl",
+            dependencies: [
+                "Verbatim",
+                "VerbatimCache",
+                "VerbatimModel",
+                "VerbatimKernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         .testTarget(
             name: "VerbatimModelTests",
             dependencies: ["VerbatimModel"],
@@ -72,7 +85,7 @@ let package = Package(
         .testTarget(name: "VerbatimCacheTests", dependencies: ["VerbatimCache", "LMDB"]),
         .testTarget(
             name: "VerbatimCLITests",
-            dependencies: ["verbatim", "VerbatimCache", "VerbatimModel"]
+            dependencies: ["verbatim", "cachectl", "Verbatim", "VerbatimCache", "VerbatimModel", "LMDB"]
         ),
         .testTarget(
             name: "SystemLibraryTests",

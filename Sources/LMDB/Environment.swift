@@ -124,6 +124,33 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return Int(s.ms_entries)
     }
 
+    /// Pages on LMDB's free list (reusable by later writes), counted in one read transaction.
+    public func freePages() throws(LMDBError) -> Int {
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (free pages)", path)
+        defer { mdb_txn_abort(txn) }
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(txn, 0, &cursor), "mdb_cursor_open(free list)", path)  // dbi 0: the free list
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val(), value = MDB_val()
+        var pages = 0
+        var op = MDB_FIRST
+        // Each record is a page-number list whose first word is its length.
+        while mdb_cursor_get(cursor, &key, &value, op) == 0 {
+            if value.mv_size >= MemoryLayout<Int>.size, let data = value.mv_data {
+                pages += data.loadUnaligned(as: Int.self)
+            }
+            op = MDB_NEXT
+        }
+        return pages
+    }
+
+    /// Writes a compacted copy of the environment (free pages omitted) to `directory`,
+    /// which must exist and be empty. Runs in a read transaction: writers are not blocked.
+    public func copyCompacted(to directory: String) throws(LMDBError) {
+        try check(mdb_env_copy2(env, directory, UInt32(MDB_CP_COMPACT)), "mdb_env_copy2(\(directory), compact)", path)
+    }
+
     /// Clears reader slots left by dead processes; returns how many.
     @discardableResult
     public func readerCheck() -> Int {

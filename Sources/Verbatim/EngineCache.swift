@@ -26,6 +26,26 @@ final class EngineCache: @unchecked Sendable {
         store.noteModel(model, profile: profile)
     }
 
+    /// Forward-pass work done since the last flush (for cachectl's estimate of time saved).
+    private var computeTokens: Int64 = 0
+    private var computeNanoseconds: Int64 = 0
+
+    func noteStep(tokens: Int, duration: Duration) {
+        computeTokens += Int64(tokens)
+        let (seconds, attoseconds) = duration.components
+        computeNanoseconds += seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    /// Hands the accumulated work to the store's counters (once per request, not per step,
+    /// so counters alone never make the writer commit).
+    func flushCompute() {
+        guard computeTokens > 0 else { return }
+        store.count("compute.tokens", computeTokens)
+        store.count("compute.ns", computeNanoseconds)
+        computeTokens = 0
+        computeNanoseconds = 0
+    }
+
     /// The parameters that change a completion, canonically encoded: temperature; when
     /// sampling, top-k, top-p, min-p and the seed; stop-at-EOS with the EOS id; the stop tokens
     /// and stop strings, sorted (their order does not matter). maxTokens is not in it: a
@@ -65,6 +85,7 @@ final class EngineCache: @unchecked Sendable {
         let complete = record.reason != .length || record.tokens.count >= r.parameters.maxTokens
         if !complete && r.prompt.count + record.tokens.count >= r.positionsNeeded { return false }
         store.count("hits.completions")
+        store.touch([key])
         store.count("tokens_saved", Int64(r.prompt.count + min(record.tokens.count, r.parameters.maxTokens)))
         r.cachedPromptTokens = r.prompt.count
         if complete {
@@ -154,5 +175,41 @@ final class EngineCache: @unchecked Sendable {
             for i in stride(from: 0, to: bytes.count, by: 4) where bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self) & 0x7F80_0000 == 0x7F80_0000 { return false }
         }
         return true
+    }
+}
+
+extension GenerateParameters {
+    /// The parameters a stored completion was generated with, read back from its sampling
+    /// identity (see `EngineCache.samplingIdentity`); nil if the bytes are not one.
+    /// `maxTokens` is not part of the identity and is left at its default.
+    public init?(samplingIdentity bytes: [UInt8]) {
+        var offset = 0
+        func get<T: FixedWidthInteger>(_: T.Type) -> T? {
+            guard offset + MemoryLayout<T>.size <= bytes.count else { return nil }
+            defer { offset += MemoryLayout<T>.size }
+            return bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
+        }
+        self.init()
+        guard let t = get(UInt32.self) else { return nil }
+        temperature = Float(bitPattern: t)
+        if temperature > 0 {
+            guard let k = get(UInt32.self), let p = get(UInt32.self), let m = get(UInt32.self), let s = get(UInt64.self) else { return nil }
+            topK = Int(k); topP = Float(bitPattern: p); minP = Float(bitPattern: m); seed = s
+        } else {
+            seed = 0
+        }
+        guard let eosFlag = get(UInt8.self), get(UInt32.self) != nil, let stopCount = get(UInt32.self) else { return nil }
+        stopAtEOS = eosFlag == 1
+        for _ in 0..<stopCount {
+            guard let id = get(UInt32.self) else { return nil }
+            stopTokens.append(TokenID(bitPattern: id))
+        }
+        guard let stringCount = get(UInt32.self) else { return nil }
+        for _ in 0..<stringCount {
+            guard let n = get(UInt32.self), offset + Int(n) <= bytes.count else { return nil }
+            stopStrings.append(String(decoding: bytes[offset..<(offset + Int(n))], as: UTF8.self))
+            offset += Int(n)
+        }
+        guard offset == bytes.count else { return nil }
     }
 }

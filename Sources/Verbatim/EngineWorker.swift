@@ -95,9 +95,11 @@ final class EngineWorker: @unchecked Sendable {
             paused = !buildBatch()
             if paused { continue }
             do {
+                let started = ContinuousClock.now
                 try pass.step(batch) { index, logits in self.handle(row: index, logits: logits) }
                 steps += 1
                 if let cache {
+                    cache.noteStep(tokens: batch.count, duration: ContinuousClock.now - started)
                     for r in pendingBlockWrites where r.sequence >= 0 { cache.storeBlocks(r, from: pass.cache) }
                 }
                 pendingBlockWrites.removeAll(keepingCapacity: true)
@@ -249,6 +251,7 @@ final class EngineWorker: @unchecked Sendable {
     }
 
     func finish(_ r: EngineRequest, reason: StopReason) {
+        cache?.flushCompute()
         if let cache, reason != .cancelled, r.scoring == nil {
             if r.sequence >= 0 { cache.storeBlocks(r, from: pass.cache) }
             cache.storeCompletion(r, reason: reason)

@@ -3,7 +3,7 @@ import LMDB
 import VerbatimModel
 
 public struct CacheError: Error, Equatable, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable { case cannotCreate, permissionDenied, notAVerbatimCache, newerFormat, storage }
+    public enum Code: String, Sendable { case cannotCreate, permissionDenied, notAVerbatimCache, newerFormat, storage, notFound, inUse, readersFull }
     public let code: Code
     public let message: String
     public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
@@ -19,6 +19,11 @@ public struct CacheOptions: Sendable {
     public var mapSize = 8 << 30
     /// Writes waiting for the writer beyond this many bytes are dropped (counted), never waited for.
     public var maxPendingWriteBytes = 512 << 20
+    /// Create the folder and an empty cache when missing (false: a missing folder is `.notFound`).
+    public var createIfMissing = true
+    /// Open for reading only: no writer thread, no folder lock, nothing created. For
+    /// inspection beside a running service, and safe while `cachectl compact` runs.
+    public var readOnly = false
     public init() {}
 }
 
@@ -41,6 +46,9 @@ public final class CacheStore: @unchecked Sendable {
     public let options: CacheOptions
     let env: LMDBEnvironment
     let entries: LMDBDatabase, access: LMDBDatabase, lru: LMDBDatabase, counters: LMDBDatabase, meta: LMDBDatabase
+    /// Times each entry served a request (absent: never).
+    let hits: LMDBDatabase?
+    private var folderLock: FolderLock?
 
     private let lock = NSCondition()
     private var queue: [WriteOp] = []
@@ -71,26 +79,54 @@ public final class CacheStore: @unchecked Sendable {
                 throw CacheError(.notAVerbatimCache, "\(directory) holds other files and no cache (no data.mdb)")
             }
         } else {
+            guard options.createIfMissing && !options.readOnly else { throw CacheError(.notFound, "\(directory) does not exist") }
             do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
                 throw CacheError(.cannotCreate, "cannot create \(directory): \(error.localizedDescription)")
             }
         }
-        guard fm.isWritableFile(atPath: directory) else { throw CacheError(.permissionDenied, "\(directory) is not writable") }
+        if options.readOnly {
+            guard fm.fileExists(atPath: directory + "/data.mdb") else { throw CacheError(.notAVerbatimCache, "\(directory) holds no cache (no data.mdb)") }
+            guard fm.isReadableFile(atPath: directory + "/data.mdb") else { throw CacheError(.permissionDenied, "\(directory)/data.mdb is not readable") }
+        } else {
+            guard fm.isWritableFile(atPath: directory) else { throw CacheError(.permissionDenied, "\(directory) is not writable") }
+            folderLock = try FolderLock(directory: directory, exclusive: false)
+        }
         var envOptions = LMDBEnvironment.Options()
         envOptions.mapSize = options.mapSize
         envOptions.maxDatabases = 8
+        envOptions.readOnly = options.readOnly
+        let create = !options.readOnly
         do {
             env = try LMDBEnvironment(path: directory, options: envOptions)
-            entries = try env.database("entries"); access = try env.database("access"); lru = try env.database("lru")
-            counters = try env.database("counters"); meta = try env.database("meta")
+            let meta = try env.database("meta", create: create)
+            self.meta = meta
+            if options.readOnly {
+                // Read-only: a folder without the format record is not a cache.
+                guard try env.read({ txn in try txn.get(meta, Array("format".utf8)) != nil }) else {
+                    throw CacheError(.notAVerbatimCache, "\(directory) has no Verbatim format record")
+                }
+            }
             try Self.checkFormat(env, meta, directory)
+            entries = try env.database("entries", create: create); access = try env.database("access", create: create)
+            lru = try env.database("lru", create: create); counters = try env.database("counters", create: create)
+            hits = create ? try env.database("hits") : try? env.database("hits", create: false)
         } catch let e as CacheError {
             throw e
         } catch let e as LMDBError {
-            throw CacheError(e.code == EACCES ? .permissionDenied : (e.code == -30793 ? .notAVerbatimCache : .storage), e.description)
+            let code: CacheError.Code = switch e.code {
+            case EACCES, EROFS: .permissionDenied
+            case -30793: .notAVerbatimCache          // MDB_INVALID
+            case -30790: .readersFull                // MDB_READERS_FULL
+            case -30798: .notAVerbatimCache          // MDB_NOTFOUND: a database the cache always has
+            default: .storage
+            }
+            throw CacheError(code, code == .readersFull
+                ? "\(directory): every LMDB reader slot is taken (too many processes or threads reading at once): \(e.description)"
+                : e.description)
         } catch {
             throw CacheError(.storage, "\(error)")
         }
+        if options.readOnly { return }
         writerDone = false
         let thread = Thread { [unowned self] in self.writerLoop() }
         thread.name = "verbatim-cache-writer"
@@ -185,7 +221,7 @@ public final class CacheStore: @unchecked Sendable {
 
     public func noteModel(_ model: Digest128, profile: String) { enqueue(.seen(model: model, profile: profile), bytes: 0) }
 
-    private func enqueue(_ op: WriteOp, bytes: Int) {
+    func enqueue(_ op: WriteOp, bytes: Int) {
         lock.lock()
         defer { lock.unlock() }
         if bytes > 0 && (pendingBytes + bytes > options.maxPendingWriteBytes || failure != nil) {
@@ -270,6 +306,10 @@ public final class CacheStore: @unchecked Sendable {
                 for key in keys where try txn.get(entries, key.bytes) != nil {
                     tick += 1
                     try setAccess(txn, key, tick)
+                    if let hits {
+                        let n = try hitCount(txn, key) + 1
+                        try txn.put(hits, key.bytes, withUnsafeBytes(of: n.littleEndian) { Array($0) })
+                    }
                 }
             case .delete(let key, let cause):
                 if try removeEntry(txn, key) { try add(txn, "evictions.\(cause)", 1) }
@@ -315,6 +355,7 @@ public final class CacheStore: @unchecked Sendable {
             try txn.delete(access, key.bytes)
         }
         try txn.delete(entries, key.bytes)
+        if let hits { try txn.delete(hits, key.bytes) }
         try add(txn, "bytes.payload", -Int64(payload))
         try add(txn, kind == .completion ? "entries.completions" : "entries.kv_blocks", -1)
         return true
@@ -359,7 +400,15 @@ public final class CacheStore: @unchecked Sendable {
         }
     }
 
-    /// Deletes entries on request (cachectl, tests): those for which `matches` is true.
+    /// Evicts least recently used entries until the payload is at most `target` bytes
+    /// (counted as explicit evictions).
+    public func evictLeastRecentlyUsed(toPayloadBytes target: Int) {
+        var tick: UInt64 = 0
+        flush()
+        evict(targetBytes: target, cause: "explicit", &tick)
+    }
+
+    /// Deletes every entry (counted as evictions by `cause`).
     public func evictAll(cause: String = "explicit") {
         var tick: UInt64 = 0
         flush()
@@ -406,6 +455,9 @@ extension CacheStore {
         public var usedBytes: Int
         public var readersInUse: Int
         public var maxReaders: Int
+        public var pageSize: Int
+        /// Pages on LMDB's free list: room inside the file that new entries reuse.
+        public var freePages: Int
         public var models: [(digest: String, profile: String)]
         public var writeFailure: String?
     }
@@ -432,7 +484,7 @@ extension CacheStore {
         return Stats(counters: all, kvBlocks: Int(all["entries.kv_blocks"] ?? 0), completions: Int(all["entries.completions"] ?? 0),
                      payloadBytes: Int(all["bytes.payload"] ?? 0), fileBytes: fileBytes, mapBytes: info.mapSize,
                      usedBytes: info.usedBytes, readersInUse: info.readersInUse, maxReaders: info.maxReaders,
-                     models: models, writeFailure: writeFailure)
+                     pageSize: info.pageSize, freePages: (try? env.freePages()) ?? 0, models: models, writeFailure: writeFailure)
     }
 }
 

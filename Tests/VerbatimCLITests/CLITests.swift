@@ -12,7 +12,19 @@ struct CLI {
 
     struct Result { let status: Int32; let stdout: Data; let stderr: String }
 
-    static func run(_ arguments: [String], stdin: Data? = nil) throws -> Result {
+    static let cachectl = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("cachectl").path
+
+    /// The real model, found as the `verbatim` command finds it.
+    static var modelPath: String {
+        let env = ProcessInfo.processInfo.environment
+        if let file = env["VERBATIM_MODEL"], !file.isEmpty { return file }
+        let name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if let dir = env["VERBATIM_MODEL_DIR"], !dir.isEmpty { return dir + "/" + name }
+        return root.path + "/models/" + name
+    }
+
+    static func run(_ arguments: [String], stdin: Data? = nil, binary: String = binary) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
