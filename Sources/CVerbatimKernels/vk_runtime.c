@@ -153,13 +153,30 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+// The item field of a closed ticket: at least any job's item count.
+#define VK_TICKET_CLOSED 0xffffffffu
+
+static _Atomic int test_delay_ns; // vk_test_set_pool_delay
+
+void vk_test_set_pool_delay(int ns) { atomic_store(&test_delay_ns, ns < 0 ? 0 : ns); }
+
+static void test_delay(int times) {
+    int ns = times * atomic_load_explicit(&test_delay_ns, memory_order_relaxed);
+    if (ns == 0) return;
+    double end = now_seconds() + 1e-9 * ns;
+    while (now_seconds() < end) {
+    }
+}
+
 // Claims and runs items of job `job_id` until none is left.
 static void run_items(uint32_t job_id, int tid) {
     for (;;) {
         uint64_t t = atomic_load(&pool.ticket);
         if ((uint32_t)(t >> 32) != job_id) return;
         int64_t item = (int64_t)(t & 0xffffffffu);
+        test_delay(1);
         if (item >= atomic_load_explicit(&pool.n_items, memory_order_relaxed)) return;
+        test_delay(1);
         if (!atomic_compare_exchange_weak(&pool.ticket, &t, t + 1)) continue;
         pool.fn(pool.ctx, item, tid);
         atomic_fetch_add(&pool.done, 1);
@@ -253,12 +270,19 @@ void vk_parallel(int64_t n_items, vk_task_fn fn, void *ctx) {
         pthread_mutex_unlock(&pool.run_lock);
         return;
     }
+    // Close the previous job's ticket before anything of the new job is written. A worker
+    // may still hold that ticket (all its items claimed). Had the worker read the new, larger
+    // n_items, its compare-and-swap on the old ticket would succeed: it would run an item of
+    // the new job that nobody counts, and its extra `done` would let this call return while
+    // a real item was still being written.
+    uint32_t job = atomic_load(&pool.job) + 1;
+    atomic_store(&pool.ticket, ((uint64_t)job << 32) | VK_TICKET_CLOSED);
     pool.fn = fn;
     pool.ctx = ctx;
-    atomic_store_explicit(&pool.n_items, n_items, memory_order_relaxed);
+    atomic_store(&pool.n_items, n_items);
+    test_delay(4);
     atomic_store(&pool.done, 0);
-    uint32_t job = atomic_load(&pool.job) + 1;
-    atomic_store(&pool.ticket, (uint64_t)job << 32);
+    atomic_store(&pool.ticket, (uint64_t)job << 32); // open: items from 0
     atomic_store(&pool.job, job);
     wake_sleepers();
     run_items(job, 0);

@@ -63,6 +63,16 @@ struct DeterminismUnderLoadTests {
         #expect(completions.count == 200)
         let unique = Set(completions.map { [$0.tokens.map(UInt32.init(bitPattern:)), $0.logprobBits] })
         #expect(unique.count == 1, "\(unique.count) distinct completions (tokens + logprob bits) out of 200")
+        // Where each deviant first leaves the request run alone: a logprob that differs while the
+        // tokens so far agree points at the logits; a token that differs with equal logprobs at the sampler.
+        for (n, c) in completions.enumerated() where c.tokens != alone.tokens || c.logprobBits != alone.logprobBits {
+            var i = 0
+            while i < c.tokens.count, i < alone.tokens.count, c.tokens[i] == alone.tokens[i],
+                  i < c.logprobBits.count, i < alone.logprobBits.count, c.logprobBits[i] == alone.logprobBits[i] { i += 1 }
+            let mine: String = i < c.tokens.count && i < c.logprobBits.count ? "\(c.tokens[i])/\(String(c.logprobBits[i], radix: 16))" : "end"
+            let theirs: String = i < alone.tokens.count ? "\(alone.tokens[i])/\(String(alone.logprobBits[i], radix: 16))" : "end"
+            print("completion \(n) first differs at step \(i) of \(c.tokens.count): token/logprob \(mine), alone \(theirs)")
+        }
         #expect(completions.allSatisfy { $0.tokens == alone.tokens && $0.logprobBits == alone.logprobBits })
         #expect(peak >= 16, "concurrency reached \(peak)")
         #expect(await eventually { engine.stats.kvBlocksInUse == 0 })

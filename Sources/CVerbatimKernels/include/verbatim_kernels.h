@@ -31,6 +31,11 @@ int vk_get_threads(void);
 /// Sets the thread count (>= 1); restarts the worker pool.
 void vk_set_threads(int n);
 
+// For tests of the pool: stretch the moments between a worker's reads of a job
+// and its claim, and between the caller's writes of a new job, by `ns` busy
+// nanoseconds each (0: off, the default), so that races show at once.
+void vk_test_set_pool_delay(int ns);
+
 // ---- weights --------------------------------------------------------------
 
 enum {
