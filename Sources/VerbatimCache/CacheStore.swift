@@ -128,7 +128,10 @@ public final class CacheStore: @unchecked Sendable {
         }
         if options.readOnly { return }
         writerDone = false
-        let thread = Thread { [unowned self] in self.writerLoop() }
+        // unowned(unsafe): a strong capture would keep the store alive forever, and a checked
+        // unowned read traps when the store is released before the thread has started. deinit
+        // calls close(), which waits for the writer to finish, so the object outlives the thread.
+        let thread = Thread { [unowned(unsafe) self] in self.writerLoop() }
         thread.name = "verbatim-cache-writer"
         thread.start()
     }

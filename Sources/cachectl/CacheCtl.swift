@@ -98,6 +98,19 @@ extension ParsableCommand {
     }
 }
 
+extension AsyncParsableCommand {
+    /// `guarded` for async work.
+    func guardedAsync(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            try guarded { throw error }
+        }
+    }
+}
+
 // MARK: - Formatting
 
 enum Format {

@@ -100,13 +100,7 @@ struct Warm: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do {
-            try await warm()
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            try guarded { throw error }
-        }
+        try await guardedAsync { try await warm() }
     }
 
     private func warm() async throws {

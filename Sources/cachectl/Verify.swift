@@ -23,13 +23,7 @@ struct Verify: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do {
-            try await verify()
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            try guarded { throw error }
-        }
+        try await guardedAsync { try await verify() }
     }
 
     private func verify() async throws {

@@ -230,7 +230,7 @@ struct CacheCtlTests {
         let other = CacheProcessTests.folder()
         try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: other) }
-        FileManager.default.createFile(atPath: other + "/notes.txt", contents: Data("hello".utf8))
+        #expect(FileManager.default.createFile(atPath: other + "/notes.txt", contents: Data("hello".utf8)))
         let notCache = try cachectl(["stats", "--path", other])
         #expect(notCache.status == 3 && notCache.stderr.contains(other))
         let file = other + "/notes.txt"

@@ -28,6 +28,41 @@ func readBack(_ store: CacheStore, _ key: Digest128, _ identity: EntryIdentity) 
 
 @Suite("Cache store")
 struct CacheStoreTests {
+    @Test("a store released at once, before its writer thread has started, closes cleanly (200 times)")
+    func releasedAtOnce() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for _ in 0..<200 { _ = try CacheStore(directory: dir) }
+        let store = try CacheStore(directory: dir)
+        #expect(try store.stats().kvBlocks == 0)
+    }
+
+    @Test("read-only opens see committed entries, create nothing, and refuse a missing or foreign folder")
+    func readOnly() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = CacheOptions()
+        options.readOnly = true
+        #expect(throws: CacheError.self) { try CacheStore(directory: dir, options: options) }
+        #expect(!FileManager.default.fileExists(atPath: dir))
+        let writer = try CacheStore(directory: dir)
+        let tokens: [TokenID] = Array(0..<32)
+        let key = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: tokens, count: 1)[0]
+        payload(7).withUnsafeBytes { writer.put(key, identity: kvIdentity(tokens), payload: $0) }
+        writer.flush()
+        let reader = try CacheStore(directory: dir, options: options)
+        #expect(readBack(reader, key, kvIdentity(tokens)) == payload(7))
+        #expect(try reader.entries().map(\.key) == [key])
+        var missing = CacheOptions()
+        missing.createIfMissing = false
+        do {
+            _ = try CacheStore(directory: dir + "-absent", options: missing)
+            Issue.record("a missing folder opened")
+        } catch {
+            #expect(error.code == .notFound && error.message.contains("-absent"))
+        }
+    }
+
     @Test("entries round-trip and are verified: another identity under the same key is a miss")
     func roundTrip() throws {
         let dir = temporaryFolder()
