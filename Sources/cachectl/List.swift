@@ -91,7 +91,10 @@ struct Inspect: ParsableCommand {
                 throw Failure("cachectl: no entry \(key) in \(store.directory)", status: 1)
             }
             var text: String?
+            var completionText: String?
             var tokenizerNote: String?
+            var completion: CompletionRecord?
+            if info.kind == .completion { completion = payload.withUnsafeBytes { CompletionRecord(decoding: $0) } }
             if let model {
                 let file: GGUFFile
                 do { file = try GGUFFile(path: model) } catch { throw Failure("cachectl: \(error)", status: Failure.model) }
@@ -99,10 +102,9 @@ struct Inspect: ParsableCommand {
                 do {
                     let tokenizer = try Tokenizer(file: file)
                     text = try tokenizer.decode(info.tokens, includeControl: true)
+                    if let completion { completionText = try tokenizer.decode(completion.tokens, includeControl: true) }
                 } catch { throw Failure("cachectl: \(model): \(error)", status: Failure.model) }
             }
-            var completion: CompletionRecord?
-            if info.kind == .completion { completion = payload.withUnsafeBytes { CompletionRecord(decoding: $0) } }
             let now = Int(Date().timeIntervalSince1970)
             if json {
                 var object: [String: Any] = [
@@ -113,6 +115,7 @@ struct Inspect: ParsableCommand {
                     "bytes": info.payloadBytes, "checksum_ok": checksumHolds,
                 ]
                 if let text { object["text"] = text }
+                if let completionText { object["completion_text"] = completionText }
                 if let completion {
                     object["completion"] = ["reason": "\(completion.reason)", "tokens": completion.tokens.map { Int($0) },
                                             "logprobs": completion.logprobs.map { Double($0) }]
@@ -138,6 +141,7 @@ struct Inspect: ParsableCommand {
             print(Format.table(rows))
             if let tokenizerNote { print(tokenizerNote) }
             if let text { print("text:\n\(text)") }
+            if let completionText { print("completion text:\n\(completionText)") }
         }
     }
 }

@@ -75,6 +75,8 @@ struct CacheCtlTests {
         #expect(entry["kind"] as? String == "completion" && entry["checksum_ok"] as? Bool == true)
         #expect((entry["text"] as? String)?.contains(Self.prompt) == true)
         #expect(((entry["completion"] as? [String: Any])?["tokens"] as? [Int])?.count == 12)
+        let generated = try CacheProcessTests.generate(cache)
+        #expect(entry["completion_text"] as? String == generated["text"] as? String)
         let missing = try cachectl(["inspect", String(repeating: "0", count: 32), "--path", cache])
         #expect(missing.status == 1 && missing.stderr.contains("no entry"))
         let malformed = try cachectl(["inspect", "xyz", "--path", cache])
