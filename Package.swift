@@ -16,6 +16,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries (Debian: liblmdb-dev, libxxhash-dev; scripts/setup installs them).
@@ -52,11 +57,25 @@ let package = Package(
         // The engine: continuous batching, reproducible sampling, streaming, scoring.
         .target(name: "Verbatim", dependencies: ["VerbatimModel", "VerbatimKernels", "VerbatimCache"]),
 
+        // The OpenAI-compatible HTTP service (Hummingbird): completions, chat, models, health, metrics.
+        .target(
+            name: "VerbatimServer",
+            dependencies: [
+                "Verbatim", "VerbatimCache", "VerbatimModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+
         // The command-line tool: `verbatim info`, `verbatim tokenize`, ...
         .executableTarget(
             name: "verbatim",
             dependencies: [
                 "Verbatim",
+                "VerbatimServer",
+                .product(name: "Logging", package: "swift-log"),
                 "VerbatimCache",
                 "VerbatimModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -83,6 +102,13 @@ let package = Package(
         .testTarget(name: "VerbatimKernelsTests", dependencies: ["VerbatimKernels"]),
         .testTarget(name: "VerbatimTests", dependencies: ["Verbatim", "VerbatimCache"]),
         .testTarget(name: "VerbatimCacheTests", dependencies: ["VerbatimCache", "LMDB"]),
+        .testTarget(
+            name: "VerbatimServerTests",
+            dependencies: [
+                "VerbatimServer", "Verbatim", "VerbatimModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         .testTarget(
             name: "VerbatimCLITests",
             dependencies: ["verbatim", "cachectl", "Verbatim", "VerbatimCache", "VerbatimModel", "LMDB"]

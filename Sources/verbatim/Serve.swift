@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Verbatim
+import VerbatimCache
+import VerbatimModel
+import VerbatimServer
+
+/// `verbatim serve`: the OpenAI-compatible HTTP service.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics over HTTP.",
+        discussion: "SIGTERM or SIGINT: stop accepting, finish in-flight requests, flush the cache, exit 0.")
+
+    @OptionGroup var model: ModelOption
+    @Option(help: "Cache folder (LMDB) for KV prefixes and completions.") var cache: String
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port (0: any free port, printed at start).") var port = 8080
+    @Option(help: "JSON file of tenants and their API keys; without it no key is asked for.") var tenants: String?
+    @Option(help: "The model name clients use (default: the file name without .gguf).") var modelName: String?
+    @Option(help: "KV memory in MiB.") var kvMemory = 512
+
+    func run() async throws {
+        let file = try model.open()
+        let name = modelName ?? URL(fileURLWithPath: model.path).deletingPathExtension().lastPathComponent
+        var server = ServerConfiguration(modelName: name)
+        server.host = host
+        server.port = port
+        do {
+            if let tenants { server.tenants = try TenantDirectory(file: tenants) }
+        } catch { throw CLIError(error.message) }
+        let service: VerbatimService
+        do {
+            let lm = try LlamaModel(file: file)
+            var configuration = EngineConfiguration()
+            configuration.kvMemoryBytes = kvMemory << 20
+            let store = try CacheStore(directory: cache)
+            configuration.cache = store
+            let tokenizer = try Tokenizer(file: file)
+            let engine = try Engine(model: lm, tokenizer: tokenizer, configuration: configuration)
+            service = VerbatimService(engine: engine, tokenizer: tokenizer, cache: store, modelDigest: lm.digest, configuration: server)
+        } catch {
+            throw CLIError("\(model.path): \(error)")
+        }
+        var logger = Logger(label: "verbatim")
+        logger.logLevel = .info
+        try await service.run(logger: logger) { port in
+            FileHandle.standardOutput.write(Data("listening on http://\(host):\(port) (model \(name), fingerprint \(service.systemFingerprint))\n".utf8))
+        }
+        print("stopped")
+    }
+}
