@@ -177,7 +177,10 @@ struct CacheCtlTests {
             last = blocks
             if writer.isRunning {
                 let refused = try cachectl(["compact", "--path", cache])
-                #expect(refused.status == 7 && refused.stderr.contains("open for writing"), "\(refused.status) \(refused.stderr)")
+                // A writer alive after the call held the lock throughout, so compact must have refused.
+                if writer.isRunning {
+                    #expect(refused.status == 7 && refused.stderr.contains("open for writing"), "\(refused.status) \(refused.stderr)")
+                }
             }
         }
         #expect(sawGrowth || !writer.isRunning)
