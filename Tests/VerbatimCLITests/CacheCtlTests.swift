@@ -163,6 +163,7 @@ struct CacheCtlTests {
         try writer.run()
         var last = 0
         var sawGrowth = false
+        var refusals = 0
         for _ in 0..<12 {
             usleep(100_000)
             let r = try cachectl(["stats", "--path", cache, "--json"])
@@ -179,11 +180,13 @@ struct CacheCtlTests {
                 let refused = try cachectl(["compact", "--path", cache])
                 // A writer alive after the call held the lock throughout, so compact must have refused.
                 if writer.isRunning {
+                    refusals += 1
                     #expect(refused.status == 7 && refused.stderr.contains("open for writing"), "\(refused.status) \(refused.stderr)")
                 }
             }
         }
         #expect(sawGrowth || !writer.isRunning)
+        #expect(refusals > 0, "the writer finished before compact could be tried beside it")
         writer.waitUntilExit()
         let total = try json(cachectl(["stats", "--path", cache, "--json"]))["entries.kv_blocks"] as? Int ?? 0
         #expect(total >= 1000)
