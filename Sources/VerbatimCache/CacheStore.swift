@@ -57,6 +57,8 @@ public final class CacheStore: @unchecked Sendable {
     private var busy = false
     private var stopping = false
     private var writerDone = true      // until the writer thread starts (a failed init has none)
+    /// Signalled once the writer thread holds no reference to the store any more.
+    private var writerExited: DispatchSemaphore?
     /// Set when writes stopped working (full map that eviction cannot relieve, full disk).
     private var failure: String?
 
@@ -128,10 +130,17 @@ public final class CacheStore: @unchecked Sendable {
         }
         if options.readOnly { return }
         writerDone = false
-        // unowned(unsafe): a strong capture would keep the store alive forever, and a checked
-        // unowned read traps when the store is released before the thread has started. deinit
-        // calls close(), which waits for the writer to finish, so the object outlives the thread.
-        let thread = Thread { [unowned(unsafe) self] in self.writerLoop() }
+        // The thread holds no strong reference: a strong one would keep the store alive for
+        // ever (the loop ends only when the store closes), and a checked unowned one traps if
+        // the store is released before the thread starts. deinit calls close(), which waits
+        // until the thread has left writerLoop (`exited`), so the object outlives its use here.
+        let exited = DispatchSemaphore(value: 0)
+        writerExited = exited
+        let store = Unmanaged.passUnretained(self)
+        let thread = Thread {
+            store._withUnsafeGuaranteedRef { $0.writerLoop() }
+            exited.signal()
+        }
         thread.name = "verbatim-cache-writer"
         thread.start()
     }
@@ -162,8 +171,12 @@ public final class CacheStore: @unchecked Sendable {
         stopping = true
         lock.broadcast()
         while !writerDone { lock.wait() }
+        let exited = writerExited
+        writerExited = nil
         lock.unlock()
+        exited?.wait()
     }
+
 
     /// Waits until every write handed over so far is committed (tests, shutdown).
     public func flush() {

@@ -37,6 +37,21 @@ struct CacheStoreTests {
         #expect(try store.stats().kvBlocks == 0)
     }
 
+    @Test("a store released after its writer started is closed: its folder lock is free again")
+    func releasedLater() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for _ in 0..<5 {
+            do {
+                let store = try CacheStore(directory: dir)
+                usleep(20_000)   // the writer thread is running
+                _ = store
+            }
+            // compact needs the lock exclusively: it succeeds only if the store really closed.
+            _ = try CacheStore.compact(directory: dir)
+        }
+    }
+
     @Test("read-only opens see committed entries, create nothing, and refuse a missing or foreign folder")
     func readOnly() throws {
         let dir = temporaryFolder()
