@@ -271,8 +271,9 @@ public final class VerbatimService: Sendable {
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A client that
     /// goes away makes the write fail, which drops the stream and cancels the generation.
     private func streamingResponse(_ stream: GenerationStream, _ r: GenerationRequest, id: String, created: Int, chat: Bool) -> Response {
-        let model = configuration.modelName, fingerprint = systemFingerprint
+        let model = configuration.modelName, fingerprint = systemFingerprint, timeout = configuration.requestTimeout
         let body = ResponseBody { [self] writer in
+            let deadline = ContinuousClock.now + timeout
             func send(_ object: [String: Any]) async throws {
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                 try await writer.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))
@@ -284,6 +285,14 @@ public final class VerbatimService: Sendable {
             if chat { try await send(chunk(["index": 0, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()])) }
             var summary: GenerationSummary?
             for await event in stream {
+                if ContinuousClock.now > deadline {
+                    // Over time: stop generating and say so in the stream (the status line is sent).
+                    stream.cancel()
+                    try await send(APIError(504, "the request took longer than \(timeout)", type: "server_error", code: "timeout").json)
+                    try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                    try await writer.finish(nil)
+                    return
+                }
                 switch event {
                 case .token(let t):
                     let logprobs = r.logprobs ? logprobsObject([t], chat: chat) : NSNull()

@@ -24,7 +24,8 @@ final class TestServer: Sendable {
     let port: Int
     let cacheFolder: String
 
-    static func start(cacheFolder: String? = nil, tenants: TenantDirectory? = nil, maxBodyBytes: Int = 1 << 20) async throws -> TestServer {
+    static func start(cacheFolder: String? = nil, tenants: TenantDirectory? = nil, maxBodyBytes: Int = 1 << 20,
+                      timeout: Duration = .seconds(600)) async throws -> TestServer {
         let folder = cacheFolder ?? NSTemporaryDirectory() + "verbatim-server-\(UInt32.random(in: 0...UInt32.max))"
         let file = try GGUFFile(path: modelPath)
         let model = try LlamaModel(file: file)
@@ -38,6 +39,7 @@ final class TestServer: Sendable {
         server.port = 0
         server.tenants = tenants
         server.maxBodyBytes = maxBodyBytes
+        server.requestTimeout = timeout
         let service = VerbatimService(engine: engine, tokenizer: tokenizer, cache: store, modelDigest: model.digest, configuration: server)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let task = Task { try await service.run(handleSignals: false) { continuation.yield($0) } }
@@ -269,6 +271,31 @@ struct ServerTests {
         let after = residentBytes()
         #expect(warm.union(rest).count == 1, "\(warm.union(rest).count) distinct completions for identical requests")
         #expect(after - before < 64 << 20, "resident memory grew by \((after - before) >> 20) MiB over 448 requests")
+        await server.stop()
+    }
+
+    @Test("a request over the time limit is stopped: 504 when not streaming, an error event when streaming; the server goes on")
+    func timeouts() async throws {
+        let server = try await TestServer.start(timeout: .milliseconds(300))
+        defer { try? FileManager.default.removeItem(atPath: server.cacheFolder) }
+        let long: [String: Any] = ["model": "smollm2", "prompt": "Once upon a time", "max_tokens": 3000, "temperature": 0.9, "seed": 1]
+        let started = ContinuousClock.now
+        let plain = try await server.send("/v1/completions", json: long)
+        #expect(plain.status == 504 && (plain.json["error"] as? [String: Any])?["code"] as? String == "timeout", "\(plain.text)")
+        var streaming = long
+        streaming["stream"] = true
+        let streamed = try await server.send("/v1/completions", json: streaming)
+        #expect(streamed.status == 200 && streamed.text.contains("\"code\":\"timeout\"") && streamed.text.hasSuffix("data: [DONE]\n\n"))
+        #expect(ContinuousClock.now - started < .seconds(20), "3000 tokens were not generated twice")
+        // Both generations were cancelled, not left running.
+        var idle = false
+        for _ in 0..<100 where !idle {
+            idle = server.service.engine.stats.runningRequests == 0
+            if !idle { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(idle, "a timed-out generation kept running")
+        let ok = try await server.send("/v1/completions", json: ["model": "smollm2", "prompt": "Hi", "max_tokens": 2, "temperature": 0])
+        #expect(ok.status == 200)
         await server.stop()
     }
 
