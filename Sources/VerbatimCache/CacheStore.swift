@@ -177,7 +177,6 @@ public final class CacheStore: @unchecked Sendable {
         exited?.wait()
     }
 
-
     /// Waits until every write handed over so far is committed (tests, shutdown).
     public func flush() {
         lock.lock()
@@ -418,18 +417,14 @@ public final class CacheStore: @unchecked Sendable {
 
     /// Evicts least recently used entries until the payload is at most `target` bytes
     /// (counted as explicit evictions).
-    public func evictLeastRecentlyUsed(toPayloadBytes target: Int) {
+    public func evictLeastRecentlyUsed(toPayloadBytes target: Int, cause: String = "explicit") {
         var tick: UInt64 = 0
         flush()
-        evict(targetBytes: target, cause: "explicit", &tick)
+        evict(targetBytes: target, cause: cause, &tick)
     }
 
     /// Deletes every entry (counted as evictions by `cause`).
-    public func evictAll(cause: String = "explicit") {
-        var tick: UInt64 = 0
-        flush()
-        evict(targetBytes: 0, cause: cause, &tick)
-    }
+    public func evictAll(cause: String = "explicit") { evictLeastRecentlyUsed(toPayloadBytes: 0, cause: cause) }
 }
 
 extension CacheStore {

@@ -58,6 +58,10 @@ public enum ContentAddress {
         return h.finish()
     }
 
+    /// The cache salt of a tenant id: a fixed domain, then the id, so that ids cannot collide
+    /// with other uses. The server and `cachectl warm` both derive it here.
+    public static func tenantSalt(_ tenant: String) -> [UInt8] { Array("verbatim-tenant/1:".utf8) + Array(tenant.utf8) }
+
     static func feed(_ h: inout ContentHasher, _ tokens: ArraySlice<TokenID>) {
         h.update(UInt32(tokens.count))
         for t in tokens { h.update(UInt32(bitPattern: t)) }

@@ -1,4 +1,5 @@
 import Foundation
+import VerbatimCache
 
 /// API keys and the tenants they belong to, from a JSON file:
 /// `{"tenants": [{"id": "acme", "keys": ["sk-acme-1", ...]}, ...]}`.
@@ -41,6 +42,5 @@ public struct TenantDirectory: Sendable {
         return tenant
     }
 
-    /// The cache salt of a tenant: a fixed domain and the id, so ids cannot collide with other uses.
-    static func salt(tenant: String) -> [UInt8] { Array("verbatim-tenant/1:".utf8) + Array(tenant.utf8) }
+    static func salt(tenant: String) -> [UInt8] { ContentAddress.tenantSalt(tenant) }
 }

@@ -9,7 +9,8 @@ struct CacheCtl: AsyncParsableCommand {
         commandName: "cachectl",
         abstract: "Inspect and manage a Verbatim cache folder (safe beside a running service).",
         discussion: """
-            Exit status: 0 success; 1 verification found bad entries; 2 the folder does not exist; \
+            Exit status: 0 success; 1 verification found bad entries (or inspect found no such entry); \
+            2 the folder does not exist; \
             3 not a Verbatim cache; 4 written by a newer Verbatim (format version); 5 permission denied; \
             6 every LMDB reader slot is taken; 7 the cache is in use (compact beside a writer); \
             8 model file problem; 9 storage error; 64 bad arguments.

@@ -85,13 +85,14 @@ struct Warm: AsyncParsableCommand {
         abstract: "Prefill the prompts of a JSONL file into the cache.",
         discussion: """
             One JSON object per line: {"prompt": "text"}, {"messages": [{"role": "user", "content": "..."}]} \
-            or {"tokens": [1, 2, 3]}. Blocks are stored under the given salt (none: shared by all tenants).
+            or {"tokens": [1, 2, 3]}. With --tenant the blocks are stored under that tenant's salt, \
+            derived as `verbatim serve` derives it; without, under no salt (a server without tenants).
             """)
 
     @OptionGroup var path: PathOption
     @Option(help: "The GGUF model file.") var model: String
     @Argument(help: "The prompts (JSON lines).") var file: String
-    @Option(help: "Tenant salt (UTF-8), as the service derives it; default none (shared).") var salt: String?
+    @Option(help: "Tenant id (as in the server's tenants file) whose cache to warm; default none.") var tenant: String?
     @Option(help: "Tokens per KV block (must match the service's).") var blockSize = 32
     @Option(help: "Prompts in flight at once.") var concurrency = 4
 
@@ -117,7 +118,12 @@ struct Warm: AsyncParsableCommand {
         } catch {
             throw Failure("cachectl: \(model): \(error)", status: Failure.model)
         }
-        let saltBytes = Array((salt ?? "").utf8)
+        let saltBytes = tenant.map(ContentAddress.tenantSalt) ?? []
+        let parameters: GenerateParameters = {
+            var p = GenerateParameters(maxTokens: 1)
+            p.parseSpecialTokens = false   // as the server reads client text
+            return p
+        }()
         var bar = ProgressBar(total: prompts.count, label: "warm")
         var done = 0, cached = 0, total = 0, failed: [String] = []
         await withTaskGroup(of: (Int, Int, String?).self) { group in
@@ -128,7 +134,7 @@ struct Warm: AsyncParsableCommand {
                 group.addTask {
                     do {
                         var summary: GenerationSummary?
-                        for await event in try engine.generate(prompt, parameters: GenerateParameters(maxTokens: 1), salt: saltBytes) {
+                        for await event in try engine.generate(prompt, parameters: parameters, salt: saltBytes) {
                             if case .summary(let s) = event { summary = s }
                         }
                         return (summary?.promptTokens ?? 0, summary?.cachedPromptTokens ?? 0, nil)

@@ -112,9 +112,14 @@ struct Recompute {
         var chain = [e]
         while let parent = chain[0].parent {
             guard let p = byKey[parent] else { return .skipped("its parent block \(parent) is gone (an orphan)") }
+            // A chain longer than the cache loops: no engine could have written it.
+            guard chain.count <= byKey.count else { return .different("its chain of parent blocks loops") }
             chain.insert(p, at: 0)
         }
         let blockSize = e.tokenCount
+        guard blockSize > 0, chain.allSatisfy({ $0.tokenCount == blockSize }) else {
+            return .different("its chain mixes block sizes or has an empty block")
+        }
         let tokens = chain.flatMap(\.tokens)
         let f32Bytes = 2 * model.config.layerCount * blockSize * model.config.kvDimension * 4
         let kvType: KVType = payload.count == f32Bytes ? .f32 : .f16
@@ -126,10 +131,14 @@ struct Recompute {
         let cache = KVCache(config: model.config, kvType: kvType, blockSize: blockSize, blockCount: chain.count)
         let pass = ForwardPass(model: model, cache: cache, maxTokens: 256)
         var start = 0
-        while start < tokens.count {
-            let end = min(start + 256, tokens.count)
-            try pass.step((start..<end).map { BatchToken(sequence: 0, position: $0, token: tokens[$0]) })
-            start = end
+        do {
+            while start < tokens.count {
+                let end = min(start + 256, tokens.count)
+                try pass.step((start..<end).map { BatchToken(sequence: 0, position: $0, token: tokens[$0]) })
+                start = end
+            }
+        } catch {
+            return .different("its tokens cannot be run through the model: \(error)")   // ids out of range, too long
         }
         let computed = cache.blockBytes(of: 0, index: chain.count - 1)
         let (count, first) = payload.withUnsafeBytes { stored in
@@ -153,7 +162,11 @@ struct Recompute {
         parameters.logprobs = true
         var tokens: [TokenID] = []
         var logprobs: [Float] = []
-        for await event in try engine.generate(.tokens(e.tokens), parameters: parameters) {
+        let stream: GenerationStream
+        do { stream = try engine.generate(.tokens(e.tokens), parameters: parameters) } catch {
+            return .different("it cannot be regenerated: \(error)")
+        }
+        for await event in stream {
             if case .token(let t) = event { tokens.append(t.id); logprobs.append(t.logprob ?? .nan) }
         }
         if tokens != record.tokens {

@@ -103,6 +103,20 @@ struct CacheCtlTests {
         #expect(wrong.status == 1)
         #expect(wrongText.contains("differs \(wrongKey)") && wrongText.contains("1 of "), "\(wrongText)")
 
+        // A forged block whose parent is itself: verification ends and names it, never loops.
+        let loopKey = Digest128(high: 0xF00D, low: 0xF00D)
+        do {
+            let store = try CacheStore(directory: cache)
+            let identity = EntryIdentity(kind: .kvBlock, model: try GGUFFile(path: CLI.modelPath).modelDigest(),
+                                         profile: "verbatim-numerics/1 f32 kv=f32", saltDigest: EntryIdentity.saltDigest([]),
+                                         parent: loopKey, tokens: Array(repeating: 42, count: 32), sampling: [])
+            let bytes = [UInt8](repeating: 0, count: 2 * 30 * 32 * 192 * 4)
+            bytes.withUnsafeBytes { store.put(loopKey, identity: identity, payload: $0) }
+            store.flush()
+        }
+        let looped = try cachectl(["verify", "--all", "--model", CLI.modelPath, "--path", cache])
+        #expect(looped.status == 1 && String(decoding: looped.stdout, as: UTF8.self).contains("differs \(loopKey): its chain of parent blocks loops"))
+
         // A payload byte flipped in place: the checksum catches it, without a model.
         let corruptKey = try #require(blocks.last?["key"] as? String)
         try flipStoredByte(cache, key: corruptKey)
@@ -222,6 +236,15 @@ struct CacheCtlTests {
         #expect((s["entries.kv_blocks"] as? Int ?? 0) >= 2 && s["entries.completions"] as? Int == 0)
         let hit = try CacheProcessTests.generate(cache)
         #expect((hit["cached_prompt_tokens"] as? Int ?? 0) > 0)
+
+        // --tenant stores under the salt the server derives for that tenant.
+        let tenantCache = cache + "-tenant"
+        defer { try? FileManager.default.removeItem(atPath: tenantCache) }
+        #expect(try cachectl(["warm", "--model", CLI.modelPath, file, "--path", tenantCache, "--tenant", "acme"]).status == 0)
+        let warmed = self.lines(try cachectl(["ls", "--path", tenantCache, "--json"]))
+        let someKey = try #require(warmed.first?["key"] as? String)
+        let header = try json(cachectl(["inspect", someKey, "--path", tenantCache, "--json"]))
+        #expect(header["salt_digest"] as? String == EntryIdentity.saltDigest(ContentAddress.tenantSalt("acme")).description)
 
         let bad = cache + ".bad.jsonl"
         defer { try? FileManager.default.removeItem(atPath: bad) }
