@@ -105,8 +105,10 @@ public final class Engine: Sendable {
     /// Starts a generation. Problems with the request are thrown here, before any event.
     /// `salt` isolates tenants in the cache: entries are shared only between requests with the
     /// same salt. A server derives it from the caller's identity, never from the request body.
+    /// `sharedPrefixTokens` leading prompt tokens are an operator-declared public prefix (a
+    /// system prompt all tenants may reuse): its whole blocks are cached without the salt.
     public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters(),
-                         salt: [UInt8] = []) throws(EngineError) -> GenerationStream {
+                         salt: [UInt8] = [], sharedPrefixTokens: Int = 0) throws(EngineError) -> GenerationStream {
         try parameters.validate()
         for id in parameters.stopTokens where id < 0 || Int(id) >= tokenizer.count {
             throw EngineError(.invalidParameters, "stop token \(id) is out of range (vocabulary has \(tokenizer.count) tokens)")
@@ -116,7 +118,8 @@ public final class Engine: Sendable {
         let shared = self.shared
         let channel = RequestChannel(capacity: configuration.streamBufferCapacity) { shared.wake() }
         let request = EngineRequest(prompt: ids, parameters: parameters, seed: parameters.seed ?? UInt64.random(in: 0...UInt64.max),
-                                    channel: channel, tokenizer: tokenizer, salt: salt)
+                                    channel: channel, tokenizer: tokenizer, salt: salt,
+                                    sharedPrefixTokens: sharedPrefixTokens)
         try shared.submit(request, maxQueued: configuration.maxQueuedRequests)
         return GenerationStream(lifetime: RequestLifetime(channel))
     }

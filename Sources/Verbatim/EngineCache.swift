@@ -112,7 +112,8 @@ final class EngineCache: @unchecked Sendable {
         let maxBlocks = (context.count - 1) / blockSize    // at least one token is computed
         store.count("lookups.prefix_tokens", Int64(r.prompt.count))
         guard maxBlocks > 0 else { return }
-        let keys = ContentAddress.kvChain(model: model, profile: profile, salt: r.salt, blockSize: blockSize, tokens: context, count: maxBlocks)
+        let keys = ContentAddress.kvChain(model: model, profile: profile, salt: r.salt, sharedBlocks: sharedBlocks(r),
+                                          blockSize: blockSize, tokens: context, count: maxBlocks)
         let identities = (0..<maxBlocks).map { identity(r, keys, $0, context) }
         var restored = 0
         store.readChain(keys, identities: identities) { payloads in
@@ -131,8 +132,12 @@ final class EngineCache: @unchecked Sendable {
         store.touch(r.chain.reversed())   // leaf first, root last: parents stay younger
     }
 
+    /// Whole blocks inside the request's shared (public) prefix.
+    private func sharedBlocks(_ r: EngineRequest) -> Int { r.sharedPrefixTokens / blockSize }
+
     private func identity(_ r: EngineRequest, _ keys: [Digest128], _ i: Int, _ tokens: [TokenID]) -> EntryIdentity {
-        EntryIdentity(kind: .kvBlock, model: model, profile: profile, saltDigest: EntryIdentity.saltDigest(r.salt),
+        let salt = ContentAddress.blockSalt(index: i, salt: r.salt, sharedBlocks: sharedBlocks(r))
+        return EntryIdentity(kind: .kvBlock, model: model, profile: profile, saltDigest: EntryIdentity.saltDigest(salt),
                       parent: i == 0 ? nil : keys[i - 1], tokens: Array(tokens[(i * blockSize)..<((i + 1) * blockSize)]), sampling: [])
     }
 
@@ -143,9 +148,9 @@ final class EngineCache: @unchecked Sendable {
         let full = min(kv.length(of: r.sequence), tokens.count) / blockSize
         guard full > r.blocksStored else { return }
         for i in r.chain.count..<full {
-            let block = tokens[(i * blockSize)..<((i + 1) * blockSize)]
-            r.chain.append(i == 0 ? ContentAddress.kvRoot(model: model, profile: profile, salt: r.salt, blockSize: blockSize, tokens: block)
-                                  : ContentAddress.kvChild(parent: r.chain[i - 1], blockSize: blockSize, tokens: block))
+            r.chain.append(ContentAddress.kvKey(index: i, parent: r.chain.last, model: model, profile: profile, salt: r.salt,
+                                                sharedBlocks: sharedBlocks(r), blockSize: blockSize,
+                                                tokens: tokens[(i * blockSize)..<((i + 1) * blockSize)]))
         }
         for i in r.blocksStored..<full {
             let bytes = kv.blockBytes(of: r.sequence, index: i)

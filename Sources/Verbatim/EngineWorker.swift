@@ -20,6 +20,9 @@ final class EngineRequest: @unchecked Sendable {
     /// tokens but the last, which is fed as the first decode token.
     var context: [TokenID]
     let salt: [UInt8]
+    /// Leading prompt tokens that are an operator-declared shared prefix: their whole blocks are
+    /// cached without the salt, so every tenant reuses them.
+    let sharedPrefixTokens: Int
     var cachedPromptTokens = 0
     var completionFromCache = false
     /// The model's logprob of every generated token (kept for the completion cache).
@@ -32,10 +35,11 @@ final class EngineRequest: @unchecked Sendable {
     var firstToken: ContinuousClock.Instant?
 
     init(prompt: [TokenID], parameters: GenerateParameters, seed: UInt64, channel: RequestChannel, tokenizer: Tokenizer,
-         salt: [UInt8] = []) {
+         salt: [UInt8] = [], sharedPrefixTokens: Int = 0) {
         self.prompt = prompt
         self.context = prompt
         self.salt = salt
+        self.sharedPrefixTokens = min(max(sharedPrefixTokens, 0), prompt.count)
         self.parameters = parameters
         self.channel = channel
         sampler = Sampler(parameters: parameters, seed: seed)

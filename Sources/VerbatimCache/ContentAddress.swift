@@ -7,6 +7,10 @@ import VerbatimModel
 /// - KV block 0: `H("verbatim-kv/1", model digest (16 bytes, printed order), profile string,
 ///   salt bytes, u32 block size, tokens[0..<B])`
 /// - KV block i: `H("verbatim-kv/1", key of block i-1 (16 bytes), u32 block size, tokens[i*B..<(i+1)*B])`
+/// - With an operator-declared shared prefix of S whole blocks (a public system prompt), blocks
+///   0..<S are keyed as above with an empty salt, so every tenant finds them, and block S takes
+///   the tenant's salt: `H("verbatim-kv-salted/1", key of block S-1, salt bytes, u32 block size, tokens)`.
+///   Its own domain keeps it apart from the public chain's block S.
 /// - Completion: `H("verbatim-completion/1", model digest, profile string, salt bytes, prompt
 ///   tokens, the sampling parameters that change the output (see `SamplingIdentity`))`
 ///
@@ -33,15 +37,39 @@ public enum ContentAddress {
         return h.finish()
     }
 
+    /// Block `S` of a chain whose first `S` blocks are a shared (unsalted) prefix.
+    public static func kvSalted(parent: Digest128, salt: [UInt8], blockSize: Int, tokens: ArraySlice<TokenID>) -> Digest128 {
+        var h = ContentHasher()
+        h.update("verbatim-kv-salted/1")
+        parent.bytes.withUnsafeBytes { h.update($0) }
+        h.update(bytes: salt)
+        h.update(UInt32(blockSize))
+        feed(&h, tokens)
+        return h.finish()
+    }
+
+    /// The key of block `index` given its parent's key (nil for block 0). The first
+    /// `sharedBlocks` blocks are public (no salt); see the type's documentation.
+    public static func kvKey(index: Int, parent: Digest128?, model: Digest128, profile: String, salt: [UInt8],
+                             sharedBlocks: Int = 0, blockSize: Int, tokens: ArraySlice<TokenID>) -> Digest128 {
+        guard let parent else {
+            return kvRoot(model: model, profile: profile, salt: sharedBlocks > 0 ? [] : salt, blockSize: blockSize, tokens: tokens)
+        }
+        if index == sharedBlocks && !salt.isEmpty { return kvSalted(parent: parent, salt: salt, blockSize: blockSize, tokens: tokens) }
+        return kvChild(parent: parent, blockSize: blockSize, tokens: tokens)
+    }
+
+    /// The salt an entry of block `index` is stored under: none inside the shared prefix.
+    public static func blockSalt(index: Int, salt: [UInt8], sharedBlocks: Int) -> [UInt8] { index < sharedBlocks ? [] : salt }
+
     /// Keys of the first `count` full blocks of `tokens`.
-    public static func kvChain(model: Digest128, profile: String, salt: [UInt8], blockSize: Int,
+    public static func kvChain(model: Digest128, profile: String, salt: [UInt8], sharedBlocks: Int = 0, blockSize: Int,
                                tokens: [TokenID], count: Int) -> [Digest128] {
         var keys: [Digest128] = []
         keys.reserveCapacity(count)
         for i in 0..<count {
-            let block = tokens[(i * blockSize)..<((i + 1) * blockSize)]
-            keys.append(i == 0 ? kvRoot(model: model, profile: profile, salt: salt, blockSize: blockSize, tokens: block)
-                               : kvChild(parent: keys[i - 1], blockSize: blockSize, tokens: block))
+            keys.append(kvKey(index: i, parent: keys.last, model: model, profile: profile, salt: salt, sharedBlocks: sharedBlocks,
+                              blockSize: blockSize, tokens: tokens[(i * blockSize)..<((i + 1) * blockSize)]))
         }
         return keys
     }

@@ -70,6 +70,8 @@ public final class VerbatimService: Sendable {
     let metrics = ServerMetrics()
     /// Numerics profile and model digest: same fingerprint and same request give the same bits.
     public let systemFingerprint: String
+    /// The tokens of the operator's shared prefixes, as requests that begin with them start.
+    let sharedPrefixTokens: [[TokenID]]
 
     public init(engine: Engine, tokenizer: Tokenizer, cache: CacheStore?, modelDigest: Digest128, configuration: ServerConfiguration) {
         self.engine = engine
@@ -78,6 +80,27 @@ public final class VerbatimService: Sendable {
         self.configuration = configuration
         systemFingerprint = "fp_" + String(modelDigest.description.prefix(16)) + "_" + engine.numericsProfile
             .replacingOccurrences(of: "verbatim-numerics/", with: "vn").replacingOccurrences(of: " ", with: "_")
+        sharedPrefixTokens = (configuration.tenants?.sharedPrefixes ?? []).map { Self.tokens(of: $0, engine: engine) }.filter { !$0.isEmpty }
+    }
+
+    /// A system message is rendered twice with different user messages and cut where the two
+    /// part, so the prefix is exactly what every chat that begins with it starts with, whatever
+    /// the template. Text drops its last token, which may merge with what follows it.
+    static func tokens(of prefix: SharedPrefix, engine: Engine) -> [TokenID] {
+        switch prefix {
+        case .system(let content):
+            let system = ChatMessage(role: "system", content: content)
+            guard let a = try? engine.tokens(of: .chat([system, ChatMessage(role: "user", content: "A")])),
+                  let b = try? engine.tokens(of: .chat([system, ChatMessage(role: "user", content: "B")])) else { return [] }
+            return Array(zip(a, b).prefix { $0.0 == $0.1 }.map(\.0))
+        case .text(let text):
+            return (try? engine.tokens(of: .text(text)))?.dropLast().map { $0 } ?? []
+        }
+    }
+
+    /// How many leading tokens of a prompt are a declared shared prefix (the longest that matches).
+    func sharedPrefixLength(_ tokens: [TokenID]) -> Int {
+        sharedPrefixTokens.filter { tokens.starts(with: $0) }.map(\.count).max() ?? 0
     }
 
     /// Runs until SIGTERM or SIGINT (or the task is cancelled): stops accepting, lets
@@ -86,6 +109,7 @@ public final class VerbatimService: Sendable {
                     onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let app = Application(
             router: makeRouter(),
+            server: .http1(additionalChannelHandlers: [ConnectionWatch()]),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "verbatim"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -103,8 +127,8 @@ public final class VerbatimService: Sendable {
         cache?.flush()
     }
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    func makeRouter() -> Router<ServiceRequestContext> {
+        let router = Router(context: ServiceRequestContext.self)
         router.get("/health") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
@@ -176,7 +200,7 @@ public final class VerbatimService: Sendable {
 
     // MARK: - Generation
 
-    private func generate(_ request: Request, _ context: BasicRequestContext, chat: Bool) async throws -> Response {
+    private func generate(_ request: Request, _ context: ServiceRequestContext, chat: Bool) async throws -> Response {
         let tenant = try tenant(request)
         var request = request
         let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
@@ -185,22 +209,32 @@ public final class VerbatimService: Sendable {
             throw APIError(404, "the model '\(model)' does not exist; this server serves '\(configuration.modelName)'", param: "model", code: "model_not_found")
         }
         let salt = tenant.map(TenantDirectory.salt(tenant:)) ?? []
-        let stream = try engine.generate(parsed.prompt, parameters: parsed.parameters, salt: salt)
+        let tokens = try engine.tokens(of: parsed.prompt, parameters: parsed.parameters)
+        let stream = try engine.generate(.tokens(tokens), parameters: parsed.parameters, salt: salt,
+                                         sharedPrefixTokens: salt.isEmpty ? 0 : sharedPrefixLength(tokens))
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)
+        let connection = await ConnectionWatch.state(of: context.channel)
         if parsed.stream {
-            return streamingResponse(stream, parsed, id: id, created: created, chat: chat)
+            return streamingResponse(stream, parsed, id: id, created: created, chat: chat, connection: connection)
         }
+        // The first of three: the answer, the time limit, the client going away.
+        enum Outcome: Sendable { case done(Collected), timedOut, disconnected }
         let timeout = configuration.requestTimeout
-        let collected = try await withThrowingTaskGroup(of: Collected?.self) { group in
-            group.addTask { await Collected.gather(stream) }
-            group.addTask { try await Task.sleep(for: timeout); return nil }
+        let outcome = try await withThrowingTaskGroup(of: Outcome.self) { group in
+            group.addTask { .done(await Collected.gather(stream)) }
+            group.addTask { try await Task.sleep(for: timeout); return .timedOut }
+            group.addTask { try await connection.waitUntilClosed(); return .disconnected }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let result = first else {
-                stream.cancel()
-                throw APIError(504, "the request took longer than \(timeout)", type: "server_error", code: "timeout")
-            }
-            return result
+            let first = try await group.next()!
+            if case .done = first {} else { stream.cancel() }
+            return first
+        }
+        let collected: Collected
+        switch outcome {
+        case .done(let c): collected = c
+        case .timedOut: throw APIError(504, "the request took longer than \(timeout)", type: "server_error", code: "timeout")
+        case .disconnected: throw APIError(499, "the client closed the connection", type: "invalid_request_error", code: "client_closed")
         }
         if let summary = collected.summary { metrics.record(summary) }
         return Self.json(200, completionObject(collected, parsed, id: id, created: created, chat: chat))
@@ -269,8 +303,10 @@ public final class VerbatimService: Sendable {
     }
 
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A client that
-    /// goes away makes the write fail, which drops the stream and cancels the generation.
-    private func streamingResponse(_ stream: GenerationStream, _ r: GenerationRequest, id: String, created: Int, chat: Bool) -> Response {
+    /// goes away is seen by the connection watch (or makes a write fail); either drops the
+    /// stream, which cancels the generation.
+    private func streamingResponse(_ stream: GenerationStream, _ r: GenerationRequest, id: String, created: Int, chat: Bool,
+                                   connection: ConnectionState) -> Response {
         let model = configuration.modelName, fingerprint = systemFingerprint, timeout = configuration.requestTimeout
         let body = ResponseBody { [self] writer in
             let deadline = ContinuousClock.now + timeout
@@ -285,6 +321,11 @@ public final class VerbatimService: Sendable {
             if chat { try await send(chunk(["index": 0, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()])) }
             var summary: GenerationSummary?
             for await event in stream {
+                if connection.isClosed {
+                    // Nobody is reading: stop generating (the write below would fail later anyway).
+                    stream.cancel()
+                    throw APIError(499, "the client closed the connection", type: "invalid_request_error", code: "client_closed")
+                }
                 if ContinuousClock.now > deadline {
                     // Over time: stop generating and say so in the stream (the status line is sent).
                     stream.cancel()

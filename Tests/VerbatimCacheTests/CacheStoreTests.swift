@@ -112,6 +112,28 @@ struct CacheStoreTests {
         #expect(ka[0].description == "607427223d4cefbfd847fc235d4bc325")
     }
 
+    @Test("content addresses with a shared prefix: public blocks equal the unsalted chain; the salt enters at the next block")
+    func sharedPrefixAddresses() {
+        let tokens = (0..<160).map { TokenID($0 * 7 % 5000) }
+        func chain(_ salt: [UInt8], shared: Int) -> [Digest128] {
+            ContentAddress.kvChain(model: model, profile: profile, salt: salt, sharedBlocks: shared, blockSize: 32, tokens: tokens, count: 5)
+        }
+        let publicChain = chain([], shared: 0)
+        let a = chain([1], shared: 2), b = chain([2], shared: 2)
+        #expect(Array(a.prefix(2)) == Array(publicChain.prefix(2)) && Array(b.prefix(2)) == Array(publicChain.prefix(2)))
+        #expect(a[2] != b[2] && a[2] != publicChain[2], "the salt enters at the first block after the shared part")
+        #expect(Set(a[2...]).isDisjoint(with: Set(b[2...])) && Set(a[2...]).isDisjoint(with: Set(publicChain)))
+        #expect(a[2...] != chain([1], shared: 0)[2...], "a declared prefix changes the tenant's keys")
+        #expect(chain([1], shared: 0)[0] != publicChain[0])
+        // Incremental keys (as the engine stores blocks) equal the chain.
+        var incremental: [Digest128] = []
+        for i in 0..<5 {
+            incremental.append(ContentAddress.kvKey(index: i, parent: incremental.last, model: model, profile: profile, salt: [1], sharedBlocks: 2,
+                                                    blockSize: 32, tokens: tokens[(i * 32)..<((i + 1) * 32)]))
+        }
+        #expect(incremental == a)
+    }
+
     @Test("flipped bytes on disk are detected, treated as a miss, deleted and counted")
     func corruption() throws {
         let dir = temporaryFolder()

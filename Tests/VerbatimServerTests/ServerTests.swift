@@ -234,6 +234,90 @@ struct ServerTests {
         await server.stop()
     }
 
+    @Test("shared prefixes from the tenants file: every tenant reuses the public system prompt's blocks, never another's private ones")
+    func sharedPrefixes() async throws {
+        let system = "You are the help desk of a public library. Answer questions about opening hours, loans, renewals, fines, "
+            + "reading rooms, printing and the catalogue. Be brief and friendly, give exact figures when you know them, and say "
+            + "when a question should go to a librarian instead. Never ask for a password or a card number."
+        let file = NSTemporaryDirectory() + "verbatim-tenants-\(UInt32.random(in: 0...UInt32.max)).json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let json: [String: Any] = ["tenants": [["id": "a", "keys": ["key-a"]], ["id": "b", "keys": ["key-b"]]],
+                                   "shared_prefixes": [["system": system]]]
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: file))
+        let server = try await TestServer.start(tenants: try TenantDirectory(file: file))
+        defer { try? FileManager.default.removeItem(atPath: server.cacheFolder) }
+        let shared = try #require(server.service.sharedPrefixTokens.first).count
+        func ask(_ key: String, _ question: String) async throws -> (cached: Int, prompt: Int, text: String) {
+            let body: [String: Any] = ["model": "smollm2", "max_tokens": 6, "temperature": 0,
+                                       "messages": [["role": "system", "content": system], ["role": "user", "content": question]]]
+            let r = try await server.send("/v1/chat/completions", json: body, key: key)
+            #expect(r.status == 200, "\(r.text)")
+            let usage = r.json["usage"] as? [String: Any]
+            let text = ((r.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["content"] as? String ?? ""
+            return ((usage?["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int ?? -1, usage?["prompt_tokens"] as? Int ?? -1, text)
+        }
+        let question = "How many books may I borrow at once, for how long, and how do I renew a loan from home without visiting the desk? "
+            + "Also, what happens when a book I renewed is reserved by someone else, and how are fines counted on weekends and holidays?"
+        let aCold = try await ask("key-a", question)
+        server.service.cache?.flush()
+        let bSame = try await ask("key-b", question)
+        let bOther = try await ask("key-b", "Where can I print a document?")
+        server.service.cache?.flush()
+        let aWarm = try await ask("key-a", question)
+        #expect(shared >= 64 && aCold.prompt / 32 > shared / 32 + 1, "the test needs whole shared blocks and private ones after them")
+        #expect(aCold.cached == 0)
+        #expect(bSame.cached == shared / 32 * 32, "B reuses the shared blocks only, not A's question")
+        #expect(bOther.cached == shared / 32 * 32)
+        #expect(bSame.text == aCold.text)
+        #expect(aWarm.cached == aWarm.prompt, "A's own entries stay A's")
+        // A malformed declaration is refused with a message that names it.
+        try JSONSerialization.data(withJSONObject: ["tenants": [["id": "a", "keys": ["k"]]], "shared_prefixes": [["system": 3]]])
+            .write(to: URL(fileURLWithPath: file))
+        #expect(throws: APIError.self) { try TenantDirectory(file: file) }
+        do { _ = try TenantDirectory(file: file) } catch { #expect(error.message.contains("shared_prefixes[0]")) }
+        await server.stop()
+    }
+
+    @Test("a client that goes away stops its generation, streaming or not; the server goes on")
+    func disconnect() async throws {
+        let server = try await TestServer.start()
+        defer { try? FileManager.default.removeItem(atPath: server.cacheFolder) }
+        // Greedy counting runs on for thousands of tokens: far longer than this test waits.
+        let long: [String: Any] = ["model": "smollm2", "prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "max_tokens": 3000, "temperature": 0]
+        for streaming in [false, true] {
+            var body = long
+            body["stream"] = streaming
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(server.port)/v1/completions")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+            let client = Task {
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+                _ = try await response.body.collect(upTo: 64 << 20)
+            }
+            var running = false
+            for _ in 0..<500 where !running {
+                running = server.service.engine.stats.runningRequests == 1 && server.service.engine.stats.steps > 20
+                if !running { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(running, "the generation started")
+            client.cancel()   // the client closes its connection
+            let stepsAtCancel = server.service.engine.stats.steps
+            var idle = false
+            for _ in 0..<300 where !idle {
+                idle = server.service.engine.stats.runningRequests == 0
+                if !idle { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(idle, "streaming \(streaming): the generation went on after the client left")
+            #expect(server.service.engine.stats.steps - stepsAtCancel < 1000, "streaming \(streaming): it stopped long before 3000 tokens")
+        }
+        let metrics = try await server.send("/metrics", method: "GET")
+        #expect(metrics.text.contains("status=\"499\""), "the non-streaming disconnect is counted as 499")
+        let ok = try await server.send("/v1/completions", json: ["model": "smollm2", "prompt": "Hi", "max_tokens": 2, "temperature": 0])
+        #expect(ok.status == 200)
+        await server.stop()
+    }
+
     @Test("load: 32 concurrent clients, 512 requests; identical requests give one completion; memory stays flat")
     func load() async throws {
         let server = try await TestServer.start()

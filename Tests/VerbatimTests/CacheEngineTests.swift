@@ -11,10 +11,11 @@ func cachedEngine(_ store: CacheStore, prefix: Bool = true, completion: Bool = t
 }
 
 /// Runs one request and returns its completion and summary.
-func run(_ engine: Engine, _ prompt: Prompt, _ p: GenerateParameters, salt: [UInt8] = []) async throws -> (Completion, GenerationSummary) {
+func run(_ engine: Engine, _ prompt: Prompt, _ p: GenerateParameters, salt: [UInt8] = [],
+         shared: Int = 0) async throws -> (Completion, GenerationSummary) {
     var c = Completion()
     var summary: GenerationSummary?
-    for await event in try engine.generate(prompt, parameters: p, salt: salt) {
+    for await event in try engine.generate(prompt, parameters: p, salt: salt, sharedPrefixTokens: shared) {
         switch event {
         case .token(let t): c.tokens.append(t.id); c.text += t.text; if let l = t.logprob { c.logprobBits.append(l.bitPattern) }
         case .summary(let s): summary = s; c.reason = s.stopReason
@@ -123,6 +124,39 @@ struct CacheEngineTests {
         #expect(none.cachedPromptTokens == 0 && !none.completionFromCache)
         let (_, a) = try await run(engine, prompt, p, salt: Array("tenant-a".utf8))
         #expect(a.completionFromCache)   // caching was on: tenant A hits its own entry
+        await engine.shutdown()
+    }
+
+    @Test("a shared prefix is reused across tenants, only its whole blocks, with the same bits; what follows stays private")
+    func sharedPrefix() async throws {
+        let dir = cacheFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CacheStore(directory: dir)
+        let engine = try cachedEngine(store)
+        let system = ChatMessage(role: "system", content: Self.system)
+        let question = ChatMessage(role: "user", content: "Which is longer, the Danube or the Rhine, and by how much? Answer in kilometres, "
+                                   + "and say where each river begins and where it reaches the sea. Then list the capitals each one flows through, "
+                                   + "in order from the source, and name the longest tributary of each with its length.")
+        let prompt = Prompt.chat([system, question])
+        let tokens = try engine.tokens(of: prompt)
+        let other = try engine.tokens(of: .chat([system, ChatMessage(role: "user", content: "B")]))
+        let shared = zip(tokens, other).prefix { $0.0 == $0.1 }.count
+        let sharedBlocks = shared / 32
+        try #require(sharedBlocks >= 2 && tokens.count / 32 > sharedBlocks + 1, "the test needs private blocks after the shared ones")
+        let p = GenerateParameters(maxTokens: 8, logprobs: true)
+        let (a, aCold) = try await run(engine, prompt, p, salt: Array("tenant-a".utf8), shared: shared)
+        store.flush()
+        let (b, bFirst) = try await run(engine, prompt, p, salt: Array("tenant-b".utf8), shared: shared)
+        #expect(bFirst.cachedPromptTokens == sharedBlocks * 32 && !bFirst.completionFromCache,
+                "B reuses exactly the shared blocks, not A's private ones or A's completion")
+        #expect(aCold.cachedPromptTokens == 0)
+        #expect(b.tokens == a.tokens && b.logprobBits == a.logprobBits, "a shared-prefix hit gives the same bits")
+        store.flush()
+        let (_, aAgain) = try await run(engine, prompt, p, salt: Array("tenant-a".utf8), shared: shared)
+        #expect(aAgain.completionFromCache)
+        // Without the declaration a tenant's chain is private from its root: no hit on the public blocks.
+        let (_, c) = try await run(engine, prompt, GenerateParameters(maxTokens: 4), salt: Array("tenant-c".utf8))
+        #expect(c.cachedPromptTokens == 0)
         await engine.shutdown()
     }
 
