@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "VerbatimModel", targets: ["VerbatimModel"]),
         .library(name: "Verbatim", targets: ["Verbatim"]),
         .library(name: "VerbatimCache", targets: ["VerbatimCache"]),
+        .library(name: "VerbatimBench", targets: ["VerbatimBench"]),
         .executable(name: "verbatim", targets: ["verbatim"]),
         .executable(name: "cachectl", targets: ["cachectl"]),
     ],
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // System libraries (Debian: liblmdb-dev, libxxhash-dev; scripts/setup installs them).
@@ -69,6 +71,16 @@ let package = Package(
             ]
         ),
 
+        // The workload runner of the benchmark suite: real-language workloads replayed through the
+        // engine and cache, percentiles, bootstrap intervals, Markdown, JSON and SVG reports.
+        .target(
+            name: "VerbatimBench",
+            dependencies: [
+                "Verbatim", "VerbatimCache", "VerbatimModel",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+
         // The command-line tool: `verbatim info`, `verbatim tokenize`, ...
         .executableTarget(
             name: "verbatim",
@@ -113,6 +125,7 @@ let package = Package(
             name: "VerbatimCLITests",
             dependencies: ["verbatim", "cachectl", "Verbatim", "VerbatimCache", "VerbatimModel", "LMDB"]
         ),
+        .testTarget(name: "VerbatimBenchTests", dependencies: ["VerbatimBench", "Verbatim", "VerbatimModel"]),
         .testTarget(
             name: "SystemLibraryTests",
             dependencies: ["CLMDB", "CXXHash"]

@@ -20,6 +20,7 @@ let package = Package(
                 .product(name: "VerbatimKernels", package: "Verbatim"),
                 .product(name: "Verbatim", package: "Verbatim"),
                 .product(name: "VerbatimCache", package: "Verbatim"),
+                .product(name: "VerbatimBench", package: "Verbatim"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/verbatim-bench"
