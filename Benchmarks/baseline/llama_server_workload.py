@@ -17,7 +17,9 @@ with socket.socket() as s:
     port = s.getsockname()[1]
 server = subprocess.Popen(
     [sys.executable, "-m", "llama_cpp.server", "--model", model, "--n_threads", str(threads), "--n_threads_batch", str(threads),
-     "--n_ctx", "4096", "--cache", "true", "--cache_type", "ram", "--host", "127.0.0.1", "--port", str(port)],
+     "--n_ctx", "4096", "--cache", "true", "--cache_type", "ram",
+     # Queue concurrent requests instead of aborting the running one (the server's default).
+     "--interrupt_requests", "false", "--host", "127.0.0.1", "--port", str(port)],
     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -42,6 +44,8 @@ def send(messages, request):
     start = time.perf_counter()
     c.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
     response = c.getresponse()
+    if response.status != 200:
+        raise SystemExit(f"llama.cpp server answered {response.status}: {response.read()[:300]!r}")
     first, text, chunks = None, "", 0
     for raw in response:
         line = raw.decode("utf-8").strip()
@@ -103,4 +107,8 @@ try:
     main()
 finally:
     server.terminate()
-    server.wait()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
