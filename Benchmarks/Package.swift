@@ -35,6 +35,26 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "ForwardBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "VerbatimKernels", package: "Verbatim"),
+                .product(name: "VerbatimModel", package: "Verbatim"),
+            ],
+            path: "Benchmarks/ForwardBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "CacheBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "VerbatimCache", package: "Verbatim"),
+                .product(name: "VerbatimModel", package: "Verbatim"),
+            ],
+            path: "Benchmarks/CacheBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
             name: "TokenizerBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
