@@ -141,14 +141,7 @@ struct ForwardBench: ParsableCommand {
 
     func llamaCpp(tokens: [TokenID], threads: Int) throws -> (Double, Double)? {
         let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let setup = Process()
-        setup.executableURL = here.appendingPathComponent("baseline/setup-llama-cpp")
-        let out = Pipe()
-        setup.standardOutput = out
-        try setup.run()
-        let venv = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        setup.waitUntilExit()
-        guard setup.terminationStatus == 0 else { print("(llama.cpp baseline unavailable: setup failed)"); return nil }
+        guard let venv = llamaCppVenv() else { print("(llama.cpp baseline unavailable: setup failed)"); return nil }
         let tokensFile = NSTemporaryDirectory() + "verbatim-bench-tokens-\(getpid()).json"
         try JSONSerialization.data(withJSONObject: tokens.map(Int.init)).write(to: URL(fileURLWithPath: tokensFile))
         defer { try? FileManager.default.removeItem(atPath: tokensFile) }
