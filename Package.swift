@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Verbatim", targets: ["Verbatim"]),
         .library(name: "VerbatimCache", targets: ["VerbatimCache"]),
         .library(name: "VerbatimBench", targets: ["VerbatimBench"]),
+        .library(name: "VerbatimPostgres", targets: ["VerbatimPostgres"]),
         .executable(name: "verbatim", targets: ["verbatim"]),
         .executable(name: "cachectl", targets: ["cachectl"]),
     ],
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // System libraries (Debian: liblmdb-dev, libxxhash-dev; scripts/setup installs them).
@@ -55,6 +57,16 @@ let package = Package(
 
         // The content-addressed cache of KV blocks and completions in LMDB.
         .target(name: "VerbatimCache", dependencies: ["LMDB", "VerbatimModel"]),
+
+        // The fleet's shared cache tier in PostgreSQL, behind each process's LMDB store.
+        .target(
+            name: "VerbatimPostgres",
+            dependencies: [
+                "VerbatimCache", "VerbatimModel",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // The engine: continuous batching, reproducible sampling, streaming, scoring.
         .target(name: "Verbatim", dependencies: ["VerbatimModel", "VerbatimKernels", "VerbatimCache"]),

@@ -24,6 +24,11 @@ public struct CacheOptions: Sendable {
     /// Open for reading only: no writer thread, no folder lock, nothing created. For
     /// inspection beside a running service, and safe while `cachectl compact` runs.
     public var readOnly = false
+    /// A tier shared with other processes and hosts (e.g. PostgreSQL): local misses are looked
+    /// up there (verified, then promoted into LMDB) and new entries are sent there in batches.
+    public var sharedTier: (any SharedTier)?
+    /// After a shared-tier failure, the tier is left alone this long (the local cache serves).
+    public var sharedTierRetry: Duration = .seconds(5)
     public init() {}
 }
 
@@ -49,6 +54,8 @@ public final class CacheStore: @unchecked Sendable {
     /// Times each entry served a request (absent: never).
     let hits: LMDBDatabase?
     private var folderLock: FolderLock?
+    /// The shared tier behind this store, if any (never for read-only stores). Set in init only.
+    private(set) var tierLink: TierLink?
 
     private let lock = NSCondition()
     private var queue: [WriteOp] = []
@@ -129,6 +136,13 @@ public final class CacheStore: @unchecked Sendable {
             throw CacheError(.storage, "\(error)")
         }
         if options.readOnly { return }
+        // Like the writer thread below, the tier's counter callback holds no reference.
+        let unretained = Unmanaged.passUnretained(self)
+        tierLink = options.sharedTier.map { tier in
+            TierLink(tier: tier, retryAfter: options.sharedTierRetry, maxPendingBytes: options.maxPendingWriteBytes, batchBytes: 8 << 20) {
+                name, delta in unretained._withUnsafeGuaranteedRef { $0.count(name, delta) }
+            }
+        }
         writerDone = false
         // The thread holds no strong reference: a strong one would keep the store alive for
         // ever (the loop ends only when the store closes), and a checked unowned one traps if
@@ -165,8 +179,10 @@ public final class CacheStore: @unchecked Sendable {
 
     deinit { close() }
 
-    /// Commits everything handed over so far, then stops the writer. Idempotent.
+    /// Commits everything handed over so far (sending it to the shared tier too), then stops
+    /// the writers. Idempotent.
     public func close() {
+        tierLink?.close()
         lock.lock()
         stopping = true
         lock.broadcast()
@@ -177,8 +193,9 @@ public final class CacheStore: @unchecked Sendable {
         exited?.wait()
     }
 
-    /// Waits until every write handed over so far is committed (tests, shutdown).
+    /// Waits until every write handed over so far is committed, and sent to the shared tier.
     public func flush() {
+        tierLink?.flush()
         lock.lock()
         while (!queue.isEmpty || !deltas.isEmpty || busy) && !writerDone { lock.broadcast(); lock.wait() }
         lock.unlock()
@@ -205,19 +222,44 @@ public final class CacheStore: @unchecked Sendable {
     public func read<R>(_ key: Digest128, expecting identity: EntryIdentity,
                         _ body: (UnsafeRawBufferPointer) throws -> R) -> R? {
         do {
-            return try env.read { txn -> R? in
-                guard let stored = try txn.get(entries, key.bytes) else { return nil }
+            let local = try env.read { txn -> R?? in
+                guard let stored = try txn.get(entries, key.bytes) else { return .none }
                 switch EntryCodec.verify(stored, expected: identity) {
-                case .match(let payload, _): return try body(payload)
-                case .mismatch: return nil
+                case .match(let payload, _):
+                    count("tier.local.entries_hit")
+                    return .some(try body(payload))
+                case .mismatch: return .some(nil)
                 case .corrupt:
                     enqueue(.delete(key, cause: "corruption"), bytes: 0)
-                    return nil
+                    return .none
                 }
             }
+            if let local { return local }
         } catch {
             return nil   // an unreadable cache is a miss, never a failure of the request
         }
+        guard let tierLink, let bytes = tierLink.fetch([key])[key] else { return nil }
+        return try? bytes.withUnsafeBytes { stored -> R? in
+            guard case .match(let payload, _) = checkRemote(key, stored, identity) else { return nil }
+            return try body(payload)
+        }
+    }
+
+    /// Verifies an entry from the shared tier like a local one; a good one is promoted into
+    /// LMDB, a corrupt one is counted and ignored (never stored, never served).
+    func checkRemote(_ key: Digest128, _ stored: UnsafeRawBufferPointer, _ identity: EntryIdentity) -> EntryCodec.Check {
+        let name = tierLink?.tier.name ?? "shared"
+        let check = EntryCodec.verify(stored, expected: identity)
+        switch check {
+        case .match(let payload, _):
+            count("tier.\(name).entries_hit")
+            enqueue(.put(key: key, value: Array(stored), payloadBytes: payload.count, kind: identity.kind), bytes: stored.count)
+        case .mismatch:
+            count("tier.\(name).entries_mismatched")
+        case .corrupt:
+            count("tier.\(name).entries_corrupt")
+        }
+        return check
     }
 
     // MARK: - Writes (handed to the writer)
@@ -226,6 +268,7 @@ public final class CacheStore: @unchecked Sendable {
     public func put(_ key: Digest128, identity: EntryIdentity, payload: UnsafeRawBufferPointer) {
         let value = EntryCodec.encode(identity, payload: payload, created: UInt64(Date().timeIntervalSince1970))
         enqueue(.put(key: key, value: value, payloadBytes: payload.count, kind: identity.kind), bytes: value.count)
+        tierLink?.enqueue(SharedTierEntry(key: key, kind: identity.kind, payloadBytes: payload.count, bytes: value))
     }
 
     /// Marks entries as used now; pass a prefix leaf first, root last.
@@ -448,12 +491,56 @@ extension CacheStore {
                     }
                     payloads.append(payload)
                 }
+                if !payloads.isEmpty { count("tier.local.entries_hit", Int64(payloads.count)) }
+                // The rest of the chain from the shared tier, while the local payloads stay valid.
+                let rest = readRemoteChain(Array(keys[payloads.count...]), Array(identities[payloads.count...]))
+                defer { rest?.deallocate() }
+                if let rest { payloads += rest.payloads }
                 try body(payloads)
                 return payloads.count
             }
         } catch {
             return 0
         }
+    }
+
+    /// The consecutive verified entries of a chain the shared tier holds, copied into one
+    /// buffer the caller deallocates; nil when there is no tier or no first entry.
+    func readRemoteChain(_ keys: [Digest128], _ identities: [EntryIdentity]) -> RemotePayloads? {
+        guard let tierLink, !keys.isEmpty else { return nil }
+        let found = tierLink.fetch(keys)
+        var usable: [[UInt8]] = []
+        var ranges: [(Int, Int)] = []
+        var total = 0
+        for (key, identity) in zip(keys, identities) {
+            guard let bytes = found[key] else { break }
+            let range: (Int, Int)? = bytes.withUnsafeBytes { stored in
+                guard case .match(let payload, _) = checkRemote(key, stored, identity) else { return nil }
+                return (payload.baseAddress! - stored.baseAddress!, payload.count)
+            }
+            guard let range else { break }
+            usable.append(bytes)
+            ranges.append(range)
+            total += range.1
+        }
+        guard !usable.isEmpty else { return nil }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 16)
+        var payloads: [UnsafeRawBufferPointer] = []
+        var offset = 0
+        for (bytes, (start, length)) in zip(usable, ranges) {
+            bytes.withUnsafeBytes { src in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + length)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: src[start..<(start + length)]))
+            }
+            payloads.append(UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + length)]))
+            offset += length
+        }
+        return RemotePayloads(buffer: buffer, payloads: payloads)
+    }
+
+    struct RemotePayloads {
+        let buffer: UnsafeMutableRawBufferPointer
+        let payloads: [UnsafeRawBufferPointer]
+        func deallocate() { buffer.deallocate() }
     }
 
     public struct Stats: Sendable {

@@ -160,6 +160,42 @@ struct CacheEngineTests {
         await engine.shutdown()
     }
 
+    @Test("two engines with their own folders and one shared tier: B gets A's prefix and completion, bitwise; a dead tier only costs hits")
+    func sharedTier() async throws {
+        let tier = MemoryTier()
+        func engine(_ folder: String) throws -> (Engine, CacheStore) {
+            var options = CacheOptions()
+            options.sharedTier = tier
+            let store = try CacheStore(directory: folder, options: options)
+            return (try cachedEngine(store), store)
+        }
+        let folderA = cacheFolder(), folderB = cacheFolder(), folderC = cacheFolder()
+        defer { for f in [folderA, folderB, folderC] { try? FileManager.default.removeItem(atPath: f) } }
+        let (a, storeA) = try engine(folderA)
+        let (b, storeB) = try engine(folderB)
+        let system = ChatMessage(role: "system", content: Self.system)
+        let first = Prompt.chat([system, ChatMessage(role: "user", content: "How long is the Rhine?")])
+        let second = Prompt.chat([system, ChatMessage(role: "user", content: "How long is the Danube?")])
+        let p = GenerateParameters(maxTokens: 10, logprobs: true)
+        let (cold, coldSummary) = try await run(a, first, p)
+        let (reference, _) = try await run(a, second, p)
+        storeA.flush()
+        #expect(coldSummary.cachedPromptTokens == 0)
+        let (fromTier, s1) = try await run(b, first, p)
+        #expect(s1.completionFromCache && fromTier.tokens == cold.tokens && fromTier.logprobBits == cold.logprobBits)
+        let (prefixed, s2) = try await run(b, second, GenerateParameters(maxTokens: 10, stopStrings: ["\n\n\n"], logprobs: true))
+        #expect(s2.cachedPromptTokens > 0 && !s2.completionFromCache, "another sampling identity: a prefix hit from the tier")
+        #expect(prefixed.tokens == reference.tokens && prefixed.logprobBits == reference.logprobBits)
+        #expect((try storeStats(storeB).counters["tier.memory.entries_hit"] ?? 0) > 0)
+        // The tier goes away: a third node computes everything itself, with the same bits.
+        tier.setDown(true)
+        let (c, storeC) = try engine(folderC)
+        let (alone, s3) = try await run(c, first, p)
+        #expect(s3.cachedPromptTokens == 0 && alone.tokens == cold.tokens && alone.logprobBits == cold.logprobBits)
+        await a.shutdown(); await b.shutdown(); await c.shutdown()
+        #expect(try storeStats(storeC).counters["tier.memory.read_errors"] == 1)
+    }
+
     @Test("with a full cache map the engine keeps serving, computes everything, and the failure shows in the stats")
     func fullMapKeepsServing() async throws {
         let dir = cacheFolder()

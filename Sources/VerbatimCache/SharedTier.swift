@@ -1,0 +1,199 @@
+import Foundation
+import Synchronization
+import VerbatimModel
+
+/// A cache tier a fleet shares, behind each process's LMDB store (PostgreSQL in production,
+/// `MemoryTier` in tests). Entries travel in the store's own encoding (identity, checksum,
+/// payload), so an entry from another node is verified exactly like a local one before it is
+/// used or promoted. Sharing is safe only because the numerics are invariant: an entry node A
+/// wrote is what node B would compute.
+///
+/// Both calls come from plain threads (the engine's, the tier writer's), never from async
+/// code, and must return within the tier's own timeout: a slow tier must not stall a step.
+public protocol SharedTier: Sendable {
+    /// A short name for logs and statistics ("postgres", "memory").
+    var name: String { get }
+    /// The stored bytes of those of `keys` the tier holds.
+    func fetch(_ keys: [Digest128]) throws -> [Digest128: [UInt8]]
+    /// Stores entries; a key already present is left as it is (same key, same bytes).
+    func store(_ entries: [SharedTierEntry]) throws
+}
+
+public struct SharedTierEntry: Sendable, Equatable {
+    public var key: Digest128
+    public var kind: EntryIdentity.Kind
+    /// Payload bytes (for the tier's byte budget).
+    public var payloadBytes: Int
+    /// The entry as the local store keeps it.
+    public var bytes: [UInt8]
+
+    public init(key: Digest128, kind: EntryIdentity.Kind, payloadBytes: Int, bytes: [UInt8]) {
+        self.key = key
+        self.kind = kind
+        self.payloadBytes = payloadBytes
+        self.bytes = bytes
+    }
+}
+
+public struct SharedTierError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { "shared tier: \(message)" }
+}
+
+/// A shared tier in this process's memory: for tests, and to stand in for a fleet on one
+/// machine. It can be switched off (every call fails) and can corrupt an entry on purpose.
+public final class MemoryTier: SharedTier {
+    private let state = Mutex<(entries: [Digest128: [UInt8]], down: Bool, fetches: Int)>(([:], false, 0))
+
+    public init() {}
+
+    public var name: String { "memory" }
+
+    public func fetch(_ keys: [Digest128]) throws -> [Digest128: [UInt8]] {
+        try state.withLock { s in
+            guard !s.down else { throw SharedTierError("the memory tier is down") }
+            s.fetches += 1
+            var found: [Digest128: [UInt8]] = [:]
+            for k in keys { if let v = s.entries[k] { found[k] = v } }
+            return found
+        }
+    }
+
+    public func store(_ entries: [SharedTierEntry]) throws {
+        try state.withLock { s in
+            guard !s.down else { throw SharedTierError("the memory tier is down") }
+            for e in entries where s.entries[e.key] == nil { s.entries[e.key] = e.bytes }
+        }
+    }
+
+    /// Every call fails while down, as an unreachable server would.
+    public func setDown(_ down: Bool) { state.withLock { $0.down = down } }
+    public var count: Int { state.withLock { $0.entries.count } }
+    public var fetchCount: Int { state.withLock { $0.fetches } }
+    public var keys: [Digest128] { state.withLock { Array($0.entries.keys) } }
+    /// Flips one payload byte of an entry (its checksum then fails).
+    public func corrupt(_ key: Digest128) {
+        state.withLock { s in
+            guard var bytes = s.entries[key], !bytes.isEmpty else { return }
+            bytes[bytes.count - 1] ^= 0x5A
+            s.entries[key] = bytes
+        }
+    }
+}
+
+/// The store's side of a shared tier: write-behind in batches on its own thread, reads with
+/// a pause after a failure, every outcome counted in the store's counters (`tier.*`).
+final class TierLink: @unchecked Sendable {
+    // Sendable: mutable state is behind `lock`.
+    let tier: any SharedTier
+    let retryAfter: Duration
+    let maxPendingBytes: Int
+    let batchBytes: Int
+    private let lock = NSCondition()
+    private var queue: [SharedTierEntry] = []
+    private var pendingBytes = 0
+    private var stopping = false
+    private var done = false
+    private var pausedUntil: ContinuousClock.Instant?
+    private let count: @Sendable (String, Int64) -> Void
+
+    init(tier: any SharedTier, retryAfter: Duration, maxPendingBytes: Int, batchBytes: Int, count: @escaping @Sendable (String, Int64) -> Void) {
+        self.tier = tier
+        self.retryAfter = retryAfter
+        self.maxPendingBytes = maxPendingBytes
+        self.batchBytes = batchBytes
+        self.count = count
+        let thread = Thread { [self] in writerLoop() }
+        thread.name = "verbatim-tier-writer"
+        thread.start()
+    }
+
+    /// Whether the tier is to be asked now (not within the pause after a failure).
+    private var available: Bool {
+        lock.withLock { pausedUntil.map { ContinuousClock.now >= $0 } ?? true }
+    }
+
+    private func failed(_ what: String, _ error: any Error) {
+        lock.withLock { pausedUntil = ContinuousClock.now + retryAfter }
+        count("tier.\(tier.name).\(what)_errors", 1)
+        FileHandle.standardError.write(Data("verbatim: shared tier \(tier.name) \(what) failed (\(error)); serving from the local cache for \(retryAfter)\n".utf8))
+    }
+
+    /// The tier's bytes for `keys`, or nothing when it is paused or fails.
+    func fetch(_ keys: [Digest128]) -> [Digest128: [UInt8]] {
+        guard !keys.isEmpty, available else { return [:] }
+        do {
+            return try tier.fetch(keys)
+        } catch {
+            failed("read", error)
+            return [:]
+        }
+    }
+
+    /// Queues an entry for the tier; dropped (and counted) when the tier is far behind.
+    func enqueue(_ entry: SharedTierEntry) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopping else { return }
+        if pendingBytes + entry.bytes.count > maxPendingBytes {
+            count("tier.\(tier.name).writes_dropped", 1)
+            return
+        }
+        queue.append(entry)
+        pendingBytes += entry.bytes.count
+        lock.signal()
+    }
+
+    /// Sends everything queued so far, then stops the thread.
+    func close() {
+        lock.lock()
+        stopping = true
+        lock.broadcast()
+        while !done { lock.wait() }
+        lock.unlock()
+    }
+
+    /// Waits until everything queued so far has been sent (or failed).
+    func flush() {
+        lock.lock()
+        while !queue.isEmpty || busy { lock.wait() }
+        lock.unlock()
+    }
+
+    private var busy = false
+
+    private func writerLoop() {
+        while true {
+            lock.lock()
+            while queue.isEmpty && !stopping { lock.wait() }
+            if queue.isEmpty && stopping { done = true; lock.broadcast(); lock.unlock(); return }
+            // One batch: entries up to `batchBytes` (at least one).
+            var batch: [SharedTierEntry] = []
+            var bytes = 0
+            while let first = queue.first, batch.isEmpty || bytes + first.bytes.count <= batchBytes {
+                batch.append(queue.removeFirst())
+                bytes += first.bytes.count
+            }
+            pendingBytes -= bytes
+            busy = true
+            let paused = pausedUntil.map { ContinuousClock.now < $0 } ?? false
+            lock.unlock()
+            if paused {
+                count("tier.\(tier.name).writes_dropped", Int64(batch.count))
+            } else {
+                do {
+                    try tier.store(batch)
+                    count("tier.\(tier.name).entries_written", Int64(batch.count))
+                } catch {
+                    failed("write", error)
+                    count("tier.\(tier.name).writes_dropped", Int64(batch.count))
+                }
+            }
+            lock.lock()
+            busy = false
+            lock.broadcast()
+            lock.unlock()
+        }
+    }
+}
