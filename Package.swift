@@ -99,6 +99,7 @@ let package = Package(
             dependencies: [
                 "Verbatim",
                 "VerbatimServer",
+                "VerbatimPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 "VerbatimCache",
                 "VerbatimModel",
@@ -138,6 +139,10 @@ let package = Package(
             dependencies: ["verbatim", "cachectl", "Verbatim", "VerbatimCache", "VerbatimModel", "LMDB"]
         ),
         .testTarget(name: "VerbatimBenchTests", dependencies: ["VerbatimBench", "Verbatim", "VerbatimModel"]),
+        .testTarget(
+            name: "VerbatimPostgresTests",
+            dependencies: ["VerbatimPostgres", "VerbatimCache", "Verbatim", "VerbatimModel", "verbatim", "cachectl"]
+        ),
         .testTarget(
             name: "SystemLibraryTests",
             dependencies: ["CLMDB", "CXXHash"]

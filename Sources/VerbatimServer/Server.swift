@@ -142,7 +142,17 @@ public final class VerbatimService: Sendable {
             let stats = engine.stats
             metrics.queueDepth.set(Double(stats.queuedRequests))
             metrics.runningRequests.set(Double(stats.runningRequests))
-            if let cache, let s = try? cacheStats(cache) { metrics.cacheBytes.set(Double(s.payloadBytes)) }
+            if let cache, let s = try? cacheStats(cache) {
+                metrics.cacheBytes.set(Double(s.payloadBytes))
+                // Entries served by each tier (local LMDB, a shared tier) and the shared tier's failures.
+                for (key, value) in s.counters where key.hasPrefix("tier.") {
+                    let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
+                    guard parts.count == 3 else { continue }
+                    metrics.registry.makeGauge(name: "verbatim_cache_tier_events", labels: [("tier", parts[1]), ("event", parts[2])],
+                                               help: "Cache tier events since the cache was created (entries hit, corrupt, errors, written)")
+                        .set(Double(value))
+                }
+            }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
         }

@@ -48,6 +48,14 @@ struct Stats: ParsableCommand {
             let secondsSaved = Double(n("tokens_saved")) * secondsPerToken
             let freeBytes = s.freePages * s.pageSize
             let rate = { (hits: UInt64, lookups: UInt64) -> Any in lookups == 0 ? NSNull() : Double(hits) / Double(lookups) }
+            // Entries served per tier: "local" (this folder's LMDB) and each shared tier by name,
+            // with that tier's corrupt, mismatched and failed reads and its write-behind.
+            var tiers: [String: [String: UInt64]] = [:]
+            for (key, value) in c where key.hasPrefix("tier.") {
+                let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
+                if parts.count == 3 { tiers[parts[1], default: [:]][parts[2]] = value }
+            }
+            if tiers["local"] == nil { tiers["local"] = ["entries_hit": 0] }
 
             if json {
                 try printJSON([
@@ -71,6 +79,7 @@ struct Stats: ParsableCommand {
                     "evictions": ["budget": n("evictions.budget"), "corruption": n("evictions.corruption"), "explicit": n("evictions.explicit")],
                     "writes": ["committed": n("writes.committed"), "dropped": n("writes.dropped"), "failed": n("writes.failed")],
                     "readers": ["in_use": s.readersInUse, "max": s.maxReaders],
+                    "tiers": tiers,
                     "models": modelRows.map {
                         ["digest": $0.digest, "profile": $0.profile, "kv_blocks": $0.row.kvBlocks,
                          "completions": $0.row.completions, "bytes": $0.row.bytes, "entries": $0.row.kvBlocks + $0.row.completions]
@@ -95,6 +104,11 @@ struct Stats: ParsableCommand {
                  "budget \(n("evictions.budget")), corruption \(n("evictions.corruption")), explicit \(n("evictions.explicit"))"],
                 ["writes", "\(n("writes.committed"))", "dropped \(n("writes.dropped")), failed \(n("writes.failed"))"],
                 ["readers", "\(s.readersInUse)", "of \(s.maxReaders) slots"],
+            ] + tiers.sorted { $0.key < $1.key }.map { name, t in
+                ["\(name) tier hits", "\(t["entries_hit"] ?? 0)",
+                 t.filter { $0.key != "entries_hit" }.sorted { $0.key < $1.key }.map { "\($0.key.replacingOccurrences(of: "_", with: " ")) \($0.value)" }
+                    .joined(separator: ", ")]
+            } + [
                 ["age", "", zip(Self.ageBuckets.map(\.0), ages).map { "\($0) \($1)" }.joined(separator: ", ")],
                 ["reuse (hits)", "", zip(Self.reuseBuckets.map(\.0), reuse).map { "\($0): \($1)" }.joined(separator: ", ")],
             ]

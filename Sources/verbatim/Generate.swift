@@ -4,6 +4,7 @@ import VerbatimKernels
 import Verbatim
 import VerbatimCache
 import VerbatimModel
+import VerbatimPostgres
 
 /// The prompt, given one of three ways.
 struct PromptOptions: ParsableArguments {
@@ -69,6 +70,8 @@ struct Generate: AsyncParsableCommand {
     @Flag(help: "Do not stop at the end-of-sequence token.") var ignoreEos = false
     @Flag(help: "With --json: add the log-probability of each generated token.") var logprobs = false
     @Option(help: "Cache folder (LMDB) for KV prefixes and completions; none by default.") var cache: String?
+    @Option(help: "With --cache: a PostgreSQL tier shared by a fleet (postgres://user:password@host:port/database).")
+    var sharedCache: String?
     @Flag(help: "With --cache: do not reuse or store KV prefixes.") var noPrefixCache = false
     @Flag(help: "With --cache: do not reuse or store completions.") var noCompletionCache = false
     @Flag(help: "Print {\"prompt_tokens\":[...],\"tokens\":[...],\"text\":\"...\",\"seed\":...}.") var json = false
@@ -76,12 +79,14 @@ struct Generate: AsyncParsableCommand {
     func run() async throws {
         let engine: Engine
         let file = try model.open()
+        var store: CacheStore?
         do {
             let lm = try LlamaModel(file: file)
             var configuration = EngineConfiguration()
             configuration.kvMemoryBytes = 128 << 20
             if let cache {
-                configuration.cache = try CacheStore(directory: cache)
+                store = try CacheStore(directory: cache, options: try cacheOptions(sharedCache: sharedCache))
+                configuration.cache = store
                 configuration.prefixCache = !noPrefixCache
                 configuration.completionCache = !noCompletionCache
             }
@@ -110,6 +115,7 @@ struct Generate: AsyncParsableCommand {
             }
         }
         await engine.shutdown()
+        store?.close()   // commits local writes and sends new entries to the shared tier
         if json {
             var object: [String: Any] = ["prompt_tokens": ids.map(Int.init), "tokens": tokens, "text": text,
                                          "seed": summary?.seed ?? 0, "stop_reason": summary?.stopReason.rawValue ?? "",
@@ -164,4 +170,13 @@ struct Score: ParsableCommand {
             print("  \(id)\t\(entry["logit"]!)\t\(((try? tokenizer.decode([TokenID(id)], includeControl: true)) ?? "").debugDescription)")
         }
     }
+}
+
+/// Cache options with the shared PostgreSQL tier when a URL is given.
+func cacheOptions(sharedCache: String?) throws -> CacheOptions {
+    var options = CacheOptions()
+    if let sharedCache {
+        do { options.sharedTier = try PostgresTier(PostgresTier.Configuration(url: sharedCache)) } catch { throw CLIError("\(error)") }
+    }
+    return options
 }

@@ -14,6 +14,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var model: ModelOption
     @Option(help: "Cache folder (LMDB) for KV prefixes and completions.") var cache: String
+    @Option(help: "A PostgreSQL tier shared by a fleet behind the cache folder (postgres://user:password@host:port/database).")
+    var sharedCache: String?
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port, printed at start).") var port = 8080
     @Option(help: "JSON file of tenants and their API keys; without it no key is asked for.") var tenants: String?
@@ -34,7 +36,7 @@ struct Serve: AsyncParsableCommand {
             let lm = try LlamaModel(file: file)
             var configuration = EngineConfiguration()
             configuration.kvMemoryBytes = kvMemory << 20
-            let store = try CacheStore(directory: cache)
+            let store = try CacheStore(directory: cache, options: try cacheOptions(sharedCache: sharedCache))
             configuration.cache = store
             let tokenizer = try Tokenizer(file: file)
             let engine = try Engine(model: lm, tokenizer: tokenizer, configuration: configuration)
