@@ -21,6 +21,7 @@ let package = Package(
                 .product(name: "Verbatim", package: "Verbatim"),
                 .product(name: "VerbatimCache", package: "Verbatim"),
                 .product(name: "VerbatimBench", package: "Verbatim"),
+                .product(name: "VerbatimPostgres", package: "Verbatim"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/verbatim-bench"

@@ -183,7 +183,7 @@ public struct WorkloadRunner: Sendable {
     }
 
     /// Sends one request and times it from the client's side.
-    static func send(_ request: ScriptedRequest, messages: [ChatMessage], to engine: Engine) async throws -> (RequestRecord, String) {
+    public static func send(_ request: ScriptedRequest, messages: [ChatMessage], to engine: Engine) async throws -> (RequestRecord, String) {
         let parameters = GenerateParameters(maxTokens: request.maxTokens, temperature: request.temperature, seed: request.seed, logprobs: true)
         let start = ContinuousClock.now
         var first: ContinuousClock.Instant?
