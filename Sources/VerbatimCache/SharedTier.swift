@@ -120,15 +120,27 @@ final class TierLink: @unchecked Sendable {
         FileHandle.standardError.write(Data("verbatim: shared tier \(tier.name) \(what) failed (\(error)); serving from the local cache for \(retryAfter)\n".utf8))
     }
 
-    /// The tier's bytes for `keys`, or nothing when it is paused or fails.
+    /// Keys per request to the tier: a 4k-token prefix is 127 blocks of 1.4 MiB, far too much
+    /// for one answer within a read's time limit; 8 blocks arrive well within it.
+    static let keysPerFetch = 8
+
+    /// The tier's bytes for `keys`, asked in chunks in order; stops after a chunk with a miss
+    /// (callers use the leading run of a chain), when paused, or at a failure (keeping what came).
     func fetch(_ keys: [Digest128]) -> [Digest128: [UInt8]] {
         guard !keys.isEmpty, available else { return [:] }
-        do {
-            return try tier.fetch(keys)
-        } catch {
-            failed("read", error)
-            return [:]
+        var found: [Digest128: [UInt8]] = [:]
+        for start in stride(from: 0, to: keys.count, by: Self.keysPerFetch) {
+            let chunk = Array(keys[start..<min(start + Self.keysPerFetch, keys.count)])
+            do {
+                let part = try tier.fetch(chunk)
+                found.merge(part) { a, _ in a }
+                if part.count < chunk.count { break }
+            } catch {
+                failed("read", error)
+                break
+            }
         }
+        return found
     }
 
     /// Queues an entry for the tier; dropped (and counted) when the tier is far behind.
