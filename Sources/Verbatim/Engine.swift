@@ -164,7 +164,7 @@ public final class Engine: Sendable {
     public func shutdown(cancelRunning: Bool = false) async {
         shared.stop(cancelRunning: cancelRunning)
         await shared.waitUntilStopped()
-        configuration.cache?.flush()   // pending cache writes are committed before returning
+        await configuration.cache?.flushed()   // pending cache writes are committed before returning
     }
 }
 

@@ -193,6 +193,14 @@ public final class CacheStore: @unchecked Sendable {
         exited?.wait()
     }
 
+    /// `flush()` for async code: waits on a thread of its own, so no cooperative thread blocks
+    /// (the shared tier's client needs them to make progress while the flush waits for it).
+    public func flushed() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { self.flush(); done.resume() }
+        }
+    }
+
     /// Waits until every write handed over so far is committed, and sent to the shared tier.
     public func flush() {
         tierLink?.flush()

@@ -124,7 +124,7 @@ public final class VerbatimService: Sendable {
 
     private func finish() async {
         await engine.shutdown()
-        cache?.flush()
+        await cache?.flushed()
     }
 
     func makeRouter() -> Router<ServiceRequestContext> {

@@ -83,7 +83,7 @@ struct FleetBench: AsyncParsableCommand {
                 defer { try? FileManager.default.removeItem(atPath: folderA); try? FileManager.default.removeItem(atPath: folderB) }
                 let (a, storeA) = try engine(lm, tokenizer, folder: folderA, tier: tier)
                 _ = try await firstToken(a, seeding)
-                storeA!.flush()
+                await storeA!.flushed()
                 let (l, lr) = try await firstToken(a, asked)
                 local.append(l)
                 await a.shutdown()
@@ -125,7 +125,7 @@ struct FleetBench: AsyncParsableCommand {
                             let messages = request.continuesConversation ? history + request.messages.filter { $0.role != "system" } : request.messages
                             let (record, answer) = try await WorkloadRunner.send(request, messages: messages, to: nodes[r % 2].0)
                             // Write-behind reaches PostgreSQL before the user's next round (think time).
-                            nodes[r % 2].1?.flush()
+                            await nodes[r % 2].1?.flushed()
                             history = messages + [ChatMessage(role: "assistant", content: answer)]
                             out.append(record)
                         }
@@ -137,7 +137,6 @@ struct FleetBench: AsyncParsableCommand {
             var remoteHits: UInt64 = 0
             for (e, store) in nodes {
                 await e.shutdown()
-                store!.flush()
                 remoteHits += try statsOf(store!).counters["tier.postgres.entries_hit"] ?? 0
                 store!.close()
             }
