@@ -479,37 +479,54 @@ public final class CacheStore: @unchecked Sendable {
 }
 
 extension CacheStore {
-    /// Verifies the chain of entries `keys` (with their expected identities) in one read
-    /// transaction, stopping at the first miss, and hands the verified payloads to `body`
-    /// (zero-copy, valid only during the call). Returns how many were found.
+    /// Verifies the chain of entries `keys` (with their expected identities), stopping at the
+    /// first miss, and hands the verified payloads to `body` (zero-copy for local entries,
+    /// valid only during the call). Returns how many were found. With a shared tier, the part
+    /// missing locally is asked for between two read transactions, never inside one: a network
+    /// call must not pin an LMDB snapshot (and its pages) for its duration.
     @available(*, noasync)
     @discardableResult
     public func readChain(_ keys: [Digest128], identities: [EntryIdentity],
                           _ body: ([UnsafeRawBufferPointer]) throws -> Void) -> Int {
         do {
-            return try env.read { txn -> Int in
-                var payloads: [UnsafeRawBufferPointer] = []
-                for (key, identity) in zip(keys, identities) {
-                    guard let stored = try txn.get(entries, key.bytes) else { break }
-                    guard case .match(let payload, _) = EntryCodec.verify(stored, expected: identity) else {
-                        if case .corrupt = EntryCodec.verify(stored, expected: identity) {
-                            enqueue(.delete(key, cause: "corruption"), bytes: 0)
-                        }
-                        break
-                    }
-                    payloads.append(payload)
-                }
+            let (found, done) = try env.read { txn -> (Int, Bool) in
+                let payloads = try localChain(txn, keys[...], identities[...])
+                guard payloads.count == keys.count || tierLink == nil else { return (payloads.count, false) }
                 if !payloads.isEmpty { count("tier.local.entries_hit", Int64(payloads.count)) }
-                // The rest of the chain from the shared tier, while the local payloads stay valid.
-                let rest = readRemoteChain(Array(keys[payloads.count...]), Array(identities[payloads.count...]))
-                defer { rest?.deallocate() }
-                if let rest { payloads += rest.payloads }
+                try body(payloads)
+                return (payloads.count, true)
+            }
+            if done { return found }
+            let rest = readRemoteChain(Array(keys[found...]), Array(identities[found...]))
+            defer { rest?.deallocate() }
+            return try env.read { txn -> Int in
+                var payloads = try localChain(txn, keys[..<found], identities[..<found])
+                if !payloads.isEmpty { count("tier.local.entries_hit", Int64(payloads.count)) }
+                // A local entry evicted in between leaves a gap: the remote part no longer follows on.
+                if payloads.count == found, let rest { payloads += rest.payloads }
                 try body(payloads)
                 return payloads.count
             }
         } catch {
             return 0
         }
+    }
+
+    /// The verified local entries of a chain, up to the first miss; a corrupt one is queued for deletion.
+    private func localChain(_ txn: borrowing LMDBReadTransaction, _ keys: ArraySlice<Digest128>,
+                            _ identities: ArraySlice<EntryIdentity>) throws -> [UnsafeRawBufferPointer] {
+        var payloads: [UnsafeRawBufferPointer] = []
+        for (key, identity) in zip(keys, identities) {
+            guard let stored = try txn.get(entries, key.bytes) else { break }
+            switch EntryCodec.verify(stored, expected: identity) {
+            case .match(let payload, _): payloads.append(payload)
+            case .mismatch: return payloads
+            case .corrupt:
+                enqueue(.delete(key, cause: "corruption"), bytes: 0)
+                return payloads
+            }
+        }
+        return payloads
     }
 
     /// The consecutive verified entries of a chain the shared tier holds, copied into one
