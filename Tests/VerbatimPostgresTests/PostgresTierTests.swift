@@ -32,7 +32,7 @@ func runProcess(_ executable: String, _ arguments: [String]) throws -> ProcessRe
 @discardableResult
 func psql(_ url: String, _ sql: String) throws -> String {
     let r = try runProcess("/usr/bin/env", ["psql", url, "-qAt", "-v", "ON_ERROR_STOP=1", "-c", sql])
-    guard r.status == 0 else { throw SharedTierError("psql failed: \(r.stderr)") }
+    guard r.status == 0 else { throw SharedTierError("psql \(url) failed: \(r.stderr)") }
     return String(decoding: r.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
