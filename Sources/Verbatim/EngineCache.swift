@@ -105,40 +105,59 @@ final class EngineCache: @unchecked Sendable {
         return false
     }
 
-    /// Restores the longest cached prefix of the request's context into fresh KV blocks.
+    /// Restores the longest cached prefix of the request's context into fresh KV blocks: the
+    /// chain of whole blocks, then the first rows of the stored block after it that shares the
+    /// longest run of the next tokens (a document asked a new question reuses the document up
+    /// to the question, not only up to the last block boundary).
     func restorePrefix(_ r: EngineRequest, into kv: KVCache) {
         guard prefixes else { return }
         let context = r.context
         let maxBlocks = (context.count - 1) / blockSize    // at least one token is computed
         store.count("lookups.prefix_tokens", Int64(r.prompt.count))
-        guard maxBlocks > 0 else { return }
         let keys = ContentAddress.kvChain(model: model, profile: profile, salt: r.salt, sharedBlocks: sharedBlocks(r),
                                           blockSize: blockSize, tokens: context, count: maxBlocks)
-        let identities = (0..<maxBlocks).map { identity(r, keys, $0, context) }
         var restored = 0
-        store.readChain(keys, identities: identities) { payloads in
-            let usable = payloads.prefix { $0.count == kv.memory.blockBytes }
-            guard !usable.isEmpty else { return }
-            try? kv.restore(r.sequence, blocks: Array(usable))
-            restored = kv.length(of: r.sequence) / blockSize
+        if maxBlocks > 0 {
+            let identities = (0..<maxBlocks).map { identity(r, keys, $0, context) }
+            store.readChain(keys, identities: identities) { payloads in
+                let usable = payloads.prefix { $0.count == kv.memory.blockBytes }
+                guard !usable.isEmpty else { return }
+                try? kv.restore(r.sequence, blocks: Array(usable))
+                restored = kv.length(of: r.sequence) / blockSize
+            }
         }
-        guard restored > 0 else { return }
-        r.prefilled = restored * blockSize
+        var touched = Array(keys.prefix(restored))
+        let next = restored * blockSize
+        var partial = 0
+        if next < context.count - 1 {
+            let wanted = identity(r, keys, restored, context, end: min(next + blockSize, context.count - 1))
+            if let hit = store.readLongestSibling(wanted, blockSize: blockSize, { payload, run in
+                try kv.extend(r.sequence, partialBlock: payload, tokens: run)
+            }), kv.length(of: r.sequence) == next + hit.tokens {
+                partial = hit.tokens
+                touched.append(hit.key)
+                store.count("hits.partial_blocks")
+            }
+        }
+        guard next + partial > 0 else { return }
+        r.prefilled = next + partial
         r.blocksStored = restored
         r.chain = Array(keys.prefix(restored))
-        r.cachedPromptTokens = min(r.prompt.count, restored * blockSize)
+        r.cachedPromptTokens = min(r.prompt.count, r.prefilled)
         store.count("hits.prefix_tokens", Int64(r.cachedPromptTokens))
         store.count("tokens_saved", Int64(r.cachedPromptTokens))
-        store.touch(r.chain.reversed())   // leaf first, root last: parents stay younger
+        store.touch(touched.reversed())   // leaf first, root last: parents stay younger
     }
 
     /// Whole blocks inside the request's shared (public) prefix.
     private func sharedBlocks(_ r: EngineRequest) -> Int { r.sharedPrefixTokens / blockSize }
 
-    private func identity(_ r: EngineRequest, _ keys: [Digest128], _ i: Int, _ tokens: [TokenID]) -> EntryIdentity {
+    /// The identity of block `i` of `tokens` (its tokens end at `end`, short for a partial lookup).
+    private func identity(_ r: EngineRequest, _ keys: [Digest128], _ i: Int, _ tokens: [TokenID], end: Int? = nil) -> EntryIdentity {
         let salt = ContentAddress.blockSalt(index: i, salt: r.salt, sharedBlocks: sharedBlocks(r))
         return EntryIdentity(kind: .kvBlock, model: model, profile: profile, saltDigest: EntryIdentity.saltDigest(salt),
-                      parent: i == 0 ? nil : keys[i - 1], tokens: Array(tokens[(i * blockSize)..<((i + 1) * blockSize)]), sampling: [])
+                             parent: i == 0 ? nil : keys[i - 1], tokens: Array(tokens[(i * blockSize)..<(end ?? (i + 1) * blockSize)]),
+                             sampling: [])
     }
 
     /// Hands every full KV block written since the last call to the writer (never NaN or Inf).

@@ -84,6 +84,26 @@ enum EntryCodec {
         return .match(payload: payload, created: created)
     }
 
+    /// The identity a stored entry records (its payload unchecked); nil if the header is malformed.
+    static func identity(_ stored: UnsafeRawBufferPointer) -> EntryIdentity? {
+        var r = ByteReader(stored)
+        guard r.get(UInt32.self) == magic, let k = r.get(UInt8.self), let kind = EntryIdentity.Kind(rawValue: k), r.raw(3) != nil,
+              r.get(UInt64.self) != nil, r.get(UInt64.self) != nil, r.raw(16) != nil,
+              let model = r.raw(16).flatMap(Digest128.init(bytes:)), let salt = r.raw(16).flatMap(Digest128.init(bytes:)),
+              let profile = r.getBytes(), let parent = r.raw(16).flatMap(Digest128.init(bytes:)),
+              let count = r.get(UInt32.self), Int(count) <= (stored.count - r.offset) / 4 else { return nil }
+        var tokens: [TokenID] = []
+        tokens.reserveCapacity(Int(count))
+        for _ in 0..<count {
+            guard let v = r.get(UInt32.self) else { return nil }
+            tokens.append(TokenID(bitPattern: v))
+        }
+        guard let sampling = r.getBytes() else { return nil }
+        let zero = Digest128(high: 0, low: 0)
+        return EntryIdentity(kind: kind, model: model, profile: String(decoding: profile, as: UTF8.self), saltDigest: salt,
+                             parent: parent == zero ? nil : parent, tokens: tokens, sampling: Array(sampling))
+    }
+
     /// Payload size of a stored entry, for byte accounting (0 if unreadable).
     static func storedPayloadLength(_ stored: UnsafeRawBufferPointer) -> Int {
         var r = ByteReader(stored)

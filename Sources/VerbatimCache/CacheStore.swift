@@ -41,7 +41,8 @@ public struct CacheOptions: Sendable {
 /// than their children and leaves go first.
 ///
 /// Layout (named databases): `entries` (key -> entry, see `EntryCodec`), `access` (key -> u64
-/// tick), `lru` (u64 big-endian tick + key -> empty), `counters` (name -> u64), `meta`
+/// tick), `lru` (u64 big-endian tick + key -> empty), `siblings` (sibling group of a KV block
+/// + its key -> empty, see `ContentAddress.kvSiblings`), `counters` (name -> u64), `meta`
 /// (`format` -> u32 version, `created` -> u64, `model:<digest>` -> profile).
 public final class CacheStore: @unchecked Sendable {
     // Sendable: LMDB handles are thread-safe under MDB_NOTLS; mutable state is behind `lock`.
@@ -53,6 +54,8 @@ public final class CacheStore: @unchecked Sendable {
     let entries: LMDBDatabase, access: LMDBDatabase, lru: LMDBDatabase, counters: LMDBDatabase, meta: LMDBDatabase
     /// Times each entry served a request (absent: never).
     let hits: LMDBDatabase?
+    /// KV blocks by sibling group (absent in a read-only store opened on a cache that predates it).
+    let siblings: LMDBDatabase?
     private var folderLock: FolderLock?
     /// The shared tier behind this store, if any (never for read-only stores). Set in init only.
     private(set) var tierLink: TierLink?
@@ -70,7 +73,7 @@ public final class CacheStore: @unchecked Sendable {
     private var failure: String?
 
     enum WriteOp {
-        case put(key: Digest128, value: [UInt8], payloadBytes: Int, kind: EntryIdentity.Kind)
+        case put(key: Digest128, value: [UInt8], payloadBytes: Int, kind: EntryIdentity.Kind, siblings: Digest128?)
         case touch([Digest128])       // most recent last
         case delete(Digest128, cause: String)
         case seen(model: Digest128, profile: String)
@@ -119,6 +122,7 @@ public final class CacheStore: @unchecked Sendable {
             entries = try env.database("entries", create: create); access = try env.database("access", create: create)
             lru = try env.database("lru", create: create); counters = try env.database("counters", create: create)
             hits = create ? try env.database("hits") : try? env.database("hits", create: false)
+            siblings = create ? try env.database("siblings") : try? env.database("siblings", create: false)
         } catch let e as CacheError {
             throw e
         } catch let e as LMDBError {
@@ -261,7 +265,8 @@ public final class CacheStore: @unchecked Sendable {
         switch check {
         case .match(let payload, _):
             count("tier.\(name).entries_hit")
-            enqueue(.put(key: key, value: Array(stored), payloadBytes: payload.count, kind: identity.kind), bytes: stored.count)
+            enqueue(.put(key: key, value: Array(stored), payloadBytes: payload.count, kind: identity.kind,
+                         siblings: Self.siblingGroup(identity)), bytes: stored.count)
         case .mismatch:
             count("tier.\(name).entries_mismatched")
         case .corrupt:
@@ -275,9 +280,17 @@ public final class CacheStore: @unchecked Sendable {
     /// Stores an entry unless the writer is behind by more than `maxPendingWriteBytes`.
     public func put(_ key: Digest128, identity: EntryIdentity, payload: UnsafeRawBufferPointer) {
         let value = EntryCodec.encode(identity, payload: payload, created: UInt64(Date().timeIntervalSince1970))
-        enqueue(.put(key: key, value: value, payloadBytes: payload.count, kind: identity.kind), bytes: value.count)
+        enqueue(.put(key: key, value: value, payloadBytes: payload.count, kind: identity.kind, siblings: Self.siblingGroup(identity)),
+                bytes: value.count)
         tierLink?.enqueue(SharedTierEntry(key: key, kind: identity.kind, payloadBytes: payload.count, bytes: value))
     }
+
+    /// The sibling group a KV block is indexed under (nil for completions).
+    static func siblingGroup(_ identity: EntryIdentity) -> Digest128? {
+        identity.kind == .kvBlock ? ContentAddress.kvSiblings(of: identity, blockSize: identity.tokens.count) : nil
+    }
+
+    static func siblingKey(_ group: Digest128, _ key: Digest128) -> [UInt8] { group.bytes + key.bytes }
 
     /// Marks entries as used now; pass a prefix leaf first, root last.
     public func touch(_ keys: [Digest128]) {
@@ -355,7 +368,9 @@ public final class CacheStore: @unchecked Sendable {
     private func apply(_ batch: [WriteOp], _ deltas: [String: Int64], _ txn: borrowing LMDBWriteTransaction, _ tick: inout UInt64) throws {
         for op in batch {
             switch op {
-            case .put(let key, let value, let payloadBytes, let kind):
+            case .put(let key, let value, let payloadBytes, let kind, let group):
+                // Indexed even when the entry is already there (it may predate the index).
+                if let group, let siblings { try txn.put(siblings, Self.siblingKey(group, key), []) }
                 if let existing = try txn.get(entries, key.bytes) {
                     // Same content is already there. A completion is replaced only by a longer
                     // one for the same key (a continuation), never by a shorter one.
@@ -416,6 +431,9 @@ public final class CacheStore: @unchecked Sendable {
         guard let stored = try txn.get(entries, key.bytes) else { return false }
         let payload = EntryCodec.storedPayloadLength(stored)
         let kind = EntryCodec.kind(stored)
+        if kind == .kvBlock, let siblings, let identity = EntryCodec.identity(stored), let group = Self.siblingGroup(identity) {
+            try txn.delete(siblings, Self.siblingKey(group, key))
+        }
         if let old = try txn.get(access, key.bytes) {
             try txn.delete(lru, Self.lruKey(UInt64(littleEndian: old.loadUnaligned(as: UInt64.self)), key))
             try txn.delete(access, key.bytes)
@@ -509,6 +527,52 @@ extension CacheStore {
             }
         } catch {
             return 0
+        }
+    }
+
+    /// Among the stored KV blocks of `expected`'s sibling group (same parent, salt, model and
+    /// profile), the one whose tokens begin with the longest run of `expected.tokens` (at most
+    /// one block's worth). Its payload is verified and handed to `body` with the run's length,
+    /// zero-copy, inside the read transaction. Rows 0..<run of that block are exactly the rows
+    /// the request would compute: a position's K and V depend only on the tokens up to it.
+    /// Local entries only; at most `maxCandidates` siblings are compared.
+    @available(*, noasync)
+    @discardableResult
+    public func readLongestSibling(_ expected: EntryIdentity, blockSize: Int, maxCandidates: Int = 256,
+                                   _ body: (UnsafeRawBufferPointer, Int) throws -> Void) -> (key: Digest128, tokens: Int)? {
+        guard let siblings, expected.kind == .kvBlock, !expected.tokens.isEmpty, expected.tokens.count <= blockSize else { return nil }
+        let group = ContentAddress.kvSiblings(of: expected, blockSize: blockSize)
+        do {
+            return try env.read { txn -> (key: Digest128, tokens: Int)? in
+                var best: (key: Digest128, identity: EntryIdentity, run: Int)?
+                var seen = 0
+                try txn.forEach(siblings, from: group.bytes) { k, _ in
+                    guard k.count == 32, Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[0..<16])) == group,
+                          seen < maxCandidates else { return false }
+                    seen += 1
+                    guard let key = Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[16..<32])),
+                          let stored = try txn.get(entries, key.bytes), let candidate = EntryCodec.identity(stored),
+                          candidate.kind == .kvBlock, candidate.model == expected.model, candidate.profile == expected.profile,
+                          candidate.saltDigest == expected.saltDigest, candidate.parent == expected.parent,
+                          candidate.tokens.count == blockSize, candidate.sampling.isEmpty else { return true }
+                    let run = zip(candidate.tokens, expected.tokens).prefix { $0 == $1 }.count
+                    if run > (best?.run ?? 0) { best = (key, candidate, run) }
+                    return run < expected.tokens.count
+                }
+                guard let best, let stored = try txn.get(entries, best.key.bytes) else { return nil }
+                switch EntryCodec.verify(stored, expected: best.identity) {
+                case .match(let payload, _):
+                    count("tier.local.entries_hit")
+                    try body(payload, best.run)
+                    return (best.key, best.run)
+                case .mismatch: return nil
+                case .corrupt:
+                    enqueue(.delete(best.key, cause: "corruption"), bytes: 0)
+                    return nil
+                }
+            }
+        } catch {
+            return nil
         }
     }
 

@@ -11,6 +11,11 @@ import VerbatimModel
 ///   0..<S are keyed as above with an empty salt, so every tenant finds them, and block S takes
 ///   the tenant's salt: `H("verbatim-kv-salted/1", key of block S-1, salt bytes, u32 block size, tokens)`.
 ///   Its own domain keeps it apart from the public chain's block S.
+/// - Sibling group of a KV block (an index, not an entry key): `H("verbatim-kv-siblings/1",
+///   model digest, profile string, salt digest (16 bytes), parent key (16 zero bytes for block 0),
+///   u32 block size)`: every block stored after the same parent, under the same salt. A request
+///   whose next block is not stored looks there for the block sharing the longest run of its
+///   first tokens, and reuses those rows (see `CacheStore.readLongestSibling`).
 /// - Completion: `H("verbatim-completion/1", model digest, profile string, salt bytes, prompt
 ///   tokens, the sampling parameters that change the output (see `SamplingIdentity`))`
 ///
@@ -57,6 +62,20 @@ public enum ContentAddress {
         }
         if index == sharedBlocks && !salt.isEmpty { return kvSalted(parent: parent, salt: salt, blockSize: blockSize, tokens: tokens) }
         return kvChild(parent: parent, blockSize: blockSize, tokens: tokens)
+    }
+
+    /// The sibling group of a KV block entry: everything its key depends on except its own tokens.
+    /// The salt digest (not the salt) is enough, and is what the entry stores, so the group of
+    /// a stored entry can be computed from the entry alone (eviction does that).
+    public static func kvSiblings(of identity: EntryIdentity, blockSize: Int) -> Digest128 {
+        var h = ContentHasher()
+        h.update("verbatim-kv-siblings/1")
+        h.update(bytes: identity.model.bytes)
+        h.update(identity.profile)
+        identity.saltDigest.bytes.withUnsafeBytes { h.update($0) }
+        (identity.parent ?? Digest128(high: 0, low: 0)).bytes.withUnsafeBytes { h.update($0) }
+        h.update(UInt32(blockSize))
+        return h.finish()
     }
 
     /// The salt an entry of block `index` is stored under: none inside the shared prefix.

@@ -97,6 +97,51 @@ struct CacheStoreTests {
         #expect(stats.kvBlocks == 1 && stats.payloadBytes == data.count)
     }
 
+    @Test("siblings: the stored block sharing the longest run of a block's first tokens is found and verified; salt, parent and eviction are respected")
+    func longestSibling() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CacheStore(directory: dir)
+        let parent = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: Array(0..<32), count: 1)[0]
+        // Three children of `parent`: they share 5, 20 and 0 first tokens with the query below.
+        let query: [TokenID] = Array(1000..<1025)                               // 25 tokens: a partial block
+        let children: [[TokenID]] = [Array(query.prefix(5)) + Array(5000..<5027),
+                                     Array(query.prefix(20)) + Array(6000..<6012),
+                                     Array(7000..<7032)]
+        var keys: [Digest128] = []
+        for (i, tokens) in children.enumerated() {
+            let key = ContentAddress.kvKey(index: 1, parent: parent, model: model, profile: profile, salt: [], blockSize: 32, tokens: tokens[...])
+            keys.append(key)
+            payload(10 + i).withUnsafeBytes { store.put(key, identity: kvIdentity(tokens, parent: parent), payload: $0) }
+        }
+        // A block with the same first 24 tokens under another salt: never a candidate.
+        let salted = Array(query.prefix(24)) + Array(8000..<8008)
+        payload(20).withUnsafeBytes {
+            store.put(Digest128(high: 9, low: 9), identity: kvIdentity(salted, parent: parent, salt: [7]), payload: $0)
+        }
+        store.flush()
+        var got: (bytes: [UInt8], run: Int)?
+        let hit = store.readLongestSibling(kvIdentity(query, parent: parent), blockSize: 32) { got = (Array($0), $1) }
+        #expect(hit?.key == keys[1] && hit?.tokens == 20 && got?.run == 20 && got?.bytes == payload(11))
+        // Under the salt, the salted block is the one (24 tokens); under another parent, nothing.
+        #expect(store.readLongestSibling(kvIdentity(query, parent: parent, salt: [7]), blockSize: 32) { _, _ in }?.tokens == 24)
+        #expect(store.readLongestSibling(kvIdentity(query, parent: keys[0]), blockSize: 32) { _, _ in } == nil)
+        // No shared first token: no hit.
+        #expect(store.readLongestSibling(kvIdentity(Array(9000..<9010), parent: parent), blockSize: 32) { _, _ in } == nil)
+        // Eviction removes the index rows with the entries.
+        func indexRows() throws -> Int {
+            try store.env.read { txn in
+                var n = 0
+                try txn.forEach(store.siblings!) { _, _ in n += 1; return true }
+                return n
+            }
+        }
+        #expect(try indexRows() == 4)
+        store.evictAll()
+        #expect(try indexRows() == 0)
+        #expect(store.readLongestSibling(kvIdentity(query, parent: parent), blockSize: 32) { _, _ in } == nil)
+    }
+
     @Test("content addresses: the chain depends on every earlier token, the salt and the model")
     func addresses() {
         let a: [TokenID] = Array(0..<64)

@@ -58,7 +58,9 @@ struct CacheEngineTests {
                 _ = try await run(engine, .tokens(prompt), params)        // fills the cache
                 store.flush()
                 let (warm, warmSummary) = try await run(engine, .tokens(prompt), params)
-                #expect(warmSummary.cachedPromptTokens == (prompt.count - 1) / 32 * 32, "prompt \(prompt.count)")
+                // The first run stored every full block of prompt + 12 generated tokens; all but
+                // the prompt's last token come from them (whole blocks, then the next block's rows).
+                #expect(warmSummary.cachedPromptTokens == min(prompt.count - 1, (prompt.count + 12) / 32 * 32), "prompt \(prompt.count)")
                 #expect(warmSummary.cachedPromptTokens > 0)
                 let firstDiff = zip(warm.logprobBits, cold.logprobBits).enumerated().first { $0.element.0 != $0.element.1 }
                 #expect(warm.tokens == cold.tokens && warm.logprobBits == cold.logprobBits,
@@ -75,6 +77,42 @@ struct CacheEngineTests {
         await engine.shutdown(); await plain.shutdown()
         let stats = try storeStats(store)
         #expect(stats.kvBlocks > 0 && (stats.counters["hits.prefix_tokens"] ?? 0) > 0)
+    }
+
+    @Test("a new question after the same document reuses the document up to where the prompts part, mid-block, with the bits of a cold run")
+    func newQuestion() async throws {
+        let dir = cacheFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CacheStore(directory: dir)
+        let engine = try cachedEngine(store, completion: false)
+        let plain = try realEngine()
+        let document = engine.tokenizer.encode(Self.system + " " + Self.system)
+        let first = engine.tokenizer.encode(" Question one: which units should the answer use, and why?")
+        let second = engine.tokenizer.encode(" Question two: what ends every comparison?")
+        var checked = 0
+        for cut in [40, 77, 100, 125] {
+            let q1 = Array(document.prefix(cut)) + first, q2 = Array(document.prefix(cut)) + second
+            let shared = zip(q1, q2).prefix { $0.0 == $0.1 }.count
+            try #require(shared >= cut && shared % 32 != 0 && shared < q2.count - 1)
+            // The first request stores every full block of its prompt and 40 generated tokens,
+            // so the block where the prompts part is stored.
+            _ = try await run(engine, .tokens(q1), GenerateParameters(maxTokens: 40, stopAtEOS: false))
+            store.flush()
+            for params in [GenerateParameters(maxTokens: 10, stopAtEOS: false, logprobs: true),
+                           GenerateParameters(maxTokens: 10, temperature: 0.8, seed: 5, stopAtEOS: false, logprobs: true)] {
+                let (cold, _) = try await run(plain, .tokens(q2), params)
+                let (warm, summary) = try await run(engine, .tokens(q2), params)
+                // The greedy run finds the first request's blocks; the seeded one also its own blocks.
+                #expect(params.temperature == 0 ? summary.cachedPromptTokens == shared : summary.cachedPromptTokens >= shared,
+                        "document of \(cut) tokens: \(shared) shared, \(summary.cachedPromptTokens) cached")
+                #expect(warm.tokens == cold.tokens && warm.logprobBits == cold.logprobBits,
+                        "document of \(cut) tokens, T=\(params.temperature): \(zip(warm.logprobBits, cold.logprobBits).filter { $0 != $1 }.count) logprobs differ")
+                checked += 1
+            }
+        }
+        #expect(checked == 8)
+        await engine.shutdown(); await plain.shutdown()
+        #expect((try storeStats(store).counters["hits.partial_blocks"] ?? 0) >= 8)
     }
 
     @Test("a completion hit returns the same tokens and logprobs; shorter maxTokens is a prefix, longer continues exactly")

@@ -99,6 +99,30 @@ extension KVCache {
         try didWrite(sequence, start: 0, end: blocks.count * blockSize)
     }
 
+    /// Appends the first `tokens` positions of a saved block (`memory.blockBytes` bytes, as
+    /// `blockBytes(of:)` returned it) to a sequence that holds whole blocks only: they become
+    /// positions length ..< length + tokens. Only those rows are copied, layer by layer.
+    public func extend(_ sequence: SequenceID, partialBlock block: UnsafeRawBufferPointer, tokens: Int) throws(KVCacheError) {
+        let start = length(of: sequence)
+        guard start % blockSize == 0 && blockTable(of: sequence).count == start / blockSize else {
+            throw KVCacheError(code: .invalidPosition, message: "sequence \(sequence) ends inside a block (\(start) positions)")
+        }
+        guard block.count == memory.blockBytes, tokens > 0, tokens <= blockSize else {
+            throw KVCacheError(code: .invalidPosition,
+                               message: "a partial block of \(block.count) bytes and \(tokens) tokens; blocks here have \(memory.blockBytes) bytes, \(blockSize) tokens")
+        }
+        try reserve(sequence, tokens: start + tokens)
+        let destination = memory.block(Int(blockTable(of: sequence)[start / blockSize]))
+        // Per layer: K then V, each (blockSize, kvHeads, headDim); position i is row i of both.
+        let rowBytes = memory.blockBytes / (memory.layers * 2 * blockSize)
+        for part in 0..<(memory.layers * 2) {
+            let offset = part * blockSize * rowBytes
+            UnsafeMutableRawBufferPointer(rebasing: destination[offset..<(offset + tokens * rowBytes)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: block[offset..<(offset + tokens * rowBytes)]))
+        }
+        try didWrite(sequence, start: start, end: start + tokens)
+    }
+
     /// The bytes of the `index`-th block of a sequence (all layers); valid until the block
     /// is freed or rewritten.
     public func blockBytes(of sequence: SequenceID, index: Int) -> UnsafeRawBufferPointer {
