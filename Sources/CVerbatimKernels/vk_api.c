@@ -5,6 +5,8 @@
 
 #include "vk_internal.h"
 #include "vk_math.h"
+#include <pthread.h>
+#include <stdlib.h>
 
 // ---- weight packing -----------------------------------------------------------
 
@@ -109,6 +111,7 @@ typedef struct {
     const float *x;
     const uint8_t *w;
     float *y;
+    const float *xsum; // (rows, k / 32) for Q4_1, else NULL
     int64_t rows, k, n, pb, row_chunk, n_row_chunks;
     int type;
 } linear_job;
@@ -122,7 +125,33 @@ static void linear_item(void *ctx, int64_t item, int tid) {
     int64_t c0 = g * VK_GROUP_COLS;
     j->ops->linear_group(j->x + r0 * j->k, j->k, rows,
                          j->w + g * VK_GROUP_PANELS * j->pb, j->pb, j->type, j->k,
-                         j->y + r0 * j->n + c0, j->n, j->n - c0);
+                         j->y + r0 * j->n + c0, j->n, j->n - c0,
+                         j->xsum ? j->xsum + r0 * (j->k / VK_QBLOCK) : NULL);
+}
+
+// Block sums of x for Q4_1, per calling thread: grows to the largest size seen
+// (freed when the thread ends), so a forward step does not allocate.
+static pthread_key_t xsum_key;
+static pthread_once_t xsum_once = PTHREAD_ONCE_INIT;
+typedef struct { float *p; int64_t len; } xsum_buffer;
+static void xsum_free(void *b) { free(((xsum_buffer *)b)->p); free(b); }
+static void xsum_key_init(void) { pthread_key_create(&xsum_key, xsum_free); }
+
+static float *xsum_scratch(int64_t floats) {
+    pthread_once(&xsum_once, xsum_key_init);
+    xsum_buffer *b = pthread_getspecific(xsum_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b) return NULL;
+        pthread_setspecific(xsum_key, b);
+    }
+    if (b->len < floats) {
+        free(b->p);
+        b->len = floats + 1024;
+        b->p = malloc((size_t)b->len * 4);
+        if (!b->p) { b->len = 0; return NULL; }
+    }
+    return b->p;
 }
 
 void vk_linear(const float *x, int64_t rows, const void *packed, int type,
@@ -138,8 +167,17 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
         int64_t per = (groups + want - 1) / groups; // chunks wanted per group
         chunk = ((rows + per - 1) / per + 11) / 12 * 12;
     }
+    // Q4_1's offsets multiply the block sums of x: computed once per call, here.
+    float *xsum = NULL;
+    if (type == VK_W_Q4_1) {
+        const int64_t nb = k / VK_QBLOCK;
+        xsum = xsum_scratch(rows * nb);
+        if (!xsum) abort(); // out of memory for a few KB: nothing sensible is left to do
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t b = 0; b < nb; b++) xsum[r * nb + b] = vk_block_sum(x + r * k + b * VK_QBLOCK);
+    }
     linear_job j = {
-        .ops = vk_current_ops(), .x = x, .w = packed, .y = y, .rows = rows,
+        .ops = vk_current_ops(), .x = x, .w = packed, .y = y, .xsum = xsum, .rows = rows,
         .k = k, .n = n, .pb = vk_panel_bytes(type, k), .type = type,
         .row_chunk = chunk, .n_row_chunks = (rows + chunk - 1) / chunk,
     };

@@ -72,9 +72,12 @@ static inline uint16_t vk_load_u16(const uint8_t *p) {
 typedef struct {
     // y (rows, ncols) for one group of VK_GROUP_PANELS panels starting at
     // `group`; x (rows, k) with row stride ldx; y row stride ldy; ncols <= 64.
+    // xsum (rows, k / 32), row stride k / 32: the block sums of x (vk_block_sums),
+    // used by Q4_1 only (NULL otherwise).
     void (*linear_group)(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
-                         int64_t k, float *y, int64_t ldy, int64_t ncols);
+                         int64_t k, float *y, int64_t ldy, int64_t ncols,
+                         const float *xsum);
     void (*rmsnorm_row)(const float *x, const float *w, float *y, int64_t dim,
                         float eps);
     void (*swiglu)(const float *gate, const float *up, float *out, int64_t n);
@@ -101,6 +104,16 @@ static inline int64_t vk_kv_block_offset(const vk_kv_layout *kv, int64_t b,
                                          int32_t layer) {
     int64_t per = (int64_t)kv->block_size * kv->n_kv_heads * kv->head_dim;
     return (b * kv->n_layers + layer) * 2 * per;
+}
+
+// The sum of one quantisation block of x (32 values), in the contract's order:
+// pairs x[j] + x[j + 16], then the 16 pairs fold in the tree 8, 4, 2, 1.
+static inline float vk_block_sum(const float *x) {
+    float l[16];
+    for (int j = 0; j < 16; j++) l[j] = x[j] + x[j + 16];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) l[i] = l[i] + l[i + w];
+    return l[0];
 }
 
 // ---- thread pool (vk_pool.c) ----

@@ -22,10 +22,8 @@ static void log_array(const float *x, float *y, int64_t n) {
 
 // ---- linear ---------------------------------------------------------------
 
-// Dequantised weight w(c, kk) of one panel: column c (0..15), k index kk.
+// Weight w(c, kk) of an unquantised panel (F32, F16, BF16): column c (0..15), k index kk.
 static float panel_weight(const uint8_t *panel, int type, int64_t kk, int c) {
-    int64_t b = kk / VK_QBLOCK;
-    int j = (int)(kk % VK_QBLOCK);
     switch (type) {
     case VK_W_F32: {
         float w;
@@ -34,35 +32,45 @@ static float panel_weight(const uint8_t *panel, int type, int64_t kk, int c) {
     }
     case VK_W_F16: return vk_half_to_float(vk_load_u16(panel + (kk * VK_NR + c) * 2));
     case VK_W_BF16: return vk_bf16_to_float(vk_load_u16(panel + (kk * VK_NR + c) * 2));
-    case VK_W_Q8_0: {
-        const uint8_t *blk = panel + b * (VK_NR * 2 + VK_QBLOCK * VK_NR);
-        float d = vk_half_to_float(vk_load_u16(blk + c * 2));
-        int8_t q = (int8_t)blk[VK_NR * 2 + j * VK_NR + c];
-        return d * (float)q;
-    }
-    case VK_W_Q4_0: {
-        const uint8_t *blk = panel + b * (VK_NR * 2 + VK_QBLOCK / 2 * VK_NR);
-        float d = vk_half_to_float(vk_load_u16(blk + c * 2));
-        uint8_t byte = blk[VK_NR * 2 + (j / 2) * VK_NR + c];
-        int q = (j & 1) ? (byte >> 4) : (byte & 15);
-        return d * (float)(q - 8);
-    }
-    case VK_W_Q4_1: {
-        const uint8_t *blk = panel + b * (VK_NR * 4 + VK_QBLOCK / 2 * VK_NR);
-        float d = vk_half_to_float(vk_load_u16(blk + c * 2));
-        float m = vk_half_to_float(vk_load_u16(blk + VK_NR * 2 + c * 2));
-        uint8_t byte = blk[VK_NR * 4 + (j / 2) * VK_NR + c];
-        int q = (j & 1) ? (byte >> 4) : (byte & 15);
-        return fmaf(d, (float)q, m);
-    }
     default: return 0.0f;
     }
 }
 
-// y[r][n] = sum over k in order of fma(x[r][k], w(n, k), acc), acc from 0.
+// One quantisation block b of column c of a quantised panel: its scale d, its
+// offset m (Q4_1; 0 otherwise) and its 32 integer values as floats, q[j] exactly
+// (Q8_0: q; Q4_0: q - 8; Q4_1: q).
+static void panel_block(const uint8_t *panel, int type, int64_t b, int c,
+                        float *d, float *m, float q[VK_QBLOCK]) {
+    if (type == VK_W_Q8_0) {
+        const uint8_t *blk = panel + b * (VK_NR * 2 + VK_QBLOCK * VK_NR);
+        *d = vk_half_to_float(vk_load_u16(blk + c * 2));
+        *m = 0.0f;
+        for (int j = 0; j < VK_QBLOCK; j++) q[j] = (float)(int8_t)blk[VK_NR * 2 + j * VK_NR + c];
+        return;
+    }
+    const int q41 = type == VK_W_Q4_1;
+    const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
+    const uint8_t *blk = panel + b * (hb + VK_QBLOCK / 2 * VK_NR);
+    *d = vk_half_to_float(vk_load_u16(blk + c * 2));
+    *m = q41 ? vk_half_to_float(vk_load_u16(blk + VK_NR * 2 + c * 2)) : 0.0f;
+    for (int j = 0; j < VK_QBLOCK; j++) {
+        uint8_t byte = blk[hb + (j / 2) * VK_NR + c];
+        int v = (j & 1) ? (byte >> 4) : (byte & 15);
+        q[j] = (float)(q41 ? v : v - 8);
+    }
+}
+
+// Unquantised: y[r][n] = sum over k in order of fma(x[r][k], w(n, k), acc), acc from 0.
+// Quantised, block-factored: acc from 0; per block b in order: s = sum over its
+// 32 k in order of fma(x, q, s) from 0; acc = fma(d, s, acc); and for Q4_1 then
+// acc = fma(m, xsum[r][b], acc), xsum being the block sum of x (vk_block_sum).
+// Over all of a block, sum x*(d*q + m) = d * sum x*q + m * sum x.
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
-                         int64_t k, float *y, int64_t ldy, int64_t ncols) {
+                         int64_t k, float *y, int64_t ldy, int64_t ncols,
+                         const float *xsum) {
+    const int quant = type >= VK_W_Q8_0;
+    const int64_t nb = k / VK_QBLOCK;
     for (int p = 0; p < VK_GROUP_PANELS; p++) {
         int64_t c0 = (int64_t)p * VK_NR;
         if (c0 >= ncols) break;
@@ -72,8 +80,19 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
             const float *xr = x + r * ldx; // (k)
             for (int c = 0; c < nc; c++) {
                 float acc = 0.0f;
-                for (int64_t kk = 0; kk < k; kk++)
-                    acc = fmaf(xr[kk], panel_weight(panel, type, kk, c), acc);
+                if (!quant) {
+                    for (int64_t kk = 0; kk < k; kk++)
+                        acc = fmaf(xr[kk], panel_weight(panel, type, kk, c), acc);
+                } else {
+                    for (int64_t b = 0; b < nb; b++) {
+                        float d, m, q[VK_QBLOCK];
+                        panel_block(panel, type, b, c, &d, &m, q);
+                        float s = 0.0f;
+                        for (int j = 0; j < VK_QBLOCK; j++) s = fmaf(xr[b * VK_QBLOCK + j], q[j], s);
+                        acc = fmaf(d, s, acc);
+                        if (type == VK_W_Q4_1) acc = fmaf(m, xsum[r * nb + b], acc);
+                    }
+                }
                 y[r * ldy + c0 + c] = acc;
             }
         }

@@ -35,9 +35,10 @@ VKI vf load_w_plain(const int type, const uint8_t *panel, int64_t kk) {
 
 // One register tile: rows 0..<mr of x, panels 0..<np from `w` (panel stride pb),
 // all of k. ncols: valid columns from the tile's first column (may exceed np*16).
+// xsum: block sums of the tile's rows (row stride k / 32), Q4_1 only.
 VKI void tile(const int type, const int mr, const int np, const float *x,
               int64_t ldx, const uint8_t *w, int64_t pb, int64_t k, float *y,
-              int64_t ldy, int64_t ncols) {
+              int64_t ldy, int64_t ncols, const float *xsum) {
     vf acc[VK_TILE_MR][VK_MAX_NP];
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
@@ -50,49 +51,62 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
                 wv[p] = load_w_plain(type, w + p * pb, kk);
             TILE_FMA(kk, wv);
         }
-    } else if (type == VK_W_Q8_0) {
-        const int64_t bb = VK_NR * 2 + VK_QBLOCK * VK_NR; // bytes per block
-        for (int64_t b = 0; b < k / VK_QBLOCK; b++) {
-            vf d[VK_MAX_NP];
+    } else {
+        // Quantised, block-factored (vk_portable.c): the registers hold the
+        // block sums s (acc); the running totals live in `total`, in memory
+        // behind an opaque pointer so they never compete for registers:
+        // they are touched once per block.
+        float total_storage[VK_TILE_MR * VK_MAX_NP * 16] __attribute__((aligned(64)));
+        float *total = total_storage;
+        __asm__("" : "+r"(total));
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
             _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                d[p] = v_load_f16(w + p * pb + b * bb);
-            for (int j = 0; j < VK_QBLOCK; j++) {
-                vf wv[VK_MAX_NP];
-                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                    wv[p] = v_mul(d[p], v_from_int(vi_load_i8(w + p * pb + b * bb + VK_NR * 2 + j * VK_NR)));
-                TILE_FMA(b * VK_QBLOCK + j, wv);
+                v_store(total + (r * VK_MAX_NP + p) * 16, v_zero());
+        const int q8 = type == VK_W_Q8_0, q41 = type == VK_W_Q4_1;
+        const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;    // header bytes: d[16] (and m[16])
+        const int64_t bb = hb + (q8 ? VK_QBLOCK : VK_QBLOCK / 2) * VK_NR; // bytes per block
+        const int64_t nb = k / VK_QBLOCK;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = w + b * bb;
+            if (q8) {
+                for (int j = 0; j < VK_QBLOCK; j++) {
+                    vf wv[VK_MAX_NP];
+                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                        wv[p] = v_from_int(vi_load_i8(blk + p * pb + hb + j * VK_NR));
+                    TILE_FMA(b * VK_QBLOCK + j, wv);
+                }
+            } else { // Q4: byte (t, c) holds k = 2t (low nibble) and 2t + 1 (high)
+                for (int t = 0; t < VK_QBLOCK / 2; t++) {
+                    vi qb[VK_MAX_NP];
+                    vf wv[VK_MAX_NP];
+                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                        qb[p] = vi_load_u8(blk + p * pb + hb + t * VK_NR);
+                        vi q = vi_and(qb[p], vi_set1(15));
+                        wv[p] = v_from_int(q41 ? q : vi_sub(q, vi_set1(8)));
+                    }
+                    TILE_FMA(b * VK_QBLOCK + 2 * t, wv);
+                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                        vi q = vi_srli(qb[p], 4);
+                        wv[p] = v_from_int(q41 ? q : vi_sub(q, vi_set1(8)));
+                    }
+                    TILE_FMA(b * VK_QBLOCK + 2 * t + 1, wv);
+                }
             }
-        }
-    } else { // Q4_0, Q4_1: byte (t, c) holds k = 2t (low nibble) and 2t + 1 (high)
-        const int q41 = type == VK_W_Q4_1;
-        const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;    // header bytes
-        const int64_t bb = hb + VK_QBLOCK / 2 * VK_NR;     // bytes per block
-        for (int64_t b = 0; b < k / VK_QBLOCK; b++) {
-            vf d[VK_MAX_NP], m[VK_MAX_NP];
             _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                d[p] = v_load_f16(w + p * pb + b * bb);
-                m[p] = q41 ? v_load_f16(w + p * pb + b * bb + VK_NR * 2) : v_zero();
-            }
-            for (int t = 0; t < VK_QBLOCK / 2; t++) {
-                vi qb[VK_MAX_NP];
-                vf wv[VK_MAX_NP];
-                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                    qb[p] = vi_load_u8(w + p * pb + b * bb + hb + t * VK_NR);
-                    vi q = vi_and(qb[p], vi_set1(15));
-                    wv[p] = q41 ? v_fma(d[p], v_from_int(q), m[p])
-                                : v_mul(d[p], v_from_int(vi_sub(q, vi_set1(8))));
+                vf d = v_load_f16(blk + p * pb);
+                vf m = q41 ? v_load_f16(blk + p * pb + VK_NR * 2) : v_zero();
+                _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
+                    float *tot = total + (r * VK_MAX_NP + p) * 16;
+                    vf a = v_fma(d, acc[r][p], v_load(tot));
+                    if (q41) a = v_fma(m, v_set1(xsum[r * nb + b]), a);
+                    v_store(tot, a);
+                    acc[r][p] = v_zero();
                 }
-                TILE_FMA(b * VK_QBLOCK + 2 * t, wv);
-                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                    // Q4_0 reloads the bytes (from L1) rather than keeping them:
-                    // measured faster with AVX2, which has no register to spare.
-                    vi q = vi_srli(q41 ? qb[p] : vi_load_u8(w + p * pb + b * bb + hb + t * VK_NR), 4);
-                    wv[p] = q41 ? v_fma(d[p], v_from_int(q), m[p])
-                                : v_mul(d[p], v_from_int(vi_sub(q, vi_set1(8))));
-                }
-                TILE_FMA(b * VK_QBLOCK + 2 * t + 1, wv);
             }
         }
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                acc[r][p] = v_load(total + (r * VK_MAX_NP + p) * 16);
     }
 
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
@@ -108,12 +122,14 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
     for (int q = 0; q < VK_GROUP_PANELS; q += VK_TILE_NP(MR)) {                    \
         if ((int64_t)q * VK_NR >= ncols) break;                                    \
         tile(type, MR, VK_TILE_NP(MR), x + r * ldx, ldx, group + q * pb, pb, k,    \
-             y + r * ldy + q * VK_NR, ldy, ncols - (int64_t)q * VK_NR);             \
+             y + r * ldy + q * VK_NR, ldy, ncols - (int64_t)q * VK_NR,              \
+             xsum ? xsum + r * (k / VK_QBLOCK) : xsum);                             \
     }
 
 VKI void linear_group_t(const int type, const float *x, int64_t ldx,
                         int64_t rows, const uint8_t *group, int64_t pb,
-                        int64_t k, float *y, int64_t ldy, int64_t ncols) {
+                        int64_t k, float *y, int64_t ldy, int64_t ncols,
+                        const float *xsum) {
     int64_t r = 0;
     for (; r + VK_TILE_MR <= rows; r += VK_TILE_MR) { GROUP_ROWS(VK_TILE_MR) }
     switch (rows - r) {
@@ -136,14 +152,14 @@ VKI void linear_group_t(const int type, const float *x, int64_t ldx,
 
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t pb, int type, int64_t k,
-                         float *y, int64_t ldy, int64_t ncols) {
+                         float *y, int64_t ldy, int64_t ncols, const float *xsum) {
     switch (type) {
-    case VK_W_F32: linear_group_t(VK_W_F32, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
-    case VK_W_F16: linear_group_t(VK_W_F16, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
-    case VK_W_BF16: linear_group_t(VK_W_BF16, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
-    case VK_W_Q8_0: linear_group_t(VK_W_Q8_0, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
-    case VK_W_Q4_0: linear_group_t(VK_W_Q4_0, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
-    case VK_W_Q4_1: linear_group_t(VK_W_Q4_1, x, ldx, rows, group, pb, k, y, ldy, ncols); break;
+    case VK_W_F32: linear_group_t(VK_W_F32, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
+    case VK_W_F16: linear_group_t(VK_W_F16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
+    case VK_W_BF16: linear_group_t(VK_W_BF16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
+    case VK_W_Q8_0: linear_group_t(VK_W_Q8_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
+    case VK_W_Q4_0: linear_group_t(VK_W_Q4_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
+    case VK_W_Q4_1: linear_group_t(VK_W_Q4_1, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
     default: break;
     }
 }

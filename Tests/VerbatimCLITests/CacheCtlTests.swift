@@ -108,7 +108,7 @@ struct CacheCtlTests {
         do {
             let store = try CacheStore(directory: cache)
             let identity = EntryIdentity(kind: .kvBlock, model: try GGUFFile(path: CLI.modelPath).modelDigest(),
-                                         profile: "verbatim-numerics/1 f32 kv=f32", saltDigest: EntryIdentity.saltDigest([]),
+                                         profile: "verbatim-numerics/2 f32 kv=f32", saltDigest: EntryIdentity.saltDigest([]),
                                          parent: loopKey, tokens: Array(repeating: 42, count: 32), sampling: [])
             let bytes = [UInt8](repeating: 0, count: 2 * 30 * 32 * 192 * 4)
             bytes.withUnsafeBytes { store.put(loopKey, identity: identity, payload: $0) }

@@ -26,7 +26,7 @@ func goldenFloats(_ n: Int, seed: UInt64) -> [Float] {
 extension KernelTests {
     @Suite("Golden bits")
     struct GoldenTests {
-        static let pinned: UInt64 = 0xe252_3705_a23b_2dc3
+        static let pinned: UInt64 = 0xff36_354d_8608_08e3   // verbatim-numerics/2 (block-factored quantised linear)
 
         func outputs() throws -> [Float] {
             var out: [Float] = []
