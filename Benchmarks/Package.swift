@@ -51,6 +51,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "VerbatimCache", package: "Verbatim"),
                 .product(name: "VerbatimModel", package: "Verbatim"),
+                .product(name: "VerbatimKernels", package: "Verbatim"),
             ],
             path: "Benchmarks/CacheBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -68,14 +68,38 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         const int64_t nb = k / VK_QBLOCK;
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = w + b * bb;
-            if (q8) {
+            if (mr > 1) {
+                // Several rows: convert the block's integers to floats once, into
+                // an L1 buffer (32 k, np panels), then run the plain loop over it.
+                float qf[VK_QBLOCK * VK_MAX_NP * 16] __attribute__((aligned(64)));
+                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                    const uint8_t *qs = blk + p * pb + hb;
+                    if (q8) {
+                        for (int j = 0; j < VK_QBLOCK; j++)
+                            v_store(qf + (j * VK_MAX_NP + p) * 16, v_from_int(vi_load_i8(qs + j * VK_NR)));
+                    } else {
+                        for (int t = 0; t < VK_QBLOCK / 2; t++) {
+                            vi qb = vi_load_u8(qs + t * VK_NR);
+                            vi lo = vi_and(qb, vi_set1(15)), hi = vi_srli(qb, 4);
+                            v_store(qf + (2 * t * VK_MAX_NP + p) * 16, v_from_int(q41 ? lo : vi_sub(lo, vi_set1(8))));
+                            v_store(qf + ((2 * t + 1) * VK_MAX_NP + p) * 16, v_from_int(q41 ? hi : vi_sub(hi, vi_set1(8))));
+                        }
+                    }
+                }
+                for (int j = 0; j < VK_QBLOCK; j++) {
+                    vf wv[VK_MAX_NP];
+                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                        wv[p] = v_load(qf + (j * VK_MAX_NP + p) * 16);
+                    TILE_FMA(b * VK_QBLOCK + j, wv);
+                }
+            } else if (q8) {
                 for (int j = 0; j < VK_QBLOCK; j++) {
                     vf wv[VK_MAX_NP];
                     _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
                         wv[p] = v_from_int(vi_load_i8(blk + p * pb + hb + j * VK_NR));
                     TILE_FMA(b * VK_QBLOCK + j, wv);
                 }
-            } else { // Q4: byte (t, c) holds k = 2t (low nibble) and 2t + 1 (high)
+            } else { // one row, Q4: byte (t, c) holds k = 2t (low nibble) and 2t + 1 (high)
                 for (int t = 0; t < VK_QBLOCK / 2; t++) {
                     vi qb[VK_MAX_NP];
                     vf wv[VK_MAX_NP];
@@ -92,13 +116,18 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
                     TILE_FMA(b * VK_QBLOCK + 2 * t + 1, wv);
                 }
             }
+            // Row by row, so that one broadcast of the row's block sum is live at a time.
+            vf d[VK_MAX_NP], m[VK_MAX_NP];
             _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                vf d = v_load_f16(blk + p * pb);
-                vf m = q41 ? v_load_f16(blk + p * pb + VK_NR * 2) : v_zero();
-                _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
+                d[p] = v_load_f16(blk + p * pb);
+                m[p] = q41 ? v_load_f16(blk + p * pb + VK_NR * 2) : v_zero();
+            }
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
+                vf xs = q41 ? v_set1(xsum[r * nb + b]) : v_zero();
+                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
                     float *tot = total + (r * VK_MAX_NP + p) * 16;
-                    vf a = v_fma(d, acc[r][p], v_load(tot));
-                    if (q41) a = v_fma(m, v_set1(xsum[r * nb + b]), a);
+                    vf a = v_fma(d[p], acc[r][p], v_load(tot));
+                    if (q41) a = v_fma(m[p], xs, a);
                     v_store(tot, a);
                     acc[r][p] = v_zero();
                 }

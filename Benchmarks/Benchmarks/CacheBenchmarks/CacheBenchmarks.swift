@@ -5,6 +5,7 @@
 import Benchmark
 import Foundation
 import VerbatimCache
+import VerbatimKernels
 import VerbatimModel
 
 /// Timing on a shared machine is noisy: wide tolerances on time, none on allocations.
@@ -15,7 +16,7 @@ var thresholds: [BenchmarkMetric: BenchmarkThresholds] { [
 
 let benchmarks: @Sendable () -> Void = {
     let model = Digest128(high: 0x1234, low: 0x5678)
-    let profile = "verbatim-numerics/1 f32 kv=f32"
+    let profile = KernelConfig.numericsProfile(kv: .f32)
     let blockSize = 32
     let blockBytes = 30 * 2 * 192 * blockSize * 4     // the real model's f32 KV block: 1.4 MiB
     let tokens = (0..<4096).map { TokenID(($0 * 7919) % 49152) }
