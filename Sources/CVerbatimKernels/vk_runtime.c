@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
@@ -130,6 +133,19 @@ static struct {
 
 static float *scratch_ptr[VK_MAX_THREADS];
 static int64_t scratch_len[VK_MAX_THREADS];
+
+void *vk_alloc_huge(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    size_t size = (bytes + huge - 1) / huge * huge;
+    if (size == 0) size = huge;
+    void *p = aligned_alloc(huge, size);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (p) (void)madvise(p, size, MADV_HUGEPAGE); // advice: refused is fine
+#endif
+    return p;
+}
+
+void vk_free_huge(void *p) { free(p); }
 
 float *vk_scratch(int tid, int64_t floats) {
     if (scratch_len[tid] < floats) { // grows rarely: only past the largest size seen

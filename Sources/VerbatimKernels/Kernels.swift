@@ -89,9 +89,15 @@ public final class PackedWeights: @unchecked Sendable {
     /// Bytes of the packed panels.
     public let byteCount: Int
     let storage: UnsafeMutableRawPointer
+    /// The arena `storage` lives in (nil: allocated on its own).
+    private let arena: WeightArena?
+
+    /// Bytes `init` packs a weight of this shape into.
+    public static func byteCount(type: WeightType, k: Int, n: Int) -> Int { vk_packed_bytes(type.rawValue, Int64(k), Int64(n)) }
 
     /// Repacks `raw`: n rows of k values in ggml layout (`type.rowBytes(k:)` each).
-    public init(type: WeightType, k: Int, n: Int, raw: UnsafeRawBufferPointer) throws(KernelError) {
+    /// With an `arena` that has room, the panels go there (and live as long as it does).
+    public init(type: WeightType, k: Int, n: Int, raw: UnsafeRawBufferPointer, arena: WeightArena? = nil) throws(KernelError) {
         guard k > 0, n > 0, k % type.blockSize == 0 else {
             throw .badShape("k=\(k) n=\(n) for \(type)")
         }
@@ -102,7 +108,13 @@ public final class PackedWeights: @unchecked Sendable {
         self.k = k
         self.n = n
         byteCount = vk_packed_bytes(type.rawValue, Int64(k), Int64(n))
-        storage = .allocate(byteCount: max(byteCount, 64), alignment: 64)
+        if let arena, let place = arena.take(byteCount) {
+            storage = place
+            self.arena = arena
+        } else {
+            storage = .allocate(byteCount: max(byteCount, 64), alignment: 64)
+            self.arena = nil
+        }
         _ = vk_pack(type.rawValue, Int64(k), Int64(n), src, storage)
     }
 
@@ -112,7 +124,35 @@ public final class PackedWeights: @unchecked Sendable {
         return try rows.withUnsafeBytes { try PackedWeights(type: .f32, k: k, n: n, raw: $0) }
     }
 
-    deinit { storage.deallocate() }
+    deinit { if arena == nil { storage.deallocate() } }
+}
+
+/// One allocation for all of a model's packed weights, on transparent huge pages where the OS
+/// allows: a decode step streams every weight once, and 2 MiB pages spare that stream most of
+/// its TLB misses (a layer's matrices are smaller than one huge page, so they share them).
+/// Filled once, at load, from one thread; read-only afterwards.
+public final class WeightArena: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer?
+    public let capacity: Int
+    private var used = 0
+
+    /// Room for packed weights whose byte counts sum to at most `capacity` (each is rounded up to 64).
+    public init(capacity: Int) {
+        self.capacity = capacity
+        base = vk_alloc_huge(max(capacity, 64))
+    }
+
+    /// Bytes a weight of `bytes` takes in an arena.
+    public static func footprint(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
+
+    func take(_ bytes: Int) -> UnsafeMutableRawPointer? {
+        let size = Self.footprint(bytes)
+        guard let base, used + size <= capacity else { return nil }
+        defer { used += size }
+        return base + used
+    }
+
+    deinit { vk_free_huge(base) }
 }
 
 /// cos/sin of RoPE per (position, pair), computed in Double and rounded to Float.
@@ -175,12 +215,14 @@ public final class PagedKVMemory: @unchecked Sendable {
             base: nil, kv_type: type.rawValue, block_size: Int32(blockSize), n_layers: Int32(layers),
             n_kv_heads: Int32(kvHeads), head_dim: Int32(headDim), n_blocks: Int64(blockCount))
         let bytes = vk_kv_bytes(&layout)
-        storage = .allocate(byteCount: bytes, alignment: 64)
+        // Huge pages, like the weights: attention streams a sequence's blocks.
+        guard let memory = vk_alloc_huge(bytes) else { fatalError("out of memory for \(bytes) bytes of KV") }
+        storage = memory
         storage.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         layout.base = storage
     }
 
-    deinit { storage.deallocate() }
+    deinit { vk_free_huge(storage) }
 
     /// The bytes of physical block `index` (for the prefix cache).
     public func block(_ index: Int) -> UnsafeMutableRawBufferPointer {

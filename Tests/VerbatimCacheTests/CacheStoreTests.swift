@@ -10,7 +10,7 @@ func temporaryFolder(_ name: String = #function) -> String {
 }
 
 let model = Digest128(high: 1, low: 2)
-let profile = "verbatim-numerics/2 f32 kv=f32"
+let profile = "verbatim-numerics/1 f32 kv=f32"   // any profile string: the pinned key below uses this one
 
 func kvIdentity(_ tokens: [TokenID], parent: Digest128? = nil, salt: [UInt8] = []) -> EntryIdentity {
     EntryIdentity(kind: .kvBlock, model: model, profile: profile, saltDigest: EntryIdentity.saltDigest(salt), parent: parent,
@@ -151,7 +151,7 @@ struct CacheStoreTests {
         #expect(ka[0] != kb[0] && ka[1] != kb[1])   // block 1's tokens are equal, its parent is not
         #expect(ka != ContentAddress.kvChain(model: model, profile: profile, salt: [7], blockSize: 32, tokens: a, count: 2))
         #expect(ka != ContentAddress.kvChain(model: Digest128(high: 9, low: 9), profile: profile, salt: [], blockSize: 32, tokens: a, count: 2))
-        #expect(ka != ContentAddress.kvChain(model: model, profile: "verbatim-numerics/2 f32 kv=f16", salt: [], blockSize: 32, tokens: a, count: 2))
+        #expect(ka != ContentAddress.kvChain(model: model, profile: "verbatim-numerics/1 f32 kv=f16", salt: [], blockSize: 32, tokens: a, count: 2))
         #expect(ka == ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: a, count: 2))
         // Pinned: the canonical encoding must not drift (another implementation computes the same keys).
         #expect(ka[0].description == "607427223d4cefbfd847fc235d4bc325")

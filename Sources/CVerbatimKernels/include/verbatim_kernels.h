@@ -52,6 +52,12 @@ size_t vk_packed_bytes(int type, int64_t k, int64_t n);
 /// an unsupported type or a k that is not a multiple of the block size.
 int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst);
 
+/// Allocates `bytes` (rounded up to 2 MiB, 2 MiB aligned) and asks the OS for
+/// transparent huge pages over it (advice only). NULL if out of memory.
+/// Release with vk_free_huge.
+void *vk_alloc_huge(size_t bytes);
+void vk_free_huge(void *p);
+
 /// Decodes one source row of k values (ggml layout) to floats with the same
 /// dequantisation as the linear kernels (e.g. for an embedding lookup).
 int vk_dequantize_row(int type, int64_t k, const void *src, float *out);

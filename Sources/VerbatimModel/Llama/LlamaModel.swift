@@ -43,12 +43,26 @@ public final class LlamaModel: @unchecked Sendable {
             guard let t = file.tensor(named: name) else { throw GGUFError(.missingTensor, "tensor '\(name)' is missing", path: file.path) }
             return t
         }
+        func weightType(_ t: GGUFTensorInfo) throws -> WeightType {
+            guard let type = WeightType(t.type) else {
+                throw GGUFError(.unsupportedTensorType, "tensor '\(t.name)' has type \(t.type)", path: file.path)
+            }
+            return type
+        }
+        // Every packed weight in one arena (huge pages); sized first.
+        let packedNames = (0..<config.layerCount).flatMap { i in
+            ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"].map { "blk.\(i).\($0).weight" }
+        } + [config.tiedEmbeddings ? "token_embd.weight" : "output.weight"]
+        var arenaBytes = 0
+        for name in packedNames {
+            let t = try tensor(name)
+            guard t.dimensions.count == 2 else { continue }   // shapes were checked by LlamaConfig
+            arenaBytes += WeightArena.footprint(PackedWeights.byteCount(type: try weightType(t), k: t.dimensions[0], n: t.dimensions[1]))
+        }
+        let arena = WeightArena(capacity: arenaBytes)
         func pack(_ name: String) throws -> PackedWeights {
             let t = try tensor(name)
-            guard let type = WeightType(t.type) else {
-                throw GGUFError(.unsupportedTensorType, "tensor '\(name)' has type \(t.type)", path: file.path)
-            }
-            return try PackedWeights(type: type, k: t.dimensions[0], n: t.dimensions[1], raw: file.data(of: t))
+            return try PackedWeights(type: try weightType(t), k: t.dimensions[0], n: t.dimensions[1], raw: file.data(of: t), arena: arena)
         }
         func floats(_ name: String) throws -> [Float] { try file.floats(of: tensor(name)) }
 
