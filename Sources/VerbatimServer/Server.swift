@@ -70,8 +70,8 @@ public final class VerbatimService: Sendable {
     let metrics = ServerMetrics()
     /// Numerics profile and model digest: same fingerprint and same request give the same bits.
     public let systemFingerprint: String
-    /// The tokens of the operator's shared prefixes, as requests that begin with them start.
-    let sharedPrefixTokens: [[TokenID]]
+    /// The operator's shared prefixes, as requests that begin with them start.
+    let sharedPrefixes: SharedPrefixes
 
     public init(engine: Engine, tokenizer: Tokenizer, cache: CacheStore?, modelDigest: Digest128, configuration: ServerConfiguration) {
         self.engine = engine
@@ -80,27 +80,7 @@ public final class VerbatimService: Sendable {
         self.configuration = configuration
         systemFingerprint = "fp_" + String(modelDigest.description.prefix(16)) + "_" + engine.numericsProfile
             .replacingOccurrences(of: "verbatim-numerics/", with: "vn").replacingOccurrences(of: " ", with: "_")
-        sharedPrefixTokens = (configuration.tenants?.sharedPrefixes ?? []).map { Self.tokens(of: $0, engine: engine) }.filter { !$0.isEmpty }
-    }
-
-    /// A system message is rendered twice with different user messages and cut where the two
-    /// part, so the prefix is exactly what every chat that begins with it starts with, whatever
-    /// the template. Text drops its last token, which may merge with what follows it.
-    static func tokens(of prefix: SharedPrefix, engine: Engine) -> [TokenID] {
-        switch prefix {
-        case .system(let content):
-            let system = ChatMessage(role: "system", content: content)
-            guard let a = try? engine.tokens(of: .chat([system, ChatMessage(role: "user", content: "A")])),
-                  let b = try? engine.tokens(of: .chat([system, ChatMessage(role: "user", content: "B")])) else { return [] }
-            return Array(zip(a, b).prefix { $0.0 == $0.1 }.map(\.0))
-        case .text(let text):
-            return (try? engine.tokens(of: .text(text)))?.dropLast().map { $0 } ?? []
-        }
-    }
-
-    /// How many leading tokens of a prompt are a declared shared prefix (the longest that matches).
-    func sharedPrefixLength(_ tokens: [TokenID]) -> Int {
-        sharedPrefixTokens.filter { tokens.starts(with: $0) }.map(\.count).max() ?? 0
+        sharedPrefixes = SharedPrefixes(configuration.tenants?.sharedPrefixes ?? [], engine: engine)
     }
 
     /// Runs until SIGTERM or SIGINT (or the task is cancelled): stops accepting, lets
@@ -221,7 +201,7 @@ public final class VerbatimService: Sendable {
         let salt = tenant.map(TenantDirectory.salt(tenant:)) ?? []
         let tokens = try engine.tokens(of: parsed.prompt, parameters: parsed.parameters)
         let stream = try engine.generate(.tokens(tokens), parameters: parsed.parameters, salt: salt,
-                                         sharedPrefixTokens: salt.isEmpty ? 0 : sharedPrefixLength(tokens))
+                                         sharedPrefixTokens: salt.isEmpty ? 0 : sharedPrefixes.length(of: tokens))
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)
         let connection = await ConnectionWatch.state(of: context.channel)

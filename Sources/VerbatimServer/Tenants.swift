@@ -1,13 +1,6 @@
 import Foundation
+import Verbatim
 import VerbatimCache
-
-/// A prefix the operator declares public: every tenant reuses its cached KV blocks.
-public enum SharedPrefix: Sendable, Equatable {
-    /// A system message: chat requests that begin with it share it, whatever follows.
-    case system(String)
-    /// Literal prompt text (control tokens such as `<|im_start|>` allowed).
-    case text(String)
-}
 
 /// API keys and the tenants they belong to, from a JSON file:
 /// `{"tenants": [{"id": "acme", "keys": ["sk-acme-1", ...]}, ...],
@@ -43,22 +36,11 @@ public struct TenantDirectory: Sendable {
             }
         }
         tenantOfKey = map
-        var prefixes: [SharedPrefix] = []
-        if let list = json["shared_prefixes"] {
-            guard let entries = list as? [[String: Any]] else {
-                throw APIError(500, "\(file): 'shared_prefixes' must be an array of {\"system\": ...} or {\"text\": ...}", type: "server_error")
-            }
-            for (i, entry) in entries.enumerated() {
-                if entry.count == 1, let system = entry["system"] as? String, !system.isEmpty {
-                    prefixes.append(.system(system))
-                } else if entry.count == 1, let text = entry["text"] as? String, !text.isEmpty {
-                    prefixes.append(.text(text))
-                } else {
-                    throw APIError(500, "\(file): shared_prefixes[\(i)] needs exactly one non-empty 'system' or 'text' string", type: "server_error")
-                }
-            }
+        do {
+            sharedPrefixes = try json["shared_prefixes"].map(SharedPrefix.list(fromJSON:)) ?? []
+        } catch {
+            throw APIError(500, "\(file): \(error)", type: "server_error")
         }
-        sharedPrefixes = prefixes
     }
 
     /// The tenant of an `Authorization: Bearer KEY` header, or a 401.

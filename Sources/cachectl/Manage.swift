@@ -86,13 +86,16 @@ struct Warm: AsyncParsableCommand {
         discussion: """
             One JSON object per line: {"prompt": "text"}, {"messages": [{"role": "user", "content": "..."}]} \
             or {"tokens": [1, 2, 3]}. With --tenant the blocks are stored under that tenant's salt, \
-            derived as `verbatim serve` derives it; without, under no salt (a server without tenants).
+            derived as `verbatim serve` derives it; without, under no salt (a server without tenants). \
+            With --tenants (the server's tenants file) its shared_prefixes are keyed as the server keys \
+            them: public whole blocks, the tenant's salt from the first block after.
             """)
 
     @OptionGroup var path: PathOption
     @Option(help: "The GGUF model file.") var model: String
     @Argument(help: "The prompts (JSON lines).") var file: String
     @Option(help: "Tenant id (as in the server's tenants file) whose cache to warm; default none.") var tenant: String?
+    @Option(help: "The server's tenants file, for its shared_prefixes (used with --tenant).") var tenants: String?
     @Option(help: "Tokens per KV block (must match the service's).") var blockSize = 32
     @Option(help: "Prompts in flight at once.") var concurrency = 4
 
@@ -119,6 +122,7 @@ struct Warm: AsyncParsableCommand {
             throw Failure("cachectl: \(model): \(error)", status: Failure.model)
         }
         let saltBytes = tenant.map(ContentAddress.tenantSalt) ?? []
+        let shared = SharedPrefixes(try readSharedPrefixes(), engine: engine)
         let parameters: GenerateParameters = {
             var p = GenerateParameters(maxTokens: 1)
             p.parseSpecialTokens = false   // as the server reads client text
@@ -134,7 +138,10 @@ struct Warm: AsyncParsableCommand {
                 group.addTask {
                     do {
                         var summary: GenerationSummary?
-                        for await event in try engine.generate(prompt, parameters: parameters, salt: saltBytes) {
+                        let tokens = try engine.tokens(of: prompt, parameters: parameters)
+                        let stream = try engine.generate(.tokens(tokens), parameters: parameters, salt: saltBytes,
+                                                         sharedPrefixTokens: saltBytes.isEmpty ? 0 : shared.length(of: tokens))
+                        for await event in stream {
                             if case .summary(let s) = event { summary = s }
                         }
                         return (summary?.promptTokens ?? 0, summary?.cachedPromptTokens ?? 0, nil)
@@ -159,6 +166,19 @@ struct Warm: AsyncParsableCommand {
         for f in failed { print("failed \(f)") }
         if let failure = store.writeFailure { throw Failure("cachectl: the cache could not be written: \(failure)", status: Failure.storage) }
         if !failed.isEmpty { throw ExitCode(Failure.mismatch) }
+    }
+
+    private func readSharedPrefixes() throws -> [SharedPrefix] {
+        guard let tenants else { return [] }
+        guard let data = FileManager.default.contents(atPath: tenants),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw Failure("cachectl: cannot read \(tenants) as a JSON object", status: 64)
+        }
+        do {
+            return try json["shared_prefixes"].map(SharedPrefix.list(fromJSON:)) ?? []
+        } catch {
+            throw Failure("cachectl: \(tenants): \(error)", status: 64)
+        }
     }
 
     private func readPrompts() throws -> [Prompt] {

@@ -219,8 +219,8 @@ struct CacheCtlTests {
         #expect(try cachectl(["verify", "--all", "--path", cache]).status == 0)
     }
 
-    @Test("warm prefills a JSONL file's prompts; the engine then hits them")
-    func warm() throws {
+    @Test("warm prefills a JSONL file's prompts; the engine then hits them; --tenants keys shared prefixes as the server does")
+    func warm() async throws {
         let cache = CacheProcessTests.folder()
         let file = cache + ".jsonl"
         defer { try? FileManager.default.removeItem(atPath: cache); try? FileManager.default.removeItem(atPath: file) }
@@ -245,6 +245,41 @@ struct CacheCtlTests {
         let someKey = try #require(warmed.first?["key"] as? String)
         let header = try json(cachectl(["inspect", someKey, "--path", tenantCache, "--json"]))
         #expect(header["salt_digest"] as? String == EntryIdentity.saltDigest(ContentAddress.tenantSalt("acme")).description)
+
+        // --tenants: the server's shared prefixes are keyed as the server keys them, so another
+        // tenant finds the public system prompt's whole blocks (and nothing of acme's own).
+        let system = "You answer questions about the history of printing and of books. Be brief, name your sources, "
+            + "give dates as years, and say plainly when a date is uncertain or disputed among historians."
+        let sharedCache = cache + "-shared", tenantsFile = cache + ".tenants.json", chatFile = cache + ".chat.jsonl"
+        defer { for f in [sharedCache, tenantsFile, chatFile] { try? FileManager.default.removeItem(atPath: f) } }
+        let tenantsJSON: [String: Any] = ["tenants": [["id": "acme", "keys": ["k1"]], ["id": "zenith", "keys": ["k2"]]],
+                                          "shared_prefixes": [["system": system]]]
+        try JSONSerialization.data(withJSONObject: tenantsJSON).write(to: URL(fileURLWithPath: tenantsFile))
+        let chatLine = try JSONSerialization.data(withJSONObject: ["messages": [["role": "system", "content": system],
+                                                                                ["role": "user", "content": "Who printed the first Bible in Europe?"]]])
+        try chatLine.write(to: URL(fileURLWithPath: chatFile))
+        let sharedWarm = try cachectl(["warm", "--model", CLI.modelPath, chatFile, "--path", sharedCache, "--tenant", "acme", "--tenants", tenantsFile])
+        #expect(sharedWarm.status == 0, "\(sharedWarm.stderr)")
+        do {
+            var configuration = EngineConfiguration()
+            configuration.cache = try CacheStore(directory: sharedCache)
+            configuration.completionCache = false
+            let engine = try Engine(modelPath: CLI.modelPath, configuration: configuration)
+            let prefixes = SharedPrefixes([.system(system)], engine: engine)
+            let other = try engine.tokens(of: .chat([ChatMessage(role: "system", content: system),
+                                                      ChatMessage(role: "user", content: "When did paper reach Spain?")]))
+            let shared = prefixes.length(of: other)
+            try #require(shared >= 32, "the system prompt spans a whole block")
+            var summary: GenerationSummary?
+            for await event in try engine.generate(.tokens(other), parameters: GenerateParameters(maxTokens: 1),
+                                                   salt: ContentAddress.tenantSalt("zenith"), sharedPrefixTokens: shared) {
+                if case .summary(let s) = event { summary = s }
+            }
+            #expect(summary?.cachedPromptTokens == shared / 32 * 32, "zenith reuses the public whole blocks acme's warm stored")
+            await engine.shutdown()
+        }
+        let badTenants = try cachectl(["warm", "--model", CLI.modelPath, chatFile, "--path", sharedCache, "--tenant", "acme", "--tenants", file])
+        #expect(badTenants.status == 64 && badTenants.stderr.contains(file))
 
         let bad = cache + ".bad.jsonl"
         defer { try? FileManager.default.removeItem(atPath: bad) }

@@ -49,7 +49,7 @@ struct ForwardBench: ParsableCommand {
         let file = try GGUFFile(path: model)
         let lm = try LlamaModel(file: file)
         let tokenizer = try Tokenizer(file: file)
-        let tokens = Array(tokenizer.encode(realText()).prefix(max(prompt, context)))
+        let tokens = Array(tokenizer.encode(realText()).prefix(max(prompt, context + 1)))   // the breakdown decodes token `context`
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
         print("model \(model)\nnumerics \(KernelConfig.numericsProfile(kv: .f32)), ISA \(KernelConfig.isa), \(runs) runs per row, medians\n")
 
