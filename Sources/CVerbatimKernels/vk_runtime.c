@@ -140,7 +140,9 @@ void *vk_alloc_huge(size_t bytes) {
     if (size == 0) size = huge;
     void *p = aligned_alloc(huge, size);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (p) (void)madvise(p, size, MADV_HUGEPAGE); // advice: refused is fine
+    // Advice: refused is fine. VERBATIM_HUGE_PAGES=0 turns it off (to measure what it gives).
+    const char *env = getenv("VERBATIM_HUGE_PAGES");
+    if (p && !(env && env[0] == '0')) (void)madvise(p, size, MADV_HUGEPAGE);
 #endif
     return p;
 }

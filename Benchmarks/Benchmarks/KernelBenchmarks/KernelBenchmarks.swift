@@ -43,7 +43,9 @@ func benchWeights(_ type: WeightType, k: Int, n: Int, _ rng: inout BenchRandom) 
             }
         }
     }
-    return try! raw.withUnsafeBytes { try PackedWeights(type: type, k: k, n: n, raw: $0) }
+    // In an arena of its own, on huge pages, as a loaded model holds its weights.
+    let arena = WeightArena(capacity: WeightArena.footprint(PackedWeights.byteCount(type: type, k: k, n: n)))
+    return try! raw.withUnsafeBytes { try PackedWeights(type: type, k: k, n: n, raw: $0, arena: arena) }
 }
 
 let benchmarks: @Sendable () -> Void = {
