@@ -131,7 +131,12 @@ final class EngineCache: @unchecked Sendable {
         var partial = 0
         if next < context.count - 1 {
             let wanted = identity(r, keys, restored, context, end: min(next + blockSize, context.count - 1))
-            if let hit = store.readLongestSibling(wanted, blockSize: blockSize, { payload, run in
+            let parent = restored == 0 ? nil : keys[restored - 1]
+            let addressOf = { [model, profile, blockSize] (tokens: [TokenID]) in
+                ContentAddress.kvKey(index: restored, parent: parent, model: model, profile: profile, salt: r.salt,
+                                     sharedBlocks: self.sharedBlocks(r), blockSize: blockSize, tokens: tokens[...])
+            }
+            if let hit = store.readLongestSibling(wanted, blockSize: blockSize, key: addressOf, { payload, run in
                 try kv.extend(r.sequence, partialBlock: payload, tokens: run)
             }), kv.length(of: r.sequence) == next + hit.tokens {
                 partial = hit.tokens

@@ -535,10 +535,15 @@ extension CacheStore {
     /// one block's worth). Its payload is verified and handed to `body` with the run's length,
     /// zero-copy, inside the read transaction. Rows 0..<run of that block are exactly the rows
     /// the request would compute: a position's K and V depend only on the tokens up to it.
-    /// Local entries only; at most `maxCandidates` siblings are compared.
+    /// `key` gives the content address a block of this group has for given tokens: a candidate
+    /// counts only if its key is the address of the tokens its header records. The checksum
+    /// covers the payload, not the header; a chain lookup is safe from a damaged header because
+    /// it asks by the address of the request's own tokens, and this check gives a sibling the
+    /// same binding. Local entries only; at most `maxCandidates` siblings are compared.
     @available(*, noasync)
     @discardableResult
     public func readLongestSibling(_ expected: EntryIdentity, blockSize: Int, maxCandidates: Int = 256,
+                                   key: ([TokenID]) -> Digest128,
                                    _ body: (UnsafeRawBufferPointer, Int) throws -> Void) -> (key: Digest128, tokens: Int)? {
         guard let siblings, expected.kind == .kvBlock, !expected.tokens.isEmpty, expected.tokens.count <= blockSize else { return nil }
         let group = ContentAddress.kvSiblings(of: expected, blockSize: blockSize)
@@ -550,14 +555,15 @@ extension CacheStore {
                     guard k.count == 32, Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[0..<16])) == group,
                           seen < maxCandidates else { return false }
                     seen += 1
-                    guard let key = Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[16..<32])),
-                          let stored = try txn.get(entries, key.bytes), let candidate = EntryCodec.identity(stored),
+                    guard let candidateKey = Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[16..<32])),
+                          let stored = try txn.get(entries, candidateKey.bytes), let candidate = EntryCodec.identity(stored),
                           candidate.kind == .kvBlock, candidate.model == expected.model, candidate.profile == expected.profile,
                           candidate.saltDigest == expected.saltDigest, candidate.parent == expected.parent,
                           candidate.tokens.count == blockSize, candidate.sampling.isEmpty else { return true }
                     let run = zip(candidate.tokens, expected.tokens).prefix { $0 == $1 }.count
-                    if run > (best?.run ?? 0) { best = (key, candidate, run) }
-                    return run < expected.tokens.count
+                    // The address check last: it hashes, and only a longer run needs it.
+                    if run > (best?.run ?? 0) && key(candidate.tokens) == candidateKey { best = (candidateKey, candidate, run) }
+                    return (best?.run ?? 0) < expected.tokens.count   // a whole match cannot be beaten
                 }
                 guard let best, let stored = try txn.get(entries, best.key.bytes) else { return nil }
                 switch EntryCodec.verify(stored, expected: best.identity) {

@@ -97,7 +97,7 @@ struct CacheStoreTests {
         #expect(stats.kvBlocks == 1 && stats.payloadBytes == data.count)
     }
 
-    @Test("siblings: the stored block sharing the longest run of a block's first tokens is found and verified; salt, parent and eviction are respected")
+    @Test("siblings: the stored block sharing the longest run of a block's first tokens is found and verified; salt, parent, address and eviction are respected")
     func longestSibling() throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -114,20 +114,26 @@ struct CacheStoreTests {
             keys.append(key)
             payload(10 + i).withUnsafeBytes { store.put(key, identity: kvIdentity(tokens, parent: parent), payload: $0) }
         }
+        // The address a block after `parent` has for its tokens (the salt is in the root, so the
+        // same formula holds under salt [7]).
+        let address = { (tokens: [TokenID]) in
+            ContentAddress.kvKey(index: 1, parent: parent, model: model, profile: profile, salt: [], blockSize: 32, tokens: tokens[...])
+        }
         // A block with the same first 24 tokens under another salt: never a candidate.
         let salted = Array(query.prefix(24)) + Array(8000..<8008)
-        payload(20).withUnsafeBytes {
-            store.put(Digest128(high: 9, low: 9), identity: kvIdentity(salted, parent: parent, salt: [7]), payload: $0)
-        }
+        payload(20).withUnsafeBytes { store.put(address(salted), identity: kvIdentity(salted, parent: parent, salt: [7]), payload: $0) }
+        // A header that does not match its address (as a damaged one would): its 22-token run is ignored.
+        let damaged = Array(query.prefix(22)) + Array(8100..<8110)
+        payload(21).withUnsafeBytes { store.put(address(Array(8200..<8232)), identity: kvIdentity(damaged, parent: parent), payload: $0) }
         store.flush()
         var got: (bytes: [UInt8], run: Int)?
-        let hit = store.readLongestSibling(kvIdentity(query, parent: parent), blockSize: 32) { got = (Array($0), $1) }
+        let hit = store.readLongestSibling(kvIdentity(query, parent: parent), blockSize: 32, key: address) { got = (Array($0), $1) }
         #expect(hit?.key == keys[1] && hit?.tokens == 20 && got?.run == 20 && got?.bytes == payload(11))
         // Under the salt, the salted block is the one (24 tokens); under another parent, nothing.
-        #expect(store.readLongestSibling(kvIdentity(query, parent: parent, salt: [7]), blockSize: 32) { _, _ in }?.tokens == 24)
-        #expect(store.readLongestSibling(kvIdentity(query, parent: keys[0]), blockSize: 32) { _, _ in } == nil)
+        #expect(store.readLongestSibling(kvIdentity(query, parent: parent, salt: [7]), blockSize: 32, key: address) { _, _ in }?.tokens == 24)
+        #expect(store.readLongestSibling(kvIdentity(query, parent: keys[0]), blockSize: 32, key: address) { _, _ in } == nil)
         // No shared first token: no hit.
-        #expect(store.readLongestSibling(kvIdentity(Array(9000..<9010), parent: parent), blockSize: 32) { _, _ in } == nil)
+        #expect(store.readLongestSibling(kvIdentity(Array(9000..<9010), parent: parent), blockSize: 32, key: address) { _, _ in } == nil)
         // Eviction removes the index rows with the entries.
         func indexRows() throws -> Int {
             try store.env.read { txn in
@@ -136,10 +142,10 @@ struct CacheStoreTests {
                 return n
             }
         }
-        #expect(try indexRows() == 4)
+        #expect(try indexRows() == 5)
         store.evictAll()
         #expect(try indexRows() == 0)
-        #expect(store.readLongestSibling(kvIdentity(query, parent: parent), blockSize: 32) { _, _ in } == nil)
+        #expect(store.readLongestSibling(kvIdentity(query, parent: parent), blockSize: 32, key: address) { _, _ in } == nil)
     }
 
     @Test("content addresses: the chain depends on every earlier token, the salt and the model")
