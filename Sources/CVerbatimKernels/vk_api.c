@@ -114,6 +114,7 @@ typedef struct {
     const float *xsum; // (rows, k / 32) for Q4_1, else NULL
     int64_t rows, k, n, pb, row_chunk, n_row_chunks;
     int type;
+    int solo; // one thread runs every item (a hint for the memory walk; bits never depend on it)
 } linear_job;
 
 static void linear_item(void *ctx, int64_t item, int tid) {
@@ -126,7 +127,7 @@ static void linear_item(void *ctx, int64_t item, int tid) {
     j->ops->linear_group(j->x + r0 * j->k, j->k, rows,
                          j->w + g * VK_GROUP_PANELS * j->pb, j->pb, j->type, j->k,
                          j->y + r0 * j->n + c0, j->n, j->n - c0,
-                         j->xsum ? j->xsum + r0 * (j->k / VK_QBLOCK) : NULL);
+                         j->xsum ? j->xsum + r0 * (j->k / VK_QBLOCK) : NULL, j->solo);
 }
 
 // Block sums of x for Q4_1, per calling thread: grows to the largest size seen
@@ -180,6 +181,7 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
         .ops = vk_current_ops(), .x = x, .w = packed, .y = y, .xsum = xsum, .rows = rows,
         .k = k, .n = n, .pb = vk_panel_bytes(type, k), .type = type,
         .row_chunk = chunk, .n_row_chunks = (rows + chunk - 1) / chunk,
+        .solo = vk_get_threads() == 1,
     };
     vk_parallel(groups * j.n_row_chunks, linear_item, &j);
 }

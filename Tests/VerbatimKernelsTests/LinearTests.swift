@@ -11,12 +11,15 @@ extension KernelTests {
             (1, 32, 1), (1, 64, 16), (2, 96, 17), (3, 32, 63), (4, 64, 64), (5, 160, 65),
             (6, 32, 100), (7, 64, 129), (12, 96, 48), (13, 32, 200), (25, 64, 31), (64, 32, 70),
             (97, 64, 33), (300, 32, 20), (11, 576, 77), (8, 1536, 50), (130, 96, 129), (2, 64, 1000),
+            (1, 96, 70), (1, 576, 200), (1, 1536, 65), // one row: odd and even block counts
         ]
         static let plainShapes: [(Int, Int, Int)] = [
             (1, 1, 1), (2, 3, 5), (5, 17, 33), (13, 33, 70), (1, 100, 129), (40, 7, 65), (299, 45, 19), (3, 577, 200),
         ]
 
-        @Test("AVX2 and AVX-512 give the portable bits for every weight type and many shapes", arguments: WeightType.allCases)
+        // One thread and several: a single-row linear on one thread walks memory
+        // differently (vk_simd_kernels.h), so both walks are compared.
+        @Test("AVX2 and AVX-512 give the portable bits for every weight type and many shapes, on 1 and several threads", arguments: WeightType.allCases)
         func pathsMatchPortable(type: WeightType) throws {
             var rng = SeededRandom(0x1000 + UInt64(type.rawValue))
             let shapes = type.blockSize == 1 ? Self.shapes + Self.plainShapes : Self.shapes
@@ -25,8 +28,10 @@ extension KernelTests {
                 let x = rng.floats(m * k)
                 let ref = withConfig(isa: .portable) { runLinear(x, rows: m, w) }
                 for isa in optimisedISAs {
-                    let y = withConfig(isa: isa) { runLinear(x, rows: m, w) }
-                    expectSameBits(y, ref, "\(type) \(isa) m=\(m) k=\(k) n=\(n)")
+                    for threads in [1, max(2, KernelConfig.threads)] {
+                        let y = withConfig(isa: isa, threads: threads) { runLinear(x, rows: m, w) }
+                        expectSameBits(y, ref, "\(type) \(isa) threads=\(threads) m=\(m) k=\(k) n=\(n)")
+                    }
                 }
             }
         }
