@@ -114,20 +114,22 @@ typedef struct {
     const float *xsum; // (rows, k / 32) for Q4_1, else NULL
     int64_t rows, k, n, pb, row_chunk, n_row_chunks;
     int type;
-    int solo; // one thread runs every item (a hint for the memory walk; bits never depend on it)
+    int64_t groups, gpi; // column groups, and consecutive groups per item
 } linear_job;
 
 static void linear_item(void *ctx, int64_t item, int tid) {
     (void)tid;
     const linear_job *j = ctx;
-    int64_t g = item / j->n_row_chunks, rc = item % j->n_row_chunks;
+    int64_t gi = item / j->n_row_chunks, rc = item % j->n_row_chunks;
     int64_t r0 = rc * j->row_chunk;
     int64_t rows = j->rows - r0 < j->row_chunk ? j->rows - r0 : j->row_chunk;
-    int64_t c0 = g * VK_GROUP_COLS;
-    j->ops->linear_group(j->x + r0 * j->k, j->k, rows,
-                         j->w + g * VK_GROUP_PANELS * j->pb, j->pb, j->type, j->k,
-                         j->y + r0 * j->n + c0, j->n, j->n - c0,
-                         j->xsum ? j->xsum + r0 * (j->k / VK_QBLOCK) : NULL, j->solo);
+    for (int64_t g = gi * j->gpi; g < (gi + 1) * j->gpi && g < j->groups; g++) {
+        int64_t c0 = g * VK_GROUP_COLS;
+        j->ops->linear_group(j->x + r0 * j->k, j->k, rows,
+                             j->w + g * VK_GROUP_PANELS * j->pb, j->pb, j->type, j->k,
+                             j->y + r0 * j->n + c0, j->n, j->n - c0,
+                             j->xsum ? j->xsum + r0 * (j->k / VK_QBLOCK) : NULL);
+    }
 }
 
 // Block sums of x for Q4_1, per calling thread: grows to the largest size seen
@@ -181,9 +183,17 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
         .ops = vk_current_ops(), .x = x, .w = packed, .y = y, .xsum = xsum, .rows = rows,
         .k = k, .n = n, .pb = vk_panel_bytes(type, k), .type = type,
         .row_chunk = chunk, .n_row_chunks = (rows + chunk - 1) / chunk,
-        .solo = vk_get_threads() == 1,
+        .groups = groups, .gpi = 1,
     };
-    vk_parallel(groups * j.n_row_chunks, linear_item, &j);
+    // One row streams the weights once: give each item a run of consecutive
+    // groups (about two items per thread), so that every thread reads one
+    // forward stream rather than every other 64 columns. Measured with two
+    // threads from DRAM: Q4_1 22-23 -> 28-30 GB/s, Q8_0 28 -> 27-33.
+    if (rows == 1) {
+        j.gpi = groups / (2 * (int64_t)vk_get_threads());
+        if (j.gpi < 1) j.gpi = 1;
+    }
+    vk_parallel((groups + j.gpi - 1) / j.gpi * j.n_row_chunks, linear_item, &j);
 }
 
 // ---- row-wise kernels -----------------------------------------------------------

@@ -73,12 +73,11 @@ typedef struct {
     // y (rows, ncols) for one group of VK_GROUP_PANELS panels starting at
     // `group`; x (rows, k) with row stride ldx; y row stride ldy; ncols <= 64.
     // xsum (rows, k / 32), row stride k / 32: the block sums of x (vk_block_sums),
-    // used by Q4_1 only (NULL otherwise). solo: one thread runs the whole call
-    // (it may pick another walk through memory; never other bits).
+    // used by Q4_1 only (NULL otherwise).
     void (*linear_group)(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,
-                         const float *xsum, int solo);
+                         const float *xsum);
     void (*rmsnorm_row)(const float *x, const float *w, float *y, int64_t dim,
                         float eps);
     void (*swiglu)(const float *gate, const float *up, float *out, int64_t n);
