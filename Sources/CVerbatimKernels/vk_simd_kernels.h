@@ -13,8 +13,8 @@
 #include "vk_simd.h"
 
 #define VK_MAX_NP 4
-// One row of Q4_1: blocks in flight per panel (measured: 2 beat 1 and 4 on
-// both paths).
+// One row of Q4_0/Q4_1: blocks in flight per panel (measured: 2 beat 1 and 4
+// on both paths).
 #define VK_ROW_BLOCKS_Q4 2
 
 // ---- linear -------------------------------------------------------------
@@ -230,15 +230,21 @@ VKI void linear_group_t(const int type, const float *x, int64_t ldx,
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t pb, int type, int64_t k,
                          float *y, int64_t ldy, int64_t ncols, const float *xsum) {
-    if (rows == 1 && type == VK_W_Q4_1) {
-        // One row of Q4_1: one panel at a time with VK_ROW_BLOCKS_Q4 blocks in
-        // flight (one forward stream through memory) rather than the group's 4
-        // panels side by side. Measured from DRAM on this machine, one thread:
-        // 11-12 -> 13-16 GB/s; two threads (with vk_linear's runs of groups):
-        // 22-23 -> 28-30 GB/s. Same bits: only independent chains interleave.
-        for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++)
-            row_tile_quant(VK_W_Q4_1, 1, VK_ROW_BLOCKS_Q4, x, group + p * pb, pb, k, y + p * VK_NR,
-                           ncols - p * VK_NR, xsum);
+    if (rows == 1 && type >= VK_W_Q8_0) {
+        // One row of quantised weights: one panel at a time, its blocks in
+        // address order, so that the weights are one forward stream through
+        // memory (the group's 4 panels side by side were 4 streams). Q4 keeps
+        // 2 blocks in flight; for Q8_0 out-of-order execution already overlaps
+        // the blocks (each starts a new chain), and 2 in flight were slower.
+        // Measured from DRAM on this machine, one thread: Q4_1 11-12 -> 13-16,
+        // Q4_0 9.5 -> 12, Q8_0 17 -> 26 GB/s; two threads (with vk_linear's
+        // runs of groups): Q4_1 22 -> 29, Q8_0 32 -> 46. Same bits: only
+        // independent chains interleave differently.
+        for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++) {
+            const uint8_t *panel = group + p * pb;
+            if (type == VK_W_Q8_0) row_tile_quant(type, 1, 1, x, panel, pb, k, y + p * VK_NR, ncols - p * VK_NR, xsum);
+            else row_tile_quant(type, 1, VK_ROW_BLOCKS_Q4, x, panel, pb, k, y + p * VK_NR, ncols - p * VK_NR, xsum);
+        }
         return;
     }
     switch (type) {
