@@ -26,11 +26,14 @@ let package = Package(
             ],
             path: "Sources/verbatim-bench"
         ),
+        // One core's peak fma rate and plain read rate: the limits the kernel figures are fractions of.
+        .target(name: "MachineLimits", path: "Sources/MachineLimits"),
         .executableTarget(
             name: "KernelBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "VerbatimKernels", package: "Verbatim"),
+                "MachineLimits",
             ],
             path: "Benchmarks/KernelBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -118,17 +118,17 @@ typedef struct {
 } linear_job;
 
 static void linear_item(void *ctx, int64_t item, int tid) {
-    (void)tid;
     const linear_job *j = ctx;
     int64_t gi = item / j->n_row_chunks, rc = item % j->n_row_chunks;
     int64_t r0 = rc * j->row_chunk;
     int64_t rows = j->rows - r0 < j->row_chunk ? j->rows - r0 : j->row_chunk;
+    float *scratch = j->type >= VK_W_Q8_0 && rows > 1 ? vk_scratch(tid, j->k * VK_GROUP_COLS) : NULL;
     for (int64_t g = gi * j->gpi; g < (gi + 1) * j->gpi && g < j->groups; g++) {
         int64_t c0 = g * VK_GROUP_COLS;
         j->ops->linear_group(j->x + r0 * j->k, j->k, rows,
                              j->w + g * VK_GROUP_PANELS * j->pb, j->pb, j->type, j->k,
                              j->y + r0 * j->n + c0, j->n, j->n - c0,
-                             j->xsum ? j->xsum + r0 * (j->k / VK_QBLOCK) : NULL);
+                             j->xsum ? j->xsum + r0 * (j->k / VK_QBLOCK) : NULL, scratch);
     }
 }
 

@@ -73,11 +73,12 @@ typedef struct {
     // y (rows, ncols) for one group of VK_GROUP_PANELS panels starting at
     // `group`; x (rows, k) with row stride ldx; y row stride ldy; ncols <= 64.
     // xsum (rows, k / 32), row stride k / 32: the block sums of x (vk_block_sums),
-    // used by Q4_1 only (NULL otherwise).
+    // used by Q4_1 only (NULL otherwise). scratch: room for k * 64 floats the
+    // call may use (quantised types), or NULL.
     void (*linear_group)(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,
-                         const float *xsum);
+                         const float *xsum, float *scratch);
     void (*rmsnorm_row)(const float *x, const float *w, float *y, int64_t dim,
                         float eps);
     void (*swiglu)(const float *gate, const float *up, float *out, int64_t n);

@@ -68,7 +68,8 @@ static void panel_block(const uint8_t *panel, int type, int64_t b, int c,
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,
-                         const float *xsum) {
+                         const float *xsum, float *scratch) {
+    (void)scratch;
     const int quant = type >= VK_W_Q8_0;
     const int64_t nb = k / VK_QBLOCK;
     for (int p = 0; p < VK_GROUP_PANELS; p++) {

@@ -105,9 +105,11 @@ VKI void row_tile_quant(const int type, const int np, const int rb, const float 
 // One register tile: rows 0..<mr of x, panels 0..<np from `w` (panel stride pb),
 // all of k. ncols: valid columns from the tile's first column (may exceed np*16).
 // xsum: block sums of the tile's rows (row stride k / 32), Q4_1 only.
+// qfp (quantised types, may be NULL): the same panels with their integers
+// already converted to floats, (k, 16) per panel, panel stride k * 16.
 VKI void tile(const int type, const int mr, const int np, const float *x,
               int64_t ldx, const uint8_t *w, int64_t pb, int64_t k, float *y,
-              int64_t ldy, int64_t ncols, const float *xsum) {
+              int64_t ldy, int64_t ncols, const float *xsum, const float *qfp) {
     vf acc[VK_TILE_MR][VK_MAX_NP];
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
@@ -141,6 +143,14 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         const int64_t nb = k / VK_QBLOCK;
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = w + b * bb;
+            if (qfp) {
+                for (int j = 0; j < VK_QBLOCK; j++) {
+                    vf wv[VK_MAX_NP];
+                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                        wv[p] = v_load(qfp + p * k * VK_NR + (b * VK_QBLOCK + j) * VK_NR);
+                    TILE_FMA(b * VK_QBLOCK + j, wv);
+                }
+            } else {
             // Several rows (one row takes row_tile_quant): convert the block's integers
             // to floats once, into an L1 buffer (32 k, np panels), then run the plain loop over it.
             float qf[VK_QBLOCK * VK_MAX_NP * 16] __attribute__((aligned(64)));
@@ -163,6 +173,7 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
                     wv[p] = v_load(qf + (j * VK_MAX_NP + p) * 16);
                 TILE_FMA(b * VK_QBLOCK + j, wv);
+            }
             }
             // Row by row, so that one broadcast of the row's block sum is live at a time.
             vf d[VK_MAX_NP], m[VK_MAX_NP];
@@ -200,13 +211,46 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         if ((int64_t)q * VK_NR >= ncols) break;                                    \
         tile(type, MR, VK_TILE_NP(MR), x + r * ldx, ldx, group + q * pb, pb, k,    \
              y + r * ldy + q * VK_NR, ldy, ncols - (int64_t)q * VK_NR,              \
-             xsum ? xsum + r * (k / VK_QBLOCK) : xsum);                             \
+             xsum ? xsum + r * (k / VK_QBLOCK) : xsum,                              \
+             qf_all ? qf_all + q * k * VK_NR : qf_all);                             \
     }
+
+// The integers of a group's panels as floats, (k, 16) per panel: one pass,
+// so that every row tile of the call reads them instead of converting again.
+VKI void convert_group(const int type, const uint8_t *group, int64_t pb, int64_t k,
+                       int64_t ncols, float *out) {
+    const int q8 = type == VK_W_Q8_0, q41 = type == VK_W_Q4_1;
+    const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
+    const int64_t bb = hb + (q8 ? VK_QBLOCK : VK_QBLOCK / 2) * VK_NR;
+    for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++)
+        for (int64_t b = 0; b < k / VK_QBLOCK; b++) {
+            const uint8_t *qs = group + p * pb + b * bb + hb;
+            float *o = out + p * k * VK_NR + b * VK_QBLOCK * VK_NR; // (32, 16)
+            if (q8) {
+                for (int j = 0; j < VK_QBLOCK; j++) v_store(o + j * VK_NR, v_from_int(vi_load_i8(qs + j * VK_NR)));
+            } else {
+                for (int t = 0; t < VK_QBLOCK / 2; t++) {
+                    vi qb = vi_load_u8(qs + t * VK_NR);
+                    vi lo = vi_and(qb, vi_set1(15)), hi = vi_srli(qb, 4);
+                    v_store(o + 2 * t * VK_NR, v_from_int(q41 ? lo : vi_sub(lo, vi_set1(8))));
+                    v_store(o + (2 * t + 1) * VK_NR, v_from_int(q41 ? hi : vi_sub(hi, vi_set1(8))));
+                }
+            }
+        }
+}
 
 VKI void linear_group_t(const int type, const float *x, int64_t ldx,
                         int64_t rows, const uint8_t *group, int64_t pb,
                         int64_t k, float *y, int64_t ldy, int64_t ncols,
-                        const float *xsum) {
+                        const float *xsum, float *scratch) {
+    // Quantised weights and more than one row tile: convert the group once
+    // (k * 64 floats, in L2) rather than once per row tile. Same values, so
+    // the same bits.
+    const float *qf_all = NULL;
+    if (type >= VK_W_Q8_0 && scratch && rows > VK_TILE_MR) {
+        convert_group(type, group, pb, k, ncols, scratch);
+        qf_all = scratch;
+    }
     int64_t r = 0;
     for (; r + VK_TILE_MR <= rows; r += VK_TILE_MR) { GROUP_ROWS(VK_TILE_MR) }
     switch (rows - r) {
@@ -229,7 +273,8 @@ VKI void linear_group_t(const int type, const float *x, int64_t ldx,
 
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t pb, int type, int64_t k,
-                         float *y, int64_t ldy, int64_t ncols, const float *xsum) {
+                         float *y, int64_t ldy, int64_t ncols, const float *xsum,
+                         float *scratch) {
     if (rows == 1 && type >= VK_W_Q8_0) {
         // One row of quantised weights: one panel at a time, its blocks in
         // address order, so that the weights are one forward stream through
@@ -248,12 +293,12 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
         return;
     }
     switch (type) {
-    case VK_W_F32: linear_group_t(VK_W_F32, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
-    case VK_W_F16: linear_group_t(VK_W_F16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
-    case VK_W_BF16: linear_group_t(VK_W_BF16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
-    case VK_W_Q8_0: linear_group_t(VK_W_Q8_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
-    case VK_W_Q4_0: linear_group_t(VK_W_Q4_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
-    case VK_W_Q4_1: linear_group_t(VK_W_Q4_1, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum); break;
+    case VK_W_F32: linear_group_t(VK_W_F32, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_F16: linear_group_t(VK_W_F16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_BF16: linear_group_t(VK_W_BF16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_Q8_0: linear_group_t(VK_W_Q8_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_Q4_0: linear_group_t(VK_W_Q4_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_Q4_1: linear_group_t(VK_W_Q4_1, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
     default: break;
     }
 }

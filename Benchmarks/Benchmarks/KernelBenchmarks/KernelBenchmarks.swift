@@ -1,9 +1,14 @@
 // Kernel benchmarks: linear (GFLOP/s, and weight GB/s for one row), attention
 // over paged KV at several context lengths, RMSNorm, log-softmax. Every case
 // runs on each optimised path the CPU supports; the thread count is the default
-// (VERBATIM_THREADS or one per core).
+// (VERBATIM_THREADS or one per core). The "limit" cases measure, in the same
+// run, what one core can do at all: the peak f32 fma rate and the rate of a
+// plain read loop from DRAM and from L2; the README gives the kernels' figures
+// as fractions of those.
 // Run: swift package --package-path Benchmarks benchmark --target KernelBenchmarks
 import Benchmark
+import Glibc
+import MachineLimits
 import VerbatimKernels
 
 /// SplitMix64 for reproducible inputs.
@@ -52,9 +57,49 @@ let benchmarks: @Sendable () -> Void = {
     let gflops = BenchmarkMetric.custom("GFLOP/s", polarity: .prefersLarger, useScalingFactor: false)
     let weightGBs = BenchmarkMetric.custom("weight GB/s", polarity: .prefersLarger, useScalingFactor: false)
     let kvGBs = BenchmarkMetric.custom("KV GB/s", polarity: .prefersLarger, useScalingFactor: false)
+    let readGBs = BenchmarkMetric.custom("read GB/s", polarity: .prefersLarger, useScalingFactor: false)
     let paths = KernelConfig.supportedISAs.filter { $0 != .portable }
     let threads = KernelConfig.threads
     var rng = BenchRandom(state: 42)
+
+    // The limits of one core, per path.
+    let limitPaths: [(String, Int32)] = [("avx512", Int32(ML_AVX512)), ("avx2", Int32(ML_AVX2))].filter { ml_supported($0.1) != 0 }
+    let readBuffers: [(String, Int)] = [("DRAM, 256 MiB", 256 << 20), ("L2, 512 KiB", 512 << 10)]
+    for (name, path) in limitPaths {
+        Benchmark(
+            "limit f32 fma peak \(name) one core",
+            configuration: .init(metrics: [.wallClock, gflops], maxDuration: .seconds(1), maxIterations: 20)
+        ) { benchmark in
+            let rounds: Int64 = 20_000_000
+            benchmark.startMeasurement()
+            let start = ContinuousClock.now
+            for _ in benchmark.scaledIterations { blackHole(ml_fma_rounds(path, rounds)) }
+            let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
+            benchmark.stopMeasurement()
+            benchmark.measurement(gflops, Int(Double(rounds) * Double(ML_FMA_CHAINS) * 32 / seconds / 1e9))
+        }
+        for (level, bytes) in readBuffers {
+            Benchmark(
+                "limit read \(level) \(name) one core",
+                configuration: .init(metrics: [.wallClock, readGBs], maxDuration: .seconds(1), maxIterations: bytes > 1 << 24 ? 20 : 5000)
+            ) { benchmark in
+                // On huge pages, as the packed weights are.
+                let huge = 2 << 20
+                let size = (bytes + huge - 1) / huge * huge
+                let p = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: huge)
+                defer { p.deallocate() }
+                _ = madvise(p, size, 14) // MADV_HUGEPAGE
+                memset(p, 0, size)
+                let floats = p.assumingMemoryBound(to: Float.self)
+                benchmark.startMeasurement()
+                let start = ContinuousClock.now
+                for _ in benchmark.scaledIterations { blackHole(ml_read(path, floats, Int64(bytes / 4))) }
+                let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
+                benchmark.stopMeasurement()
+                benchmark.measurement(readGBs, Int(Double(bytes) / seconds / 1e9))
+            }
+        }
+    }
 
     // Linear: the shapes of SmolLM2-135M (width 576, KV 192, FFN 1536, vocab 49152).
     let shapes = [(576, 576), (576, 192), (576, 1536), (1536, 576), (576, 49152)]

@@ -1,0 +1,76 @@
+// Peak fma rate and plain read rate of one core (see machine_limits.h).
+#include "machine_limits.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+int ml_supported(int path) {
+    __builtin_cpu_init();
+    if (path == ML_AVX512) return __builtin_cpu_supports("avx512f");
+    if (path == ML_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return 0;
+}
+
+// Twelve chains: more than fma latency x fma ports on current cores, so the
+// rate is the issue rate, not the latency.
+__attribute__((target("avx512f"))) static float fma_avx512(int64_t iterations) {
+    __m512 a[ML_FMA_CHAINS];
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < ML_FMA_CHAINS; i++) a[i] = _mm512_set1_ps((float)i);
+    for (int64_t it = 0; it < iterations; it++)
+        for (int i = 0; i < ML_FMA_CHAINS; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
+    __m512 s = a[0];
+    for (int i = 1; i < ML_FMA_CHAINS; i++) s = _mm512_add_ps(s, a[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
+// AVX2 has 16 ymm registers: 12 chains of 8 lanes, run twice per round so a
+// round is the same ML_FMA_CHAINS * 16 fmas.
+__attribute__((target("avx2,fma"))) static float fma_avx2(int64_t iterations) {
+    __m256 a[ML_FMA_CHAINS];
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < ML_FMA_CHAINS; i++) a[i] = _mm256_set1_ps((float)i);
+    for (int64_t it = 0; it < 2 * iterations; it++)
+        for (int i = 0; i < ML_FMA_CHAINS; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
+    __m256 s = a[0];
+    for (int i = 1; i < ML_FMA_CHAINS; i++) s = _mm256_add_ps(s, a[i]);
+    float l[8];
+    _mm256_storeu_ps(l, s);
+    return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+
+float ml_fma_rounds(int path, int64_t iterations) {
+    return path == ML_AVX512 ? fma_avx512(iterations) : fma_avx2(iterations);
+}
+
+__attribute__((target("avx512f"))) static float read_avx512(const float *p, int64_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int64_t i = 0; i < n; i += 64) {
+        s0 = _mm512_add_ps(s0, _mm512_load_ps(p + i));
+        s1 = _mm512_add_ps(s1, _mm512_load_ps(p + i + 16));
+        s2 = _mm512_add_ps(s2, _mm512_load_ps(p + i + 32));
+        s3 = _mm512_add_ps(s3, _mm512_load_ps(p + i + 48));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+__attribute__((target("avx2"))) static float read_avx2(const float *p, int64_t n) {
+    __m256 s[8];
+    for (int j = 0; j < 8; j++) s[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 64)
+        for (int j = 0; j < 8; j++) s[j] = _mm256_add_ps(s[j], _mm256_load_ps(p + i + 8 * j));
+    for (int j = 1; j < 8; j++) s[0] = _mm256_add_ps(s[0], s[j]);
+    float l[8];
+    _mm256_storeu_ps(l, s[0]);
+    return l[0] + l[1] + l[2] + l[3] + l[4] + l[5] + l[6] + l[7];
+}
+
+float ml_read(int path, const float *p, int64_t n) {
+    return path == ML_AVX512 ? read_avx512(p, n) : read_avx2(p, n);
+}
+
+#else
+int ml_supported(int path) { (void)path; return 0; }
+float ml_fma_rounds(int path, int64_t iterations) { (void)path; (void)iterations; return 0; }
+float ml_read(int path, const float *p, int64_t n) { (void)path; (void)p; (void)n; return 0; }
+#endif
