@@ -15,6 +15,10 @@ public final class LlamaModel: @unchecked Sendable {
         public let wGate: PackedWeights     // D -> F
         public let wUp: PackedWeights       // D -> F
         public let wDown: PackedWeights     // F -> D
+
+        /// The GGUF names of a layer's matrices (`blk.N.<name>.weight`), in the order the
+        /// loader packs them: wq, wk, wv, wo, wGate, wUp, wDown.
+        static let matrixNames = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
     }
 
     public let file: GGUFFile
@@ -49,10 +53,12 @@ public final class LlamaModel: @unchecked Sendable {
             }
             return type
         }
-        // Every packed weight in one arena (huge pages); sized first.
+        // Every packed weight in one arena (huge pages): sized first, then packed in this order
+        // (each layer's matrices in `Layer.matrixNames` order, then the output projection).
+        let outputName = config.tiedEmbeddings ? "token_embd.weight" : "output.weight"
         let packedNames = (0..<config.layerCount).flatMap { i in
-            ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"].map { "blk.\(i).\($0).weight" }
-        } + [config.tiedEmbeddings ? "token_embd.weight" : "output.weight"]
+            Layer.matrixNames.map { "blk.\(i).\($0).weight" }
+        } + [outputName]
         var arenaBytes = 0
         for name in packedNames {
             let t = try tensor(name)
@@ -60,32 +66,32 @@ public final class LlamaModel: @unchecked Sendable {
             arenaBytes += WeightArena.footprint(PackedWeights.byteCount(type: try weightType(t), k: t.dimensions[0], n: t.dimensions[1]))
         }
         let arena = WeightArena(capacity: arenaBytes)
-        func pack(_ name: String) throws -> PackedWeights {
+        let packed = try packedNames.map { name in
             let t = try tensor(name)
             return try PackedWeights(type: try weightType(t), k: t.dimensions[0], n: t.dimensions[1], raw: file.data(of: t), arena: arena)
         }
         func floats(_ name: String) throws -> [Float] { try file.floats(of: tensor(name)) }
 
+        let perLayer = Layer.matrixNames.count
         var layers: [Layer] = []
         for i in 0..<config.layerCount {
             let p = "blk.\(i)."
+            let m = Array(packed[(i * perLayer)..<((i + 1) * perLayer)]) // in Layer.matrixNames order
             layers.append(Layer(
                 attentionNorm: try floats(p + "attn_norm.weight"),
-                wq: try pack(p + "attn_q.weight"), wk: try pack(p + "attn_k.weight"),
-                wv: try pack(p + "attn_v.weight"), wo: try pack(p + "attn_output.weight"),
+                wq: m[0], wk: m[1], wv: m[2], wo: m[3],
                 ffnNorm: try floats(p + "ffn_norm.weight"),
-                wGate: try pack(p + "ffn_gate.weight"), wUp: try pack(p + "ffn_up.weight"),
-                wDown: try pack(p + "ffn_down.weight")))
+                wGate: m[4], wUp: m[5], wDown: m[6]))
         }
         self.layers = layers
         outputNorm = try floats("output_norm.weight")
-        output = try pack(config.tiedEmbeddings ? "token_embd.weight" : "output.weight")
+        output = packed[packed.count - 1]
         embeddings = try tensor("token_embd.weight")
         rope = RopeTable(maxPositions: config.contextLength, headDim: config.headDimension, theta: config.ropeFrequencyBase)
 
-        let packed = layers.reduce(0) { $0 + [$1.wq, $1.wk, $1.wv, $1.wo, $1.wGate, $1.wUp, $1.wDown].reduce(0) { $0 + $1.byteCount } }
+        let packedBytes = packed.reduce(0) { $0 + $1.byteCount } // every layer's matrices and the output
         let norms = (layers.count * 2 + 1) * config.embeddingLength * 4
-        residentBytes = packed + output.byteCount + norms + config.contextLength * config.headDimension * 4
+        residentBytes = packedBytes + norms + config.contextLength * config.headDimension * 4
     }
 
     /// Writes the embedding of `token` into `row` (D floats), dequantised from the file.
