@@ -76,6 +76,9 @@ public final class CacheStore: @unchecked Sendable {
         case put(key: Digest128, value: [UInt8], payloadBytes: Int, kind: EntryIdentity.Kind, siblings: Digest128?)
         case touch([Digest128])       // most recent last
         case delete(Digest128, cause: String)
+        /// A sibling index row whose entry is gone, or whose entry's header no longer decodes
+        /// (checked again in the writer's transaction): the row goes, and such an entry with it.
+        case dropSibling(group: Digest128, key: Digest128)
         case seen(model: Digest128, profile: String)
     }
 
@@ -394,6 +397,12 @@ public final class CacheStore: @unchecked Sendable {
                 }
             case .delete(let key, let cause):
                 if try removeEntry(txn, key) { try add(txn, "evictions.\(cause)", 1) }
+            case .dropSibling(let group, let key):
+                if let stored = try txn.get(entries, key.bytes) {
+                    guard EntryCodec.identity(stored) == nil else { break } // readable now: keep it
+                    if try removeEntry(txn, key) { try add(txn, "evictions.corruption", 1) }
+                }
+                if let siblings { _ = try txn.delete(siblings, Self.siblingKey(group, key)) }
             case .seen(let model, let profile):
                 try txn.put(meta, Array("model:\(model)".utf8), Array(profile.utf8))
             }
@@ -555,9 +564,14 @@ extension CacheStore {
                     guard k.count == 32, Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[0..<16])) == group,
                           seen < maxCandidates else { return false }
                     seen += 1
-                    guard let candidateKey = Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[16..<32])),
-                          let stored = try txn.get(entries, candidateKey.bytes), let candidate = EntryCodec.identity(stored),
-                          candidate.kind == .kvBlock, candidate.model == expected.model, candidate.profile == expected.profile,
+                    guard let candidateKey = Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[16..<32])) else { return true }
+                    // A row without its entry, or an entry whose header does not decode: a miss, and
+                    // the writer drops them (so they stop taking a candidate's place).
+                    guard let stored = try txn.get(entries, candidateKey.bytes), let candidate = EntryCodec.identity(stored) else {
+                        enqueue(.dropSibling(group: group, key: candidateKey), bytes: 0)
+                        return true
+                    }
+                    guard candidate.kind == .kvBlock, candidate.model == expected.model, candidate.profile == expected.profile,
                           candidate.saltDigest == expected.saltDigest, candidate.parent == expected.parent,
                           candidate.tokens.count == blockSize, candidate.sampling.isEmpty else { return true }
                     let run = zip(candidate.tokens, expected.tokens).prefix { $0 == $1 }.count

@@ -97,7 +97,7 @@ struct CacheStoreTests {
         #expect(stats.kvBlocks == 1 && stats.payloadBytes == data.count)
     }
 
-    @Test("siblings: the stored block sharing the longest run of a block's first tokens is found and verified; salt, parent, address and eviction are respected")
+    @Test("siblings: the stored block sharing the longest run of a block's first tokens is found and verified; salt, parent, address and eviction are respected; stale rows and unreadable headers are dropped")
     func longestSibling() throws {
         let dir = temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -134,6 +134,22 @@ struct CacheStoreTests {
         #expect(store.readLongestSibling(kvIdentity(query, parent: keys[0]), blockSize: 32, key: address) { _, _ in } == nil)
         // No shared first token: no hit.
         #expect(store.readLongestSibling(kvIdentity(Array(9000..<9010), parent: parent), blockSize: 32, key: address) { _, _ in } == nil)
+        // A row whose entry is gone, and an entry whose header does not decode: both are passed
+        // over, and the writer then drops them (the entry with its row).
+        let group = ContentAddress.kvSiblings(of: kvIdentity(query, parent: parent), blockSize: 32)
+        let stale = Digest128(high: 1, low: 2), garbled = Digest128(high: 3, low: 4)
+        try store.env.write { txn in
+            try txn.put(store.siblings!, group.bytes + stale.bytes, [])
+            try txn.put(store.siblings!, group.bytes + garbled.bytes, [])
+            try txn.put(store.entries, garbled.bytes, [UInt8](repeating: 0xab, count: 64))
+        }
+        #expect(store.readLongestSibling(kvIdentity(query, parent: parent), blockSize: 32, key: address) { _, _ in }?.key == keys[1])
+        store.flush()
+        let dropped = try store.env.read { txn in
+            try txn.get(store.entries, garbled.bytes) == nil && txn.get(store.siblings!, group.bytes + stale.bytes) == nil
+                && txn.get(store.siblings!, group.bytes + garbled.bytes) == nil
+        }
+        #expect(dropped, "the stale row, the garbled entry and its row are gone")
         // Eviction removes the index rows with the entries.
         func indexRows() throws -> Int {
             try store.env.read { txn in
