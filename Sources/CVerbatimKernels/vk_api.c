@@ -165,7 +165,7 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
     // tile. Few column groups (N = 192 is 3 groups): smaller row chunks so
     // that every thread gets work. Any split gives the same bits.
     int64_t chunk = 96;
-    const int64_t groups = n_groups(n), want = 4 * (int64_t)vk_get_threads();
+    const int64_t threads = vk_get_threads(), groups = n_groups(n), want = 4 * threads;
     if (groups * ((rows + chunk - 1) / chunk) < want && rows > 12) {
         int64_t per = (groups + want - 1) / groups; // chunks wanted per group
         chunk = ((rows + per - 1) / per + 11) / 12 * 12;
@@ -190,7 +190,7 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
     // forward stream rather than every other 64 columns. Measured with two
     // threads from DRAM: Q4_1 22-23 -> 28-30 GB/s, Q8_0 28 -> 27-33.
     if (rows == 1) {
-        j.gpi = groups / (2 * (int64_t)vk_get_threads());
+        j.gpi = groups / (2 * threads);
         if (j.gpi < 1) j.gpi = 1;
     }
     vk_parallel((groups + j.gpi - 1) / j.gpi * j.n_row_chunks, linear_item, &j);

@@ -102,6 +102,22 @@ VKI void row_tile_quant(const int type, const int np, const int rb, const float 
     }
 }
 
+// The 32 integers of one quantised block of one panel (qs: its (32 or 16, 16)
+// bytes) as floats: row j (16 columns) at out + j * ostride.
+VKI void convert_block(const int type, const uint8_t *qs, float *out, int64_t ostride) {
+    if (type == VK_W_Q8_0) {
+        for (int j = 0; j < VK_QBLOCK; j++) v_store(out + j * ostride, v_from_int(vi_load_i8(qs + j * VK_NR)));
+        return;
+    }
+    const int q41 = type == VK_W_Q4_1; // byte (t, c) holds k = 2t (low nibble) and 2t + 1 (high)
+    for (int t = 0; t < VK_QBLOCK / 2; t++) {
+        vi qb = vi_load_u8(qs + t * VK_NR);
+        vi lo = vi_and(qb, vi_set1(15)), hi = vi_srli(qb, 4);
+        v_store(out + 2 * t * ostride, v_from_int(q41 ? lo : vi_sub(lo, vi_set1(8))));
+        v_store(out + (2 * t + 1) * ostride, v_from_int(q41 ? hi : vi_sub(hi, vi_set1(8))));
+    }
+}
+
 // One register tile: rows 0..<mr of x, panels 0..<np from `w` (panel stride pb),
 // all of k. ncols: valid columns from the tile's first column (may exceed np*16).
 // xsum: block sums of the tile's rows (row stride k / 32), Q4_1 only.
@@ -151,29 +167,18 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
                     TILE_FMA(b * VK_QBLOCK + j, wv);
                 }
             } else {
-            // Several rows (one row takes row_tile_quant): convert the block's integers
-            // to floats once, into an L1 buffer (32 k, np panels), then run the plain loop over it.
-            float qf[VK_QBLOCK * VK_MAX_NP * 16] __attribute__((aligned(64)));
-            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                const uint8_t *qs = blk + p * pb + hb;
-                if (q8) {
-                    for (int j = 0; j < VK_QBLOCK; j++)
-                        v_store(qf + (j * VK_MAX_NP + p) * 16, v_from_int(vi_load_i8(qs + j * VK_NR)));
-                } else {
-                    for (int t = 0; t < VK_QBLOCK / 2; t++) {
-                        vi qb = vi_load_u8(qs + t * VK_NR);
-                        vi lo = vi_and(qb, vi_set1(15)), hi = vi_srli(qb, 4);
-                        v_store(qf + (2 * t * VK_MAX_NP + p) * 16, v_from_int(q41 ? lo : vi_sub(lo, vi_set1(8))));
-                        v_store(qf + ((2 * t + 1) * VK_MAX_NP + p) * 16, v_from_int(q41 ? hi : vi_sub(hi, vi_set1(8))));
-                    }
-                }
-            }
-            for (int j = 0; j < VK_QBLOCK; j++) {
-                vf wv[VK_MAX_NP];
+                // Several rows (one row takes row_tile_quant) and no converted group:
+                // convert the block's integers once into an L1 buffer (32 k, np panels),
+                // then run the plain loop over it.
+                float qf[VK_QBLOCK * VK_MAX_NP * 16] __attribute__((aligned(64)));
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                    wv[p] = v_load(qf + (j * VK_MAX_NP + p) * 16);
-                TILE_FMA(b * VK_QBLOCK + j, wv);
-            }
+                    convert_block(type, blk + p * pb + hb, qf + p * 16, VK_MAX_NP * 16);
+                for (int j = 0; j < VK_QBLOCK; j++) {
+                    vf wv[VK_MAX_NP];
+                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                        wv[p] = v_load(qf + (j * VK_MAX_NP + p) * 16);
+                    TILE_FMA(b * VK_QBLOCK + j, wv);
+                }
             }
             // Row by row, so that one broadcast of the row's block sum is live at a time.
             vf d[VK_MAX_NP], m[VK_MAX_NP];
@@ -223,20 +228,8 @@ VKI void convert_group(const int type, const uint8_t *group, int64_t pb, int64_t
     const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
     const int64_t bb = hb + (q8 ? VK_QBLOCK : VK_QBLOCK / 2) * VK_NR;
     for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++)
-        for (int64_t b = 0; b < k / VK_QBLOCK; b++) {
-            const uint8_t *qs = group + p * pb + b * bb + hb;
-            float *o = out + p * k * VK_NR + b * VK_QBLOCK * VK_NR; // (32, 16)
-            if (q8) {
-                for (int j = 0; j < VK_QBLOCK; j++) v_store(o + j * VK_NR, v_from_int(vi_load_i8(qs + j * VK_NR)));
-            } else {
-                for (int t = 0; t < VK_QBLOCK / 2; t++) {
-                    vi qb = vi_load_u8(qs + t * VK_NR);
-                    vi lo = vi_and(qb, vi_set1(15)), hi = vi_srli(qb, 4);
-                    v_store(o + 2 * t * VK_NR, v_from_int(q41 ? lo : vi_sub(lo, vi_set1(8))));
-                    v_store(o + (2 * t + 1) * VK_NR, v_from_int(q41 ? hi : vi_sub(hi, vi_set1(8))));
-                }
-            }
-        }
+        for (int64_t b = 0; b < k / VK_QBLOCK; b++)
+            convert_block(type, group + p * pb + b * bb + hb, out + p * k * VK_NR + b * VK_QBLOCK * VK_NR, VK_NR);
 }
 
 VKI void linear_group_t(const int type, const float *x, int64_t ldx,

@@ -88,7 +88,7 @@ let benchmarks: @Sendable () -> Void = {
                 let size = (bytes + huge - 1) / huge * huge
                 let p = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: huge)
                 defer { p.deallocate() }
-                _ = madvise(p, size, 14) // MADV_HUGEPAGE
+                _ = madvise(p, size, MADV_HUGEPAGE)
                 memset(p, 0, size)
                 let floats = p.assumingMemoryBound(to: Float.self)
                 benchmark.startMeasurement()
