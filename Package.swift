@@ -136,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VerbatimCLITests",
-            dependencies: ["verbatim", "cachectl", "Verbatim", "VerbatimCache", "VerbatimModel", "LMDB"]
+            dependencies: ["verbatim", "cachectl", "Verbatim", "VerbatimCache", "VerbatimModel", "LMDB", "VerbatimKernels"]
         ),
         .testTarget(name: "VerbatimBenchTests", dependencies: ["VerbatimBench", "Verbatim", "VerbatimModel"]),
         .testTarget(

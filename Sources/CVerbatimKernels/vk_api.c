@@ -69,8 +69,11 @@ int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst) {
                     uint8_t *o = panel + b * (hb + VK_QBLOCK / 2 * VK_NR);
                     memcpy(o + c * 2, blk, 2);
                     if (q41) memcpy(o + VK_NR * 2 + c * 2, blk + 2, 2);
-                    for (int t = 0; t < VK_QBLOCK / 2; t++)
-                        o[hb + t * VK_NR + c] = (uint8_t)(q4_nibble(qs, 2 * t) | (q4_nibble(qs, 2 * t + 1) << 4));
+                    for (int g = 0; g < VK_QBLOCK / 8; g++) { // dword (g, c): nibble j is k = 8g + j
+                        uint32_t dw = 0;
+                        for (int j = 0; j < 8; j++) dw |= (uint32_t)q4_nibble(qs, 8 * g + j) << (4 * j);
+                        memcpy(o + hb + (g * VK_NR + c) * 4, &dw, 4);
+                    }
                 }
             }
         }
@@ -111,7 +114,7 @@ typedef struct {
     const float *x;
     const uint8_t *w;
     float *y;
-    const float *xsum; // (rows, k / 32) for Q4_1, else NULL
+    const float *xsum; // (rows, k / 32) for Q4_0 and Q4_1, else NULL
     int64_t rows, k, n, pb, row_chunk, n_row_chunks;
     int type;
     int64_t groups, gpi; // column groups, and consecutive groups per item
@@ -132,7 +135,7 @@ static void linear_item(void *ctx, int64_t item, int tid) {
     }
 }
 
-// Block sums of x for Q4_1, per calling thread: grows to the largest size seen
+// The scaled x and block sums of x for Q4, per calling thread: grows to the largest size seen
 // (freed when the thread ends), so a forward step does not allocate.
 static pthread_key_t xsum_key;
 static pthread_once_t xsum_once = PTHREAD_ONCE_INIT;
@@ -159,6 +162,7 @@ static float *xsum_scratch(int64_t floats) {
 
 void vk_linear(const float *x, int64_t rows, const void *packed, int type,
                int64_t k, int64_t n, float *y) {
+    VK_FP_DEFAULTS;
     if (rows <= 0 || n <= 0) return;
     // Items are (column group, chunk of rows); the row chunk is a multiple
     // of every tile height (12 and 6) so only the last chunk has a short
@@ -170,14 +174,24 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
         int64_t per = (groups + want - 1) / groups; // chunks wanted per group
         chunk = ((rows + per - 1) / per + 11) / 12 * 12;
     }
-    // Q4_1's offsets multiply the block sums of x: computed once per call, here.
+    // Q4: the block sums of x (rows, k / 32), which the offsets (Q4_1 m, Q4_0 -8d)
+    // multiply, and x scaled per nibble position (rows, k), which the kernels
+    // read in place of x (vk_q4_x_scale): computed once per call, here.
     float *xsum = NULL;
-    if (type == VK_W_Q4_1) {
+    if (type == VK_W_Q4_0 || type == VK_W_Q4_1) {
         const int64_t nb = k / VK_QBLOCK;
-        xsum = xsum_scratch(rows * nb);
-        if (!xsum) abort(); // out of memory for a few KB: nothing sensible is left to do
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t b = 0; b < nb; b++) xsum[r * nb + b] = vk_block_sum(x + r * k + b * VK_QBLOCK);
+        float *xs = xsum_scratch(rows * (k + nb));
+        if (!xs) abort(); // out of memory for a scratch row: nothing sensible is left to do
+        xsum = xs + rows * k;
+        float scale[8];
+        for (int jj = 0; jj < 8; jj++) scale[jj] = vk_q4_x_scale(jj);
+        for (int64_t r = 0; r < rows; r++) {
+            const float *xr = x + r * k;
+            for (int64_t b = 0; b < nb; b++) xsum[r * nb + b] = vk_block_sum(xr + b * VK_QBLOCK);
+            for (int64_t i = 0; i < k; i += 8) // k is a multiple of 32: nibble j of k = i + j
+                for (int jj = 0; jj < 8; jj++) xs[r * k + i + jj] = xr[i + jj] * scale[jj];
+        }
+        x = xs;
     }
     linear_job j = {
         .ops = vk_current_ops(), .x = x, .w = packed, .y = y, .xsum = xsum, .rows = rows,
@@ -221,6 +235,7 @@ static void rmsnorm_item(void *ctx, int64_t item, int tid) {
 
 void vk_rmsnorm(const float *x, const float *w, float *y, int64_t rows,
                 int64_t dim, float eps) {
+    VK_FP_DEFAULTS;
     if (rows <= 0) return;
     row_job j = {.ops = vk_current_ops(), .x = x, .w = w, .y = y, .rows = rows,
                  .dim = dim, .eps = eps, .per_item = rows_per_item(rows, dim, 16384)};
@@ -235,6 +250,7 @@ static void log_softmax_item(void *ctx, int64_t item, int tid) {
 }
 
 void vk_log_softmax(const float *x, float *y, int64_t rows, int64_t n) {
+    VK_FP_DEFAULTS;
     if (rows <= 0) return;
     row_job j = {.ops = vk_current_ops(), .x = x, .y = y, .rows = rows, .dim = n,
                  .per_item = rows_per_item(rows, n, 16384)};
@@ -257,6 +273,7 @@ static void swiglu_item(void *ctx, int64_t item, int tid) {
 }
 
 void vk_swiglu(const float *gate, const float *up, float *out, int64_t count) {
+    VK_FP_DEFAULTS;
     if (count <= 0) return;
     swiglu_job j = {.ops = vk_current_ops(), .gate = gate, .up = up, .out = out,
                     .count = count, .per_item = 8192};
@@ -266,6 +283,7 @@ void vk_swiglu(const float *gate, const float *up, float *out, int64_t count) {
 void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
              const int32_t *positions, const float *cos_tab,
              const float *sin_tab) {
+    VK_FP_DEFAULTS;
     // Element-wise and cheap: the same scalar code on every path.
     const int64_t half = head_dim / 2;
     for (int64_t r = 0; r < rows; r++) {
@@ -283,12 +301,19 @@ void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
 }
 
 int64_t vk_argmax(const float *x, int64_t n) {
+    VK_FP_DEFAULTS;
     if (n <= 0) return 0;
     return vk_current_ops()->argmax(x, n);
 }
 
-void vk_exp_array(const float *x, float *y, int64_t n) { vk_current_ops()->exp_array(x, y, n); }
-void vk_log_array(const float *x, float *y, int64_t n) { vk_current_ops()->log_array(x, y, n); }
+void vk_exp_array(const float *x, float *y, int64_t n) {
+    VK_FP_DEFAULTS;
+    vk_current_ops()->exp_array(x, y, n);
+}
+void vk_log_array(const float *x, float *y, int64_t n) {
+    VK_FP_DEFAULTS;
+    vk_current_ops()->log_array(x, y, n);
+}
 
 // ---- half conversion ---------------------------------------------------------------
 
@@ -386,6 +411,7 @@ void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
                   float *out, int64_t rows, int32_t n_heads,
                   const int32_t *block_tables, const int32_t *table_offsets,
                   const int32_t *positions, float scale) {
+    VK_FP_DEFAULTS;
     if (rows <= 0) return;
     attention_job j = {.ops = vk_current_ops(), .kv = kv, .q = q, .out = out,
                        .block_tables = block_tables, .table_offsets = table_offsets,

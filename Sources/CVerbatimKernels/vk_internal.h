@@ -10,9 +10,9 @@
 // zero columns. Inside a panel, per type (k runs along the panel):
 //   F32:  (k, 16) floats                 F16/BF16: (k, 16) uint16
 //   Q8_0: per block of 32 k: 16 f16 d, then (32, 16) int8 q
-//   Q4_0: per block of 32 k: 16 f16 d, then (16, 16) bytes; byte (t, c) holds
-//         q(c, 2t) in its low nibble and q(c, 2t+1) in its high nibble
-//   Q4_1: per block: 16 f16 d, 16 f16 m, then the same (16, 16) nibble bytes
+//   Q4_0: per block of 32 k: 16 f16 d, then (4, 16) uint32; dword (g, c) holds
+//         q(c, 8g + j) in its nibble j (bits 4j..4j+3), j = 0..7
+//   Q4_1: per block: 16 f16 d, 16 f16 m, then the same (4, 16) nibble dwords
 #define VK_NR 16
 #define VK_GROUP_PANELS 4
 #define VK_GROUP_COLS (VK_NR * VK_GROUP_PANELS)
@@ -68,13 +68,41 @@ static inline uint16_t vk_load_u16(const uint8_t *p) {
     return v;
 }
 
+// ---- Q4 arithmetic (profile 3) ----
+// A nibble is read without converting an integer: the dword masked to nibble j
+// (j < 6), or shifted right by 8 and masked (j = 6, 7), read as float bits, is
+// exactly q * 2^(bit - 149) with bit = vk_q4_bit(j) (a subnormal, or for bit 20
+// with the top bit set the smallest normal binade: still exact). The caller
+// scales x by 2^(85 - bit) instead, so the fma sees the exact product
+// x * q * 2^-64: block sums are carried in units of 2^-64 and the scale d is
+// taken times 2^64. One `and` per 16 weights, no shifts, no conversions.
+#define VK_Q4_UNIT 0x1p64f // d * VK_Q4_UNIT multiplies a block sum
+static inline int vk_q4_bit(int j) { return j < 6 ? 4 * j : 4 * j - 8; }
+
+// Nibble j of a packed dword as its float (see above).
+static inline float vk_q4_value(uint32_t dword, int j) {
+    uint32_t bits = (j < 6 ? dword : dword >> 8) & (15u << vk_q4_bit(j));
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+// 2^(85 - bit(j)), the factor of x for nibble j.
+static inline float vk_q4_x_scale(int j) {
+    uint32_t bits = (uint32_t)(127 + 85 - vk_q4_bit(j)) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
 // Function table of one instruction-set path.
 typedef struct {
     // y (rows, ncols) for one group of VK_GROUP_PANELS panels starting at
     // `group`; x (rows, k) with row stride ldx; y row stride ldy; ncols <= 64.
-    // xsum (rows, k / 32), row stride k / 32: the block sums of x (vk_block_sums),
-    // used by Q4_1 only (NULL otherwise). scratch: room for k * 64 floats the
-    // call may use (quantised types), or NULL.
+    // Q4_0/Q4_1: x is already scaled (vk_q4_x_scale: x[k] * 2^(85 - bit(k % 8)))
+    // and xsum (rows, k / 32), row stride k / 32, holds the block sums of the
+    // unscaled x (vk_block_sum); NULL for other types. scratch: room for
+    // k * 64 floats the call may use (quantised types), or NULL.
     void (*linear_group)(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,
@@ -116,6 +144,32 @@ static inline float vk_block_sum(const float *x) {
         for (int i = 0; i < w; i++) l[i] = l[i] + l[i + w];
     return l[0];
 }
+
+// ---- floating-point environment ----
+// The contract assumes IEEE defaults: round to nearest even, no flush-to-zero,
+// no denormals-are-zero (Q4 weights are read as subnormal floats: under DAZ
+// they would all be zero). A host thread that changed them gets the defaults
+// for the duration of a kernel call; VK_FP_DEFAULTS at the top of an entry
+// point sets them and restores the caller's control bits on return (keeping
+// any exception flags the call raised). Pool workers run with the defaults.
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define VK_MXCSR_DEFAULT 0x1F80u // all exceptions masked, nearest, no FTZ/DAZ
+#define VK_MXCSR_FLAGS 0x3Fu
+static inline unsigned vk_fp_enter(void) {
+    unsigned old = _mm_getcsr();
+    if ((old & ~VK_MXCSR_FLAGS) != VK_MXCSR_DEFAULT) _mm_setcsr(VK_MXCSR_DEFAULT | (old & VK_MXCSR_FLAGS));
+    return old;
+}
+static inline void vk_fp_restore(unsigned *old) {
+    if ((*old & ~VK_MXCSR_FLAGS) != VK_MXCSR_DEFAULT) _mm_setcsr((*old & ~VK_MXCSR_FLAGS) | (_mm_getcsr() & VK_MXCSR_FLAGS));
+}
+static inline void vk_fp_set_defaults(void) { _mm_setcsr(VK_MXCSR_DEFAULT | (_mm_getcsr() & VK_MXCSR_FLAGS)); }
+#define VK_FP_DEFAULTS unsigned vk_fp_saved __attribute__((cleanup(vk_fp_restore), unused)) = vk_fp_enter()
+#else
+static inline void vk_fp_set_defaults(void) {}
+#define VK_FP_DEFAULTS do { } while (0)
+#endif
 
 // ---- thread pool (vk_pool.c) ----
 typedef void (*vk_task_fn)(void *ctx, int64_t item, int tid);

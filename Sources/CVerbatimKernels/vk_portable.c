@@ -36,9 +36,11 @@ static float panel_weight(const uint8_t *panel, int type, int64_t kk, int c) {
     }
 }
 
-// One quantisation block b of column c of a quantised panel: its scale d, its
-// offset m (Q4_1; 0 otherwise) and its 32 integer values as floats, q[j] exactly
-// (Q8_0: q; Q4_0: q - 8; Q4_1: q).
+// One quantisation block b of column c of a quantised panel: the factor of its
+// block sum (Q8_0: d; Q4: d * 2^64, as the sum is in units of 2^-64), the factor
+// of the block sum of x (Q4_1: m; Q4_0: -8d; Q8_0: 0) and the 32 values the
+// block sum multiplies x by (Q8_0: q as a float; Q4: the nibble's float bits,
+// vk_q4_value, with x pre-scaled by the caller).
 static void panel_block(const uint8_t *panel, int type, int64_t b, int c,
                         float *d, float *m, float q[VK_QBLOCK]) {
     if (type == VK_W_Q8_0) {
@@ -51,20 +53,22 @@ static void panel_block(const uint8_t *panel, int type, int64_t b, int c,
     const int q41 = type == VK_W_Q4_1;
     const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
     const uint8_t *blk = panel + b * (hb + VK_QBLOCK / 2 * VK_NR);
-    *d = vk_half_to_float(vk_load_u16(blk + c * 2));
-    *m = q41 ? vk_half_to_float(vk_load_u16(blk + VK_NR * 2 + c * 2)) : 0.0f;
+    const float scale = vk_half_to_float(vk_load_u16(blk + c * 2));
+    *d = scale * VK_Q4_UNIT;
+    *m = q41 ? vk_half_to_float(vk_load_u16(blk + VK_NR * 2 + c * 2)) : -8.0f * scale;
     for (int j = 0; j < VK_QBLOCK; j++) {
-        uint8_t byte = blk[hb + (j / 2) * VK_NR + c];
-        int v = (j & 1) ? (byte >> 4) : (byte & 15);
-        q[j] = (float)(q41 ? v : v - 8);
+        uint32_t dword;
+        memcpy(&dword, blk + hb + ((j / 8) * VK_NR + c) * 4, 4);
+        q[j] = vk_q4_value(dword, j % 8);
     }
 }
 
 // Unquantised: y[r][n] = sum over k in order of fma(x[r][k], w(n, k), acc), acc from 0.
 // Quantised, block-factored: acc from 0; per block b in order: s = sum over its
-// 32 k in order of fma(x, q, s) from 0; acc = fma(d, s, acc); and for Q4_1 then
+// 32 k in order of fma(x, q, s) from 0; acc = fma(d, s, acc); and for Q4 then
 // acc = fma(m, xsum[r][b], acc), xsum being the block sum of x (vk_block_sum).
-// Over all of a block, sum x*(d*q + m) = d * sum x*q + m * sum x.
+// Over all of a block, sum x*(d*q + m) = d * sum x*q + m * sum x (Q4_0: m = -8d).
+// For Q4, x and q here are the scaled forms of panel_block: x*q is x*q*2^-64.
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,
@@ -91,7 +95,7 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
                         float s = 0.0f;
                         for (int j = 0; j < VK_QBLOCK; j++) s = fmaf(xr[b * VK_QBLOCK + j], q[j], s);
                         acc = fmaf(d, s, acc);
-                        if (type == VK_W_Q4_1) acc = fmaf(m, xsum[r * nb + b], acc);
+                        if (type != VK_W_Q8_0) acc = fmaf(m, xsum[r * nb + b], acc);
                     }
                 }
                 y[r * ldy + c0 + c] = acc;

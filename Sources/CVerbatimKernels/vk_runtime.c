@@ -178,6 +178,14 @@ static _Atomic int test_delay_ns; // vk_test_set_pool_delay
 
 void vk_test_set_pool_delay(int ns) { atomic_store(&test_delay_ns, ns < 0 ? 0 : ns); }
 
+#if defined(__x86_64__) || defined(__i386__)
+unsigned vk_test_fp_control(void) { return _mm_getcsr(); }
+void vk_test_set_fp_control(unsigned value) { _mm_setcsr(value); }
+#else
+unsigned vk_test_fp_control(void) { return 0; }
+void vk_test_set_fp_control(unsigned value) { (void)value; }
+#endif
+
 static void test_delay(int times) {
     int ns = times * atomic_load_explicit(&test_delay_ns, memory_order_relaxed);
     if (ns == 0) return;
@@ -205,6 +213,7 @@ static void run_items(uint32_t job_id, int tid) {
 
 static void *worker_main(void *arg) {
     int tid = (int)(intptr_t)arg;
+    vk_fp_set_defaults();
     uint32_t seen = atomic_load(&pool.job);
     for (;;) {
         double spin_start = 0;

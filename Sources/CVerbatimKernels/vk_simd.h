@@ -67,7 +67,7 @@ VKI vf v_load_bf16(const void *p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
 VKI vi vi_load_i8(const void *p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)); }
-VKI vi vi_load_u8(const void *p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)); }
+VKI vi vi_load(const void *p) { return _mm512_loadu_si512(p); }
 
 // In-place 16x16 transpose: r[i] lane j -> r[j] lane i (moves bits only).
 VKI void v_transpose16(vf r[16]) {
@@ -177,9 +177,8 @@ VKI vi vi_load_i8(const void *p) {
     __m128i b = _mm_loadu_si128((const __m128i *)p);
     return vi2(_mm256_cvtepi8_epi32(b), _mm256_cvtepi8_epi32(_mm_srli_si128(b, 8)));
 }
-VKI vi vi_load_u8(const void *p) {
-    __m128i b = _mm_loadu_si128((const __m128i *)p);
-    return vi2(_mm256_cvtepu8_epi32(b), _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8)));
+VKI vi vi_load(const void *p) {
+    return vi2(_mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)p + 1));
 }
 // 8x8 transpose of a[0..7] into o[0..7].
 VKI void vk_transpose8(const __m256 a[8], __m256 o[8]) {

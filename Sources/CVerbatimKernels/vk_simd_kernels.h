@@ -13,9 +13,11 @@
 #include "vk_simd.h"
 
 #define VK_MAX_NP 4
-// One row of Q4_0/Q4_1: blocks in flight per panel (measured: 2 beat 1 and 4
-// on both paths).
+// One row of Q4_0/Q4_1: blocks in flight per panel (the including file may
+// choose another; each block is an independent chain).
+#ifndef VK_ROW_BLOCKS_Q4
 #define VK_ROW_BLOCKS_Q4 2
+#endif
 
 // ---- linear -------------------------------------------------------------
 
@@ -36,9 +38,28 @@ VKI vf load_w_plain(const int type, const uint8_t *panel, int64_t kk) {
         }                                                                          \
     } while (0)
 
+// The factors of a quantised block of one panel (`blk` at the block): of its
+// block sum (Q8_0: d; Q4: d * 2^64) and of the block sum of x (Q4_1: m;
+// Q4_0: -8d; Q8_0: unused). As vk_portable.c's panel_block.
+VKI vf block_d(const int type, const uint8_t *blk) {
+    vf d = v_load_f16(blk);
+    return type == VK_W_Q8_0 ? d : v_mul(d, v_set1(VK_Q4_UNIT));
+}
+VKI vf block_m(const int type, const uint8_t *blk) {
+    if (type == VK_W_Q4_1) return v_load_f16(blk + VK_NR * 2);
+    return v_mul(v_load_f16(blk), v_set1(-8.0f));
+}
+
+// Nibble j of the packed dwords v (v8: v shifted right by 8) as floats:
+// vk_q4_value, 16 lanes at once. One `and`, no conversion.
+VKI vf q4_values(vi v, vi v8, const int j) {
+    return v_as_float(vi_and(j < 6 ? v : v8, vi_set1(15 << vk_q4_bit(j))));
+}
+
 // nbk (1 to 4) consecutive quantisation blocks of one row against np panels,
 // starting at block `blk`: the block sums s are independent fma chains (one per
 // block and panel); each then enters its panel's running total in block order.
+// x: Q4 pre-scaled (vk_q4_x_scale); xsum: the row's block sums from block blk.
 VKI void row_blocks(const int type, const int np, const int nbk, const float *x,
                     const uint8_t *blk, int64_t pb, int64_t bb, vf total[VK_MAX_NP],
                     const float *xsum) {
@@ -54,27 +75,27 @@ VKI void row_blocks(const int type, const int np, const int nbk, const float *x,
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
                     s[i][p] = v_fma(xb, v_from_int(vi_load_i8(blk + i * bb + p * pb + hb + j * VK_NR)), s[i][p]);
             }
-    } else { // byte (t, c) holds k = 2t (low nibble) and 2t + 1 (high)
-        for (int t = 0; t < VK_QBLOCK / 2; t++)
-            _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++) {
-                vi qb[VK_MAX_NP];
-                vf xb = v_set1(x[i * VK_QBLOCK + 2 * t]);
+    } else { // dword (g, c) holds k = 8g + j in nibble j
+        for (int g = 0; g < VK_QBLOCK / 8; g++) {
+            vi v[4][VK_MAX_NP], v8[4][VK_MAX_NP];
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                    qb[p] = vi_load_u8(blk + i * bb + p * pb + hb + t * VK_NR);
-                    vi q = vi_and(qb[p], vi_set1(15));
-                    s[i][p] = v_fma(xb, v_from_int(q41 ? q : vi_sub(q, vi_set1(8))), s[i][p]);
+                    v[i][p] = vi_load(blk + i * bb + p * pb + hb + g * VK_NR * 4);
+                    v8[i][p] = vi_srli(v[i][p], 8);
                 }
-                xb = v_set1(x[i * VK_QBLOCK + 2 * t + 1]);
-                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                    vi q = vi_srli(qb[p], 4);
-                    s[i][p] = v_fma(xb, v_from_int(q41 ? q : vi_sub(q, vi_set1(8))), s[i][p]);
+            _Pragma("clang loop unroll(full)") for (int j = 0; j < 8; j++)
+                _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++) {
+                    vf xb = v_set1(x[i * VK_QBLOCK + 8 * g + j]);
+                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                        s[i][p] = v_fma(xb, q4_values(v[i][p], v8[i][p], j), s[i][p]);
                 }
-            }
+        }
     }
     _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
         _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-            total[p] = v_fma(v_load_f16(blk + i * bb + p * pb), s[i][p], total[p]);
-            if (q41) total[p] = v_fma(v_load_f16(blk + i * bb + p * pb + VK_NR * 2), v_set1(xsum[i]), total[p]);
+            const uint8_t *h = blk + i * bb + p * pb;
+            total[p] = v_fma(block_d(type, h), s[i][p], total[p]);
+            if (!q8) total[p] = v_fma(block_m(type, h), v_set1(xsum[i]), total[p]);
         }
 }
 
@@ -92,9 +113,9 @@ VKI void row_tile_quant(const int type, const int np, const int rb, const float 
     _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) total[p] = v_zero();
     int64_t b = 0;
     for (; b + rb <= nb; b += rb)
-        row_blocks(type, np, rb, x + b * VK_QBLOCK, w + b * bb, pb, bb, total, q41 ? xsum + b : xsum);
+        row_blocks(type, np, rb, x + b * VK_QBLOCK, w + b * bb, pb, bb, total, q8 ? xsum : xsum + b);
     for (; b < nb; b++)
-        row_blocks(type, np, 1, x + b * VK_QBLOCK, w + b * bb, pb, bb, total, q41 ? xsum + b : xsum);
+        row_blocks(type, np, 1, x + b * VK_QBLOCK, w + b * bb, pb, bb, total, q8 ? xsum : xsum + b);
     _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
         int64_t left = ncols - p * VK_NR;
         if (left >= VK_NR) v_store(y + p * VK_NR, total[p]);
@@ -102,19 +123,18 @@ VKI void row_tile_quant(const int type, const int np, const int rb, const float 
     }
 }
 
-// The 32 integers of one quantised block of one panel (qs: its (32 or 16, 16)
-// bytes) as floats: row j (16 columns) at out + j * ostride.
+// The 32 values of one quantised block of one panel (qs: its integers) as the
+// floats the block sum multiplies x by (Q8_0: q; Q4: vk_q4_value): row j
+// (16 columns) at out + j * ostride.
 VKI void convert_block(const int type, const uint8_t *qs, float *out, int64_t ostride) {
     if (type == VK_W_Q8_0) {
         for (int j = 0; j < VK_QBLOCK; j++) v_store(out + j * ostride, v_from_int(vi_load_i8(qs + j * VK_NR)));
         return;
     }
-    const int q41 = type == VK_W_Q4_1; // byte (t, c) holds k = 2t (low nibble) and 2t + 1 (high)
-    for (int t = 0; t < VK_QBLOCK / 2; t++) {
-        vi qb = vi_load_u8(qs + t * VK_NR);
-        vi lo = vi_and(qb, vi_set1(15)), hi = vi_srli(qb, 4);
-        v_store(out + 2 * t * ostride, v_from_int(q41 ? lo : vi_sub(lo, vi_set1(8))));
-        v_store(out + (2 * t + 1) * ostride, v_from_int(q41 ? hi : vi_sub(hi, vi_set1(8))));
+    for (int g = 0; g < VK_QBLOCK / 8; g++) { // dword (g, c) holds k = 8g + j in nibble j
+        vi v = vi_load(qs + g * VK_NR * 4), v8 = vi_srli(v, 8);
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 8; j++)
+            v_store(out + (8 * g + j) * ostride, q4_values(v, v8, j));
     }
 }
 
@@ -183,15 +203,15 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
             // Row by row, so that one broadcast of the row's block sum is live at a time.
             vf d[VK_MAX_NP], m[VK_MAX_NP];
             _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                d[p] = v_load_f16(blk + p * pb);
-                m[p] = q41 ? v_load_f16(blk + p * pb + VK_NR * 2) : v_zero();
+                d[p] = block_d(type, blk + p * pb);
+                m[p] = q8 ? v_zero() : block_m(type, blk + p * pb);
             }
             _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
-                vf xs = q41 ? v_set1(xsum[r * nb + b]) : v_zero();
+                vf xs = q8 ? v_zero() : v_set1(xsum[r * nb + b]);
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
                     float *tot = total + (r * VK_MAX_NP + p) * 16;
                     vf a = v_fma(d[p], acc[r][p], v_load(tot));
-                    if (q41) a = v_fma(m[p], xs, a);
+                    if (!q8) a = v_fma(m[p], xs, a);
                     v_store(tot, a);
                     acc[r][p] = v_zero();
                 }
@@ -280,8 +300,13 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
         // independent chains interleave differently.
         for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++) {
             const uint8_t *panel = group + p * pb;
-            if (type == VK_W_Q8_0) row_tile_quant(type, 1, 1, x, panel, pb, k, y + p * VK_NR, ncols - p * VK_NR, xsum);
-            else row_tile_quant(type, 1, VK_ROW_BLOCKS_Q4, x, panel, pb, k, y + p * VK_NR, ncols - p * VK_NR, xsum);
+            float *yp = y + p * VK_NR;
+            const int64_t left = ncols - p * VK_NR;
+            switch (type) { // each a copy specialised for its type
+            case VK_W_Q8_0: row_tile_quant(VK_W_Q8_0, 1, 1, x, panel, pb, k, yp, left, xsum); break;
+            case VK_W_Q4_0: row_tile_quant(VK_W_Q4_0, 1, VK_ROW_BLOCKS_Q4, x, panel, pb, k, yp, left, xsum); break;
+            default: row_tile_quant(VK_W_Q4_1, 1, VK_ROW_BLOCKS_Q4, x, panel, pb, k, yp, left, xsum); break;
+            }
         }
         return;
     }

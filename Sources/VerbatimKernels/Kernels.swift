@@ -59,7 +59,7 @@ public enum KernelConfig {
 
     /// Names the numerics contract as implemented, for content addresses.
     public static func numericsProfile(kv: KVType) -> String {
-        "verbatim-numerics/2 f32 kv=\(kv == .f16 ? "f16" : "f32")"
+        "verbatim-numerics/3 f32 kv=\(kv == .f16 ? "f16" : "f32")"
     }
 }
 

@@ -3,6 +3,7 @@ import LMDB
 import Testing
 import Verbatim
 import VerbatimCache
+import VerbatimKernels
 import VerbatimModel
 
 /// `cachectl`, run as a user runs it, against caches the engine wrote (through `verbatim generate`).
@@ -108,7 +109,7 @@ struct CacheCtlTests {
         do {
             let store = try CacheStore(directory: cache)
             let identity = EntryIdentity(kind: .kvBlock, model: try GGUFFile(path: CLI.modelPath).modelDigest(),
-                                         profile: "verbatim-numerics/2 f32 kv=f32", saltDigest: EntryIdentity.saltDigest([]),
+                                         profile: KernelConfig.numericsProfile(kv: .f32), saltDigest: EntryIdentity.saltDigest([]),
                                          parent: loopKey, tokens: Array(repeating: 42, count: 32), sampling: [])
             let bytes = [UInt8](repeating: 0, count: 2 * 30 * 32 * 192 * 4)
             bytes.withUnsafeBytes { store.put(loopKey, identity: identity, payload: $0) }

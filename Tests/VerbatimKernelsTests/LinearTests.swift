@@ -2,6 +2,7 @@
 // threads do not matter, and the result is close to a Double computation.
 import Testing
 @testable import VerbatimKernels
+import CVerbatimKernels
 
 extension KernelTests {
     @Suite("Linear")
@@ -118,6 +119,79 @@ extension KernelTests {
                     }
                 }
                 expectSameBits(got, want, "\(type)")
+            }
+        }
+
+        @Test("Q4 in units of 2^-64 gives the bits of the plain block-factored order (x in range), Q4_0 with m = -8d")
+        func q4ScaledEqualsPlainOrder() throws {
+            var rng = SeededRandom(31)
+            for type in [WeightType.q4_0, .q4_1] {
+                let (m, k, n) = (3, 160, 40)
+                let raw = randomWeights(type, k: k, n: n, &rng)
+                // Every magnitude the scaled form carries exactly: 2^-40 ..< 2^40.
+                let x = (0..<(m * k)).map { _ in rng.float() * Float(sign: .plus, exponent: Int.random(in: -40...40, using: &rng), significand: 1) }
+                let w = try pack(type, k: k, n: n, raw)
+                let want = Self.plainQ4(type, x, rows: m, k: k, n: n, raw)
+                for isa in KernelConfig.supportedISAs {
+                    let y = withConfig(isa: isa) { runLinear(x, rows: m, w) }
+                    expectSameBits(y, want, "\(type) \(isa)")
+                }
+            }
+        }
+
+        /// NUMERICS.md's block-factored order with integer q, written without the
+        /// kernels' scaling: per block s = fma(x, q, s) over its 32 k; acc = fma(d, s, acc);
+        /// acc = fma(m, xsum, acc) with m = -8d for Q4_0 (whose q is then unsigned).
+        static func plainQ4(_ type: WeightType, _ x: [Float], rows: Int, k: Int, n: Int, _ raw: [UInt8]) -> [Float] {
+            let bb = type.rowBytes(k: 32), qo = type == .q4_1 ? 4 : 2
+            func half(_ at: Int) -> Float { Kernels.float(halfBits: UInt16(raw[at]) | UInt16(raw[at + 1]) << 8) }
+            var y = [Float](repeating: 0, count: rows * n)
+            for r in 0..<rows {
+                for c in 0..<n {
+                    var acc: Float = 0
+                    for b in 0..<(k / 32) {
+                        let blk = c * type.rowBytes(k: k) + b * bb
+                        let xb = Array(x[(r * k + b * 32)..<(r * k + b * 32 + 32)])
+                        var s: Float = 0
+                        for j in 0..<32 {
+                            let q = j < 16 ? raw[blk + qo + j] & 15 : raw[blk + qo + j - 16] >> 4
+                            s = s.addingProduct(xb[j], Float(q))
+                        }
+                        var l = (0..<16).map { xb[$0] + xb[$0 + 16] } // vk_block_sum's order
+                        for w in [8, 4, 2, 1] { for i in 0..<w { l[i] = l[i] + l[i + w] } }
+                        let d = half(blk)
+                        acc = acc.addingProduct(d, s)
+                        acc = acc.addingProduct(type == .q4_1 ? half(blk + 2) : -8 * d, l[0])
+                    }
+                    y[r * n + c] = acc
+                }
+            }
+            return y
+        }
+
+        @Test("A host thread's flush-to-zero, denormals-are-zero and rounding mode change no bits, and are restored")
+        func hostFloatingPointEnvironment() throws {
+            let control = vk_test_fp_control
+            guard control() != 0 else { return } // not x86: no MXCSR to disturb
+            var rng = SeededRandom(32)
+            let (m, k, n) = (2, 96, 70)
+            // Subnormal inputs too, which denormals-are-zero would read as 0.
+            let x = (0..<(m * k)).map { i in i % 7 == 0 ? Float.leastNonzeroMagnitude * Float(i) : rng.float() }
+            let hostile: UInt32 = 0x1F80 | 0x8000 | 0x0040 | 0x6000 // FTZ, DAZ, round toward zero
+            for type in WeightType.allCases {
+                let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
+                for isa in KernelConfig.supportedISAs {
+                    let want = withConfig(isa: isa) { runLinear(x, rows: m, w) }
+                    let saved = control()
+                    vk_test_set_fp_control(hostile)
+                    let got = withConfig(isa: isa) { runLinear(x, rows: m, w) }
+                    let e = withConfig(isa: isa) { mapArray(x) { Kernels.exp($0, $1, count: $2) } }
+                    let after = control()
+                    vk_test_set_fp_control(saved)
+                    #expect(after & ~0x3F == hostile, "\(type) \(isa): the caller's control bits were not restored")
+                    expectSameBits(got, want, "\(type) \(isa) under FTZ/DAZ/round-toward-zero")
+                    expectSameBits(e, withConfig(isa: isa) { mapArray(x) { Kernels.exp($0, $1, count: $2) } }, "exp \(isa) under FTZ/DAZ/round-toward-zero")
+                }
             }
         }
 

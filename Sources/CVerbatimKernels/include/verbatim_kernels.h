@@ -36,6 +36,11 @@ void vk_set_threads(int n);
 // nanoseconds each (0: off, the default), so that races show at once.
 void vk_test_set_pool_delay(int ns);
 
+// For tests of the floating-point environment guard: the calling thread's x86
+// MXCSR (0 elsewhere), read and written as a host application would.
+unsigned vk_test_fp_control(void);
+void vk_test_set_fp_control(unsigned value);
+
 // ---- weights --------------------------------------------------------------
 
 enum {
