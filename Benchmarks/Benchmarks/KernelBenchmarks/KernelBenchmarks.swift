@@ -3,8 +3,9 @@
 // runs on each optimised path the CPU supports; the thread count is the default
 // (VERBATIM_THREADS or one per core). The "limit" cases measure, in the same
 // run, what one core can do at all: the peak f32 fma rate and the rate of a
-// plain read loop from DRAM and from L2; the README gives the kernels' figures
-// as fractions of those.
+// plain read loop from DRAM and from L2; with several threads also the rate
+// at which that many cores read DRAM together. The README gives the kernels'
+// figures as fractions of those.
 // Run: swift package --package-path Benchmarks benchmark --target KernelBenchmarks
 import Benchmark
 import Glibc
@@ -94,6 +95,27 @@ let benchmarks: @Sendable () -> Void = {
                 benchmark.startMeasurement()
                 let start = ContinuousClock.now
                 for _ in benchmark.scaledIterations { blackHole(ml_read(path, floats, Int64(bytes / 4))) }
+                let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
+                benchmark.stopMeasurement()
+                benchmark.measurement(readGBs, Int(Double(bytes) / seconds / 1e9))
+            }
+        }
+        // Memory is shared: with several threads the limit is what the cores read together.
+        if threads > 1 {
+            let bytes = 256 << 20
+            Benchmark(
+                "limit read DRAM, 256 MiB \(name) \(threads) cores",
+                configuration: .init(metrics: [.wallClock, readGBs], maxDuration: .seconds(1), maxIterations: 20)
+            ) { benchmark in
+                let huge = 2 << 20
+                let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: huge)
+                defer { p.deallocate() }
+                _ = madvise(p, bytes, MADV_HUGEPAGE)
+                memset(p, 0, bytes)
+                let floats = p.assumingMemoryBound(to: Float.self)
+                benchmark.startMeasurement()
+                let start = ContinuousClock.now
+                for _ in benchmark.scaledIterations { blackHole(ml_read_parallel(path, floats, Int64(bytes / 4), Int32(threads))) }
                 let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
                 benchmark.stopMeasurement()
                 benchmark.measurement(readGBs, Int(Double(bytes) / seconds / 1e9))

@@ -1,5 +1,7 @@
-// Peak fma rate and plain read rate of one core (see machine_limits.h).
+// Peak fma rate and plain read rate of one core, and the read rate of several
+// (see machine_limits.h).
 #include "machine_limits.h"
+#include <pthread.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -69,8 +71,36 @@ float ml_read(int path, const float *p, int64_t n) {
     return path == ML_AVX512 ? read_avx512(p, n) : read_avx2(p, n);
 }
 
+typedef struct { int path; const float *p; int64_t n; float sum; } read_part;
+
+static void *read_part_main(void *arg) {
+    read_part *r = arg;
+    r->sum = ml_read(r->path, r->p, r->n);
+    return NULL;
+}
+
+float ml_read_parallel(int path, const float *p, int64_t n, int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > ML_MAX_THREADS) threads = ML_MAX_THREADS;
+    read_part parts[ML_MAX_THREADS];
+    pthread_t ids[ML_MAX_THREADS];
+    const int64_t share = n / threads / 64 * 64; // whole 64-float rows; the caller takes the rest
+    for (int t = 0; t < threads; t++) {
+        parts[t] = (read_part){path, p + t * share, t == threads - 1 ? n - t * share : share, 0};
+        if (t < threads - 1) pthread_create(&ids[t], NULL, read_part_main, &parts[t]);
+    }
+    read_part_main(&parts[threads - 1]);
+    float total = parts[threads - 1].sum;
+    for (int t = 0; t < threads - 1; t++) {
+        pthread_join(ids[t], NULL);
+        total += parts[t].sum;
+    }
+    return total;
+}
+
 #else
 int ml_supported(int path) { (void)path; return 0; }
 float ml_fma_rounds(int path, int64_t iterations) { (void)path; (void)iterations; return 0; }
 float ml_read(int path, const float *p, int64_t n) { (void)path; (void)p; (void)n; return 0; }
+float ml_read_parallel(int path, const float *p, int64_t n, int threads) { (void)path; (void)p; (void)n; (void)threads; return 0; }
 #endif

@@ -1,6 +1,6 @@
-// The physical limits of one core that the kernel benchmarks are measured
-// against: the peak rate of f32 fused multiply-adds, and the rate at which
-// a plain loop can read memory. Single-threaded; the caller times them.
+// The physical limits that the kernel benchmarks are measured against: one
+// core's peak rate of f32 fused multiply-adds, and the rate at which a plain
+// loop reads memory on one core or on several. The caller times them.
 #ifndef MACHINE_LIMITS_H
 #define MACHINE_LIMITS_H
 #include <stdint.h>
@@ -23,6 +23,12 @@ float ml_fma_rounds(int path, int64_t iterations);
 /// Reads n floats (n % 64 == 0, p 64-byte aligned) with vector loads into
 /// independent sums; returns their total.
 float ml_read(int path, const float *p, int64_t n);
+
+/// The same read split over `threads` threads (1 to ML_MAX_THREADS, the caller
+/// among them), each reading one contiguous share: the rate several cores get
+/// from memory together.
+float ml_read_parallel(int path, const float *p, int64_t n, int threads);
+#define ML_MAX_THREADS 64
 
 #ifdef __cplusplus
 }
