@@ -44,6 +44,24 @@ struct RealModelForwardTests {
         }
     }
 
+    @Test("a pinned digest of the real model's logits (two prompts, f32 and f16 KV): a change of bits fails until the profile version is bumped")
+    func goldenDigest() throws {
+        let model = try Self.model.get()
+        let tokenizer = try Tokenizer(file: model.file)
+        var hasher = ContentHasher()
+        for kv in [KVType.f32, .f16] {
+            for prompt in [Self.prompts[3], Self.prompts[5]] {
+                for row in try allLogits(makePass(model, kv: kv), tokenizer.encode(prompt, parseSpecial: true), chunk: 64) {
+                    for v in row { hasher.update(v.bitPattern) }
+                }
+            }
+        }
+        #expect(KernelConfig.numericsProfile(kv: .f32) == "verbatim-numerics/3 f32 kv=f32")
+        // If this fails, the numerics changed: bump the profile version (it keys every cache entry),
+        // then update this digest. (Profiles 2 and 3 give these same bits: Q4_1 did not change.)
+        #expect(hasher.finish().description == "3d7ac75b3c311033a1a348e27d03036d")
+    }
+
     @Test("scoring equals step-by-step decoding on the real model")
     func scoringEqualsDecoding() throws {
         let model = try Self.model.get()
