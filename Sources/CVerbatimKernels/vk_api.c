@@ -400,6 +400,7 @@ static void attention_item(void *ctx, int64_t item, int tid) {
     int32_t pos = j->positions[r];
     const int64_t hd = j->kv->head_dim;
     float *scratch = vk_scratch(tid, (int64_t)j->group * ((int64_t)pos + 1 + 16));
+    if (!scratch) abort(); // out of memory for a row of scores: nothing sensible is left to do
     int64_t h0 = g * j->group;
     j->ops->attention_group(j->kv, j->layer, j->q + (r * j->n_heads + h0) * hd,
                             j->out + (r * j->n_heads + h0) * hd, j->group,

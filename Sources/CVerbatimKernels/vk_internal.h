@@ -176,7 +176,8 @@ typedef void (*vk_task_fn)(void *ctx, int64_t item, int tid);
 /// Runs fn(ctx, i, tid) for i in 0..<n_items on the pool; the caller takes
 /// items too. Returns when all items are done.
 void vk_parallel(int64_t n_items, vk_task_fn fn, void *ctx);
-/// Per-thread scratch of at least `floats` floats (tid from vk_parallel).
+/// Per-thread scratch of at least `floats` floats (tid from vk_parallel), or NULL
+/// when that much memory cannot be had.
 float *vk_scratch(int tid, int64_t floats);
 const vk_ops *vk_current_ops(void);
 

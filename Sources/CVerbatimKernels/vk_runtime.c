@@ -154,7 +154,7 @@ float *vk_scratch(int tid, int64_t floats) {
         free(scratch_ptr[tid]);
         int64_t len = floats + 1024;
         scratch_ptr[tid] = aligned_alloc(64, (size_t)((len * 4 + 63) / 64 * 64));
-        scratch_len[tid] = len;
+        scratch_len[tid] = scratch_ptr[tid] ? len : 0; // a failed allocation is retried next time
     }
     return scratch_ptr[tid];
 }

@@ -91,9 +91,12 @@ let benchmarks: @Sendable () -> Void = {
     let threads = KernelConfig.threads
     var rng = BenchRandom(state: 42)
 
-    // The limits of one core, per path.
+    // The machine's limits, per path.
     let limitPaths: [(String, Int32)] = [("avx512", Int32(ML_AVX512)), ("avx2", Int32(ML_AVX2))].filter { ml_supported($0.1) != 0 }
-    let readBuffers: [(String, Int)] = [("DRAM, 256 MiB", 256 << 20), ("L2, 512 KiB", 512 << 10)]
+    // (level, bytes, cores): one core from DRAM and from L2; memory is shared, so with several
+    // threads also the rate at which all of them read DRAM together.
+    var reads: [(String, Int, Int)] = [("DRAM, 256 MiB", 256 << 20, 1), ("L2, 512 KiB", 512 << 10, 1)]
+    if threads > 1 { reads.append(("DRAM, 256 MiB", 256 << 20, threads)) }
     for (name, path) in limitPaths {
         Benchmark(
             "limit f32 fma peak \(name) one core",
@@ -107,9 +110,9 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.stopMeasurement()
             benchmark.measurement(gflops, Int(Double(rounds) * Double(ML_FMA_CHAINS) * 32 / seconds / 1e9))
         }
-        for (level, bytes) in readBuffers {
+        for (level, bytes, cores) in reads {
             Benchmark(
-                "limit read \(level) \(name) one core",
+                "limit read \(level) \(name) \(cores == 1 ? "one core" : "\(cores) cores")",
                 configuration: .init(metrics: [.wallClock, readGBs], maxDuration: .seconds(1), maxIterations: bytes > 1 << 24 ? 20 : 5000)
             ) { benchmark in
                 // On huge pages, as the packed weights are.
@@ -120,30 +123,12 @@ let benchmarks: @Sendable () -> Void = {
                 _ = madvise(p, size, MADV_HUGEPAGE)
                 memset(p, 0, size)
                 let floats = p.assumingMemoryBound(to: Float.self)
+                let n = Int64(bytes / 4)
                 benchmark.startMeasurement()
                 let start = ContinuousClock.now
-                for _ in benchmark.scaledIterations { blackHole(ml_read(path, floats, Int64(bytes / 4))) }
-                let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
-                benchmark.stopMeasurement()
-                benchmark.measurement(readGBs, Int(Double(bytes) / seconds / 1e9))
-            }
-        }
-        // Memory is shared: with several threads the limit is what the cores read together.
-        if threads > 1 {
-            let bytes = 256 << 20
-            Benchmark(
-                "limit read DRAM, 256 MiB \(name) \(threads) cores",
-                configuration: .init(metrics: [.wallClock, readGBs], maxDuration: .seconds(1), maxIterations: 20)
-            ) { benchmark in
-                let huge = 2 << 20
-                let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: huge)
-                defer { p.deallocate() }
-                _ = madvise(p, bytes, MADV_HUGEPAGE)
-                memset(p, 0, bytes)
-                let floats = p.assumingMemoryBound(to: Float.self)
-                benchmark.startMeasurement()
-                let start = ContinuousClock.now
-                for _ in benchmark.scaledIterations { blackHole(ml_read_parallel(path, floats, Int64(bytes / 4), Int32(threads))) }
+                for _ in benchmark.scaledIterations {
+                    blackHole(cores == 1 ? ml_read(path, floats, n) : ml_read_parallel(path, floats, n, Int32(cores)))
+                }
                 let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
                 benchmark.stopMeasurement()
                 benchmark.measurement(readGBs, Int(Double(bytes) / seconds / 1e9))
