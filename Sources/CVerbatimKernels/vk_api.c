@@ -137,19 +137,19 @@ static void linear_item(void *ctx, int64_t item, int tid) {
 
 // The scaled x and block sums of x for Q4, per calling thread: grows to the largest size seen
 // (freed when the thread ends), so a forward step does not allocate.
-static pthread_key_t xsum_key;
-static pthread_once_t xsum_once = PTHREAD_ONCE_INIT;
-typedef struct { float *p; int64_t len; } xsum_buffer;
-static void xsum_free(void *b) { free(((xsum_buffer *)b)->p); free(b); }
-static void xsum_key_init(void) { pthread_key_create(&xsum_key, xsum_free); }
+static pthread_key_t q4_x_key;
+static pthread_once_t q4_x_once = PTHREAD_ONCE_INIT;
+typedef struct { float *p; int64_t len; } q4_x_buffer;
+static void q4_x_free(void *b) { free(((q4_x_buffer *)b)->p); free(b); }
+static void q4_x_key_init(void) { pthread_key_create(&q4_x_key, q4_x_free); }
 
-static float *xsum_scratch(int64_t floats) {
-    pthread_once(&xsum_once, xsum_key_init);
-    xsum_buffer *b = pthread_getspecific(xsum_key);
+static float *q4_x_scratch(int64_t floats) {
+    pthread_once(&q4_x_once, q4_x_key_init);
+    q4_x_buffer *b = pthread_getspecific(q4_x_key);
     if (!b) {
         b = calloc(1, sizeof *b);
         if (!b) return NULL;
-        pthread_setspecific(xsum_key, b);
+        pthread_setspecific(q4_x_key, b);
     }
     if (b->len < floats) {
         free(b->p);
@@ -180,7 +180,7 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
     float *xsum = NULL;
     if (type == VK_W_Q4_0 || type == VK_W_Q4_1) {
         const int64_t nb = k / VK_QBLOCK;
-        float *xs = xsum_scratch(rows * (k + nb));
+        float *xs = q4_x_scratch(rows * (k + nb));
         if (!xs) abort(); // out of memory for a scratch row: nothing sensible is left to do
         xsum = xs + rows * k;
         float scale[8];
