@@ -139,6 +139,33 @@ extension KernelTests {
             }
         }
 
+        @Test("Every path agrees at the edges of the Q4 scaling too: huge, tiny, subnormal and infinite x, cancelling sums")
+        func q4EdgesAgreeOnEveryPath() throws {
+            var rng = SeededRandom(33)
+            let edges: [Float] = [0x1p43, -0x1p44, 0x1p100, .greatestFiniteMagnitude, 0x1p-62, -0x1p-70, 0x1p-126,
+                                  .leastNonzeroMagnitude, -.leastNormalMagnitude / 3, .infinity, -.infinity, 0, -0.0]
+            for type in [WeightType.q4_0, .q4_1] {
+                let (m, k, n) = (5, 96, 40)
+                let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
+                // Rows: mostly edge values; one row of tiny values only; one row whose block sums cancel.
+                var x = (0..<(3 * k)).map { i in i % 3 == 0 ? rng.float() : edges[Int.random(in: 0..<edges.count, using: &rng)] }
+                x += (0..<k).map { _ in rng.float() * 0x1p-100 }
+                x += (0..<k).map { i in (i % 2 == 0 ? 1 : -1) * 0x1p-60 * Float(1 + i % 5) }
+                let ref = withConfig(isa: .portable) { runLinear(x, rows: m, w) }
+                for isa in optimisedISAs {
+                    for threads in [1, 2] {
+                        let y = withConfig(isa: isa, threads: threads) { runLinear(x, rows: m, w) }
+                        expectSameBits(y, ref, "\(type) \(isa) threads=\(threads)")
+                        // Rows one at a time: the single-row walk sees the same values.
+                        for r in 0..<m {
+                            let alone = withConfig(isa: isa, threads: threads) { runLinear(Array(x[(r * k)..<((r + 1) * k)]), rows: 1, w) }
+                            expectSameBits(alone, Array(ref[(r * n)..<((r + 1) * n)]), "\(type) \(isa) threads=\(threads) row \(r) alone")
+                        }
+                    }
+                }
+            }
+        }
+
         /// NUMERICS.md's block-factored order with integer q, written without the
         /// kernels' scaling: per block s = fma(x, q, s) over its 32 k; acc = fma(d, s, acc);
         /// acc = fma(m, xsum, acc) with m = -8d for Q4_0 (whose q is then unsigned).
