@@ -26,7 +26,8 @@ let package = Package(
             ],
             path: "Sources/verbatim-bench"
         ),
-        // One core's peak fma rate and plain read rate: the limits the kernel figures are fractions of.
+        // The limits the kernel figures are fractions of: one core's peak fma rate, and the
+        // plain read rate of one core and of all of them together.
         .target(name: "MachineLimits", path: "Sources/MachineLimits"),
         .executableTarget(
             name: "KernelBenchmarks",

@@ -220,6 +220,22 @@ extension KernelTests {
                     expectSameBits(e, withConfig(isa: isa) { mapArray(x) { Kernels.exp($0, $1, count: $2) } }, "exp \(isa) under FTZ/DAZ/round-toward-zero")
                 }
             }
+            // Row kernels too (they round and meet subnormals on the same terms).
+            let dim = 96, weight = rng.floats(dim)
+            for isa in KernelConfig.supportedISAs {
+                func rows() -> [Float] {
+                    var norm = [Float](repeating: 0, count: m * dim), soft = norm
+                    Kernels.rmsNorm(x: x, weight: weight, y: &norm, rows: m, dim: dim, eps: 1e-5)
+                    Kernels.logSoftmax(x: x, y: &soft, rows: m, n: dim)
+                    return norm + soft
+                }
+                let want = withConfig(isa: isa) { rows() }
+                let saved = control()
+                vk_test_set_fp_control(hostile)
+                let got = withConfig(isa: isa) { rows() }
+                vk_test_set_fp_control(saved)
+                expectSameBits(got, want, "rmsNorm and logSoftmax \(isa) under FTZ/DAZ/round-toward-zero")
+            }
         }
 
         @Test("Packing rejects a k that is not a multiple of the block size")

@@ -49,6 +49,16 @@ final class DRAMCopies: @unchecked Sendable {
     }
 }
 
+/// Runs `body` once per scaled iteration inside the measurement; the seconds one run took.
+func timedSeconds(_ benchmark: Benchmark, _ body: () -> Void) -> Double {
+    benchmark.startMeasurement()
+    let start = ContinuousClock.now
+    for _ in benchmark.scaledIterations { body() }
+    let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
+    benchmark.stopMeasurement()
+    return seconds
+}
+
 func benchWeights(_ type: WeightType, k: Int, n: Int, _ rng: inout BenchRandom) -> PackedWeights {
     let raw = benchRaw(type, k: k, n: n, &rng)
     // In an arena of its own, on huge pages, as a loaded model holds its weights.
@@ -103,11 +113,7 @@ let benchmarks: @Sendable () -> Void = {
             configuration: .init(metrics: [.wallClock, gflops], maxDuration: .seconds(1), maxIterations: 20)
         ) { benchmark in
             let rounds: Int64 = 20_000_000
-            benchmark.startMeasurement()
-            let start = ContinuousClock.now
-            for _ in benchmark.scaledIterations { blackHole(ml_fma_rounds(path, rounds)) }
-            let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
-            benchmark.stopMeasurement()
+            let seconds = timedSeconds(benchmark) { blackHole(ml_fma_rounds(path, rounds)) }
             benchmark.measurement(gflops, Int(Double(rounds) * Double(ML_FMA_CHAINS) * 32 / seconds / 1e9))
         }
         for (level, bytes, cores) in reads {
@@ -124,13 +130,9 @@ let benchmarks: @Sendable () -> Void = {
                 memset(p, 0, size)
                 let floats = p.assumingMemoryBound(to: Float.self)
                 let n = Int64(bytes / 4)
-                benchmark.startMeasurement()
-                let start = ContinuousClock.now
-                for _ in benchmark.scaledIterations {
+                let seconds = timedSeconds(benchmark) {
                     blackHole(cores == 1 ? ml_read(path, floats, n) : ml_read_parallel(path, floats, n, Int32(cores)))
                 }
-                let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
-                benchmark.stopMeasurement()
                 benchmark.measurement(readGBs, Int(Double(bytes) / seconds / 1e9))
             }
         }
@@ -152,17 +154,11 @@ let benchmarks: @Sendable () -> Void = {
                     ) { benchmark in
                         KernelConfig.setISA(isa)
                         var y = [Float](repeating: 0, count: m * n) // (m, n)
-                        benchmark.startMeasurement()
-                        let start = ContinuousClock.now
-                        y.withUnsafeMutableBufferPointer { yp in
+                        let seconds = y.withUnsafeMutableBufferPointer { yp in
                             x.withUnsafeBufferPointer { xp in
-                                for _ in benchmark.scaledIterations {
-                                    Kernels.linear(x: xp.baseAddress!, weights: w, y: yp.baseAddress!, rows: m)
-                                }
+                                timedSeconds(benchmark) { Kernels.linear(x: xp.baseAddress!, weights: w, y: yp.baseAddress!, rows: m) }
                             }
                         }
-                        let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
-                        benchmark.stopMeasurement()
                         blackHole(y)
                         benchmark.measurement(gflops, Int(flops / seconds / 1e9))
                         if m == 1 { benchmark.measurement(weightGBs, Int(Double(w.byteCount) / seconds / 1e9)) }
@@ -187,17 +183,13 @@ let benchmarks: @Sendable () -> Void = {
                 KernelConfig.setISA(isa)
                 let weights = copies.weights
                 var y = [Float](repeating: 0, count: n)
-                benchmark.startMeasurement()
-                let start = ContinuousClock.now
-                y.withUnsafeMutableBufferPointer { yp in
+                let seconds = y.withUnsafeMutableBufferPointer { yp in
                     x.withUnsafeBufferPointer { xp in
-                        for _ in benchmark.scaledIterations {
+                        timedSeconds(benchmark) {
                             for w in weights { Kernels.linear(x: xp.baseAddress!, weights: w, y: yp.baseAddress!, rows: 1) }
                         }
                     }
                 }
-                let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
-                benchmark.stopMeasurement()
                 blackHole(y)
                 benchmark.measurement(weightGBs, Int(Double(weights.count * weights[0].byteCount) / seconds / 1e9))
             }
@@ -225,15 +217,11 @@ let benchmarks: @Sendable () -> Void = {
                     KernelConfig.setISA(isa)
                     var out = [Float](repeating: 0, count: 576) // (1, heads * headDim)
                     let last: [Int32] = [Int32(context - 1)]
-                    benchmark.startMeasurement()
-                    let start = ContinuousClock.now
-                    for _ in benchmark.scaledIterations {
+                    let seconds = timedSeconds(benchmark) {
                         Kernels.attention(
                             q: q, out: &out, rows: 1, heads: 9, memory: memory, layer: 0,
                             blockTables: table, tableOffsets: offsets, positions: last, scale: 0.125)
                     }
-                    let seconds = (ContinuousClock.now - start) / .seconds(1) / Double(benchmark.scaledIterations.count)
-                    benchmark.stopMeasurement()
                     blackHole(out)
                     benchmark.measurement(kvGBs, Int(kvBytes / seconds / 1e9))
                 }

@@ -84,15 +84,17 @@ float ml_read_parallel(int path, const float *p, int64_t n, int threads) {
     if (threads > ML_MAX_THREADS) threads = ML_MAX_THREADS;
     read_part parts[ML_MAX_THREADS];
     pthread_t ids[ML_MAX_THREADS];
+    int started[ML_MAX_THREADS] = {0};
     const int64_t share = n / threads / 64 * 64; // whole 64-float rows; the caller takes the rest
     for (int t = 0; t < threads; t++) {
         parts[t] = (read_part){path, p + t * share, t == threads - 1 ? n - t * share : share, 0};
-        if (t < threads - 1) pthread_create(&ids[t], NULL, read_part_main, &parts[t]);
+        if (t < threads - 1) started[t] = pthread_create(&ids[t], NULL, read_part_main, &parts[t]) == 0;
     }
     read_part_main(&parts[threads - 1]);
     float total = parts[threads - 1].sum;
     for (int t = 0; t < threads - 1; t++) {
-        pthread_join(ids[t], NULL);
+        if (started[t]) pthread_join(ids[t], NULL);
+        else read_part_main(&parts[t]); // no thread to be had: read it here (the rate will show it)
         total += parts[t].sum;
     }
     return total;
