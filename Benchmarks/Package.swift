@@ -23,6 +23,7 @@ let package = Package(
                 .product(name: "VerbatimBench", package: "Verbatim"),
                 .product(name: "VerbatimPostgres", package: "Verbatim"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MachineLimits",
             ],
             path: "Sources/verbatim-bench"
         ),

@@ -49,10 +49,21 @@ int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst) {
             int64_t col = p * VK_NR + c;
             if (col >= n) break;
             const uint8_t *row = s + (size_t)col * rb; // source row `col`: k values
-            if (!quant) {
-                int es = type == VK_W_F32 ? 4 : 2;
-                for (int64_t kk = 0; kk < k; kk++)
-                    memcpy(panel + (kk * VK_NR + c) * es, row + kk * es, (size_t)es);
+            if (type == VK_W_F32) {
+                for (int64_t kk = 0; kk < k; kk++) {
+                    uint32_t w;
+                    memcpy(&w, row + kk * 4, 4);
+                    w = vk_flush_subnormal_f32(w);
+                    memcpy(panel + (kk * VK_NR + c) * 4, &w, 4);
+                }
+                continue;
+            }
+            if (!quant) { // F16 (never subnormal as a float) and BF16
+                for (int64_t kk = 0; kk < k; kk++) {
+                    uint16_t w = vk_load_u16(row + kk * 2);
+                    if (type == VK_W_BF16) w = vk_flush_subnormal_bf16(w);
+                    memcpy(panel + (kk * VK_NR + c) * 2, &w, 2);
+                }
                 continue;
             }
             for (int64_t b = 0; b < k / VK_QBLOCK; b++) {
@@ -175,8 +186,8 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
         chunk = ((rows + per - 1) / per + 11) / 12 * 12;
     }
     // Q4: the block sums of x (rows, k / 32), which the offsets (Q4_1 m, Q4_0 -8d)
-    // multiply, and x scaled per nibble position (rows, k), which the kernels
-    // read in place of x (vk_q4_x_scale): computed once per call, here.
+    // multiply, and x scaled by 2^-bit per nibble position (rows, k), which the
+    // kernels read in place of x (vk_q4_x_scale): computed once per call, here.
     float *xsum = NULL;
     if (type == VK_W_Q4_0 || type == VK_W_Q4_1) {
         const int64_t nb = k / VK_QBLOCK;

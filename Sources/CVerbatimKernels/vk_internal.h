@@ -68,38 +68,45 @@ static inline uint16_t vk_load_u16(const uint8_t *p) {
     return v;
 }
 
-// ---- Q4 arithmetic (profile 3) ----
-// A nibble is read without converting an integer: the dword masked to nibble j
-// (j < 6), or shifted right by 8 and masked (j = 6, 7), read as float bits, is
-// exactly q * 2^(bit - 149) with bit = vk_q4_bit(j) (a subnormal, or for bit 20
-// with the top bit set the smallest normal binade: still exact). The caller
-// scales x by 2^(85 - bit) instead, so the fma sees the exact product
-// x * q * 2^-64: block sums are carried in units of 2^-64 and the scale d is
-// taken times 2^64. One `and` per 16 weights, no shifts, no conversions.
-#define VK_Q4_UNIT 0x1p64f // d * VK_Q4_UNIT multiplies a block sum
+// ---- Q4 arithmetic (profile 4) ----
+// A nibble is converted in place: the dword masked to nibble j (j < 6), or
+// shifted right by 8 and masked (j = 6, 7), is the integer q << bit with
+// bit = vk_q4_bit(j); converted to float it is exactly q * 2^bit, a normal
+// number or zero (never a subnormal: Intel cores take a microcode assist on
+// every fma with a subnormal operand). The caller scales x by 2^-bit instead,
+// so the fma sees the exact product x * q: one `and` and one conversion per
+// 16 weights, no shifts for j < 6.
 static inline int vk_q4_bit(int j) { return j < 6 ? 4 * j : 4 * j - 8; }
 
 // Nibble j of a packed dword as its float (see above).
 static inline float vk_q4_value(uint32_t dword, int j) {
     uint32_t bits = (j < 6 ? dword : dword >> 8) & (15u << vk_q4_bit(j));
+    return (float)(int32_t)bits;
+}
+
+// 2^-bit(j), the factor of x for nibble j.
+static inline float vk_q4_x_scale(int j) {
+    uint32_t bits = (uint32_t)(127 - vk_q4_bit(j)) << 23;
     float f;
     memcpy(&f, &bits, 4);
     return f;
 }
 
-// 2^(85 - bit(j)), the factor of x for nibble j.
-static inline float vk_q4_x_scale(int j) {
-    uint32_t bits = (uint32_t)(127 + 85 - vk_q4_bit(j)) << 23;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+// Weights of magnitude below 2^-126 (subnormal F32 and BF16 values) are packed
+// as zero with their sign: a subnormal operand costs an Intel core a microcode
+// assist per fma, and such a weight changes no sum of the model's sizes.
+static inline uint32_t vk_flush_subnormal_f32(uint32_t bits) {
+    return (bits & 0x7f800000u) == 0 ? bits & 0x80000000u : bits;
+}
+static inline uint16_t vk_flush_subnormal_bf16(uint16_t bits) {
+    return (bits & 0x7f80u) == 0 ? bits & 0x8000u : bits;
 }
 
 // Function table of one instruction-set path.
 typedef struct {
     // y (rows, ncols) for one group of VK_GROUP_PANELS panels starting at
     // `group`; x (rows, k) with row stride ldx; y row stride ldy; ncols <= 64.
-    // Q4_0/Q4_1: x is already scaled (vk_q4_x_scale: x[k] * 2^(85 - bit(k % 8)))
+    // Q4_0/Q4_1: x is already scaled (vk_q4_x_scale: x[k] * 2^-bit(k % 8))
     // and xsum (rows, k / 32), row stride k / 32, holds the block sums of the
     // unscaled x (vk_block_sum); NULL for other types. scratch: room for
     // k * 64 floats the call may use (quantised types), or NULL.
@@ -147,27 +154,46 @@ static inline float vk_block_sum(const float *x) {
 
 // ---- floating-point environment ----
 // The contract assumes IEEE defaults: round to nearest even, no flush-to-zero,
-// no denormals-are-zero (Q4 weights are read as subnormal floats: under DAZ
-// they would all be zero). A host thread that changed them gets the defaults
-// for the duration of a kernel call; VK_FP_DEFAULTS at the top of an entry
-// point sets them and restores the caller's control bits on return (keeping
-// any exception flags the call raised). Pool workers run with the defaults.
+// no denormals-are-zero. A host thread that changed them gets the defaults for
+// the duration of a kernel call; VK_FP_DEFAULTS at the top of an entry point
+// sets them and restores the caller's control bits on return (keeping any
+// exception flags the call raised). Pool workers run with the defaults.
+//
+// The denormal-operand (DE) and underflow (UE) flags that kernel code raises
+// are collected (vk_fp_note): a subnormal operand or result is what makes an
+// Intel core take a microcode assist, so tests require that none is raised.
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #define VK_MXCSR_DEFAULT 0x1F80u // all exceptions masked, nearest, no FTZ/DAZ
 #define VK_MXCSR_FLAGS 0x3Fu
+#define VK_MXCSR_SUBNORMAL_FLAGS 0x12u // DE (denormal operand) | UE (underflow)
+void vk_fp_note(unsigned flags); // vk_runtime.c
 static inline unsigned vk_fp_enter(void) {
     unsigned old = _mm_getcsr();
-    if ((old & ~VK_MXCSR_FLAGS) != VK_MXCSR_DEFAULT) _mm_setcsr(VK_MXCSR_DEFAULT | (old & VK_MXCSR_FLAGS));
+    // Defaults, and the subnormal flags cleared so that the call's own show.
+    if ((old & ~VK_MXCSR_FLAGS) != VK_MXCSR_DEFAULT || (old & VK_MXCSR_SUBNORMAL_FLAGS))
+        _mm_setcsr(VK_MXCSR_DEFAULT | (old & VK_MXCSR_FLAGS & ~VK_MXCSR_SUBNORMAL_FLAGS));
     return old;
 }
 static inline void vk_fp_restore(unsigned *old) {
-    if ((*old & ~VK_MXCSR_FLAGS) != VK_MXCSR_DEFAULT) _mm_setcsr((*old & ~VK_MXCSR_FLAGS) | (_mm_getcsr() & VK_MXCSR_FLAGS));
+    unsigned now = _mm_getcsr();
+    if (now & VK_MXCSR_SUBNORMAL_FLAGS) vk_fp_note(now & VK_MXCSR_SUBNORMAL_FLAGS);
+    unsigned want = (*old & ~VK_MXCSR_FLAGS) | ((now | *old) & VK_MXCSR_FLAGS);
+    if (want != now) _mm_setcsr(want);
 }
 static inline void vk_fp_set_defaults(void) { _mm_setcsr(VK_MXCSR_DEFAULT | (_mm_getcsr() & VK_MXCSR_FLAGS)); }
+// A pool worker after its items: hands on and clears its subnormal flags.
+static inline void vk_fp_collect(void) {
+    unsigned now = _mm_getcsr();
+    if (now & VK_MXCSR_SUBNORMAL_FLAGS) {
+        vk_fp_note(now & VK_MXCSR_SUBNORMAL_FLAGS);
+        _mm_setcsr(now & ~VK_MXCSR_SUBNORMAL_FLAGS);
+    }
+}
 #define VK_FP_DEFAULTS unsigned vk_fp_saved __attribute__((cleanup(vk_fp_restore), unused)) = vk_fp_enter()
 #else
 static inline void vk_fp_set_defaults(void) {}
+static inline void vk_fp_collect(void) {}
 #define VK_FP_DEFAULTS do { } while (0)
 #endif
 

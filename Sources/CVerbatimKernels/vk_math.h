@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define VK_EXP_HI 89.0f      // exp(89) overflows: the scaling gives +inf
-#define VK_EXP_LO (-104.0f)  // exp(-104) is below half the smallest subnormal
+#define VK_EXP_LO (-87.33f)  // below this exp is 0: exp(-87.3365) is the smallest normal
 #define VK_LOG2E 1.44269502f // float(log2(e))
 #define VK_ROUND_MAGIC 12582912.0f // 1.5 * 2^23: adding it rounds to integer
 #define VK_EXP_LN2_HI 0.693147182f      // float(ln 2)
@@ -40,9 +40,12 @@ static inline uint32_t vk_float_to_bits(float f) {
 
 // exp(x) = 2^n * p(r), n = round(x / ln 2), r = x - n ln 2 (two fma steps);
 // p is the degree-7 Taylor polynomial by Horner with fma; 2^n is applied as
-// two exact powers of two so subnormal results round only once.
+// two exact powers of two. x < VK_EXP_LO gives +0 (profile 4): the result is
+// never subnormal, so no operation here or after it (softmax sums, attention's
+// weighted values) meets a subnormal operand.
 static inline float vk_exp_scalar(float x) {
     if (x != x) return x + x;
+    if (x < VK_EXP_LO) return 0.0f;
     float xc = x;
     if (xc > VK_EXP_HI) xc = VK_EXP_HI;
     if (xc < VK_EXP_LO) xc = VK_EXP_LO;
@@ -63,6 +66,15 @@ static inline float vk_exp_scalar(float x) {
     float s1 = vk_bits_to_float((uint32_t)(n1 + 127) << 23);
     float s2 = vk_bits_to_float((uint32_t)(n2 + 127) << 23);
     return (p * s1) * s2;
+}
+
+// Attention weight of a score d = s_j - max (profile 4): exp(d), or 0 for
+// d < VK_ATTN_CUTOFF. A weight of at least e^-44 (about 2^-63.5) times a value
+// of at least 2^-62 stays a normal number, so the weighted sum of values never
+// meets a subnormal; what is dropped is below 2^-63 of the largest weight.
+#define VK_ATTN_CUTOFF (-44.0f)
+static inline float vk_attention_weight(float d) {
+    return d < VK_ATTN_CUTOFF ? 0.0f : vk_exp_scalar(d);
 }
 
 // log(x) = k ln 2 + log1p(f), x = 2^k (1 + f), 1 + f in [sqrt(1/2), sqrt(2));

@@ -186,6 +186,11 @@ unsigned vk_test_fp_control(void) { return 0; }
 void vk_test_set_fp_control(unsigned value) { (void)value; }
 #endif
 
+// The subnormal flags (DE, UE) raised inside kernel calls, on any thread.
+static _Atomic unsigned fp_subnormal_flags;
+void vk_fp_note(unsigned flags) { atomic_fetch_or(&fp_subnormal_flags, flags); }
+unsigned vk_take_subnormal_flags(void) { return atomic_exchange(&fp_subnormal_flags, 0u); }
+
 static void test_delay(int times) {
     int ns = times * atomic_load_explicit(&test_delay_ns, memory_order_relaxed);
     if (ns == 0) return;
@@ -205,6 +210,7 @@ static void run_items(uint32_t job_id, int tid) {
         test_delay(1);
         if (!atomic_compare_exchange_weak(&pool.ticket, &t, t + 1)) continue;
         pool.fn(pool.ctx, item, tid);
+        vk_fp_collect(); // before `done`: the caller may read the flags once it returns
         atomic_fetch_add(&pool.done, 1);
     }
 }

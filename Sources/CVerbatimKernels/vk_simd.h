@@ -252,7 +252,7 @@ VKI vf v_exp(vf x) {
     vi n2 = vi_sub(ni, n1);
     vf s1 = v_as_float(vi_slli(vi_add(n1, vi_set1(127)), 23));
     vf s2 = v_as_float(vi_slli(vi_add(n2, vi_set1(127)), 23));
-    vf res = v_mul(v_mul(p, s1), s2);
+    vf res = v_select(v_lt(x, v_set1(VK_EXP_LO)), v_mul(v_mul(p, s1), s2), v_zero());
     return v_select(nan, res, v_add(x, x));
 }
 

@@ -37,11 +37,11 @@ VKI vf load_w_plain(const int type, const uint8_t *panel, int64_t kk) {
     } while (0)
 
 // The factors of a quantised block of one panel (`blk` at the block): of its
-// block sum (Q8_0: d; Q4: d * 2^64) and of the block sum of x (Q4_1: m;
-// Q4_0: -8d; Q8_0: unused). As vk_portable.c's panel_block.
+// block sum (d) and of the block sum of x (Q4_1: m; Q4_0: -8d; Q8_0: unused).
+// As vk_portable.c's panel_block.
 VKI vf block_d(const int type, const uint8_t *blk) {
-    vf d = v_load_f16(blk);
-    return type == VK_W_Q8_0 ? d : v_mul(d, v_set1(VK_Q4_UNIT));
+    (void)type;
+    return v_load_f16(blk);
 }
 VKI vf block_m(const int type, const uint8_t *blk) {
     if (type == VK_W_Q4_1) return v_load_f16(blk + VK_NR * 2);
@@ -49,15 +49,15 @@ VKI vf block_m(const int type, const uint8_t *blk) {
 }
 
 // Nibble j of the packed dwords v (v8: v shifted right by 8) as floats:
-// vk_q4_value, 16 lanes at once. One `and`, no conversion.
+// vk_q4_value (q * 2^bit, never subnormal), 16 lanes at once.
 VKI vf q4_values(vi v, vi v8, const int j) {
-    return v_as_float(vi_and(j < 6 ? v : v8, vi_set1(15 << vk_q4_bit(j))));
+    return v_from_int(vi_and(j < 6 ? v : v8, vi_set1(15 << vk_q4_bit(j))));
 }
 
 // nbk (1 to 4) consecutive quantisation blocks of one row against np panels,
 // starting at block `blk`: the block sums s are independent fma chains (one per
 // block and panel); each then enters its panel's running total in block order.
-// x: Q4 pre-scaled (vk_q4_x_scale); xsum: the row's block sums from block blk.
+// x: Q4 pre-scaled by 2^-bit (vk_q4_x_scale); xsum: the row's block sums from block blk.
 VKI void row_blocks(const int type, const int np, const int nbk, const float *x,
                     const uint8_t *blk, int64_t pb, int64_t bb, vf total[VK_MAX_NP],
                     const float *xsum) {
@@ -485,7 +485,8 @@ static void attention_group(const vk_kv_layout *kv, int32_t layer,
         vf m = v_set1(max_value(s, nkeys));
         vf zl = v_zero();
         for (int64_t j0 = 0; j0 < nkeys; j0 += 16) {
-            vf e = v_exp(v_sub(v_load(s + j0), m));
+            vf d = v_sub(v_load(s + j0), m); // vk_attention_weight, 16 keys at once
+            vf e = v_select(v_lt(d, v_set1(VK_ATTN_CUTOFF)), v_exp(d), v_zero());
             v_store(s + j0, e);
             zl = v_add(zl, v_zero_unless(v_first(nkeys - j0), e));
         }

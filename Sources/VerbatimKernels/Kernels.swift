@@ -59,7 +59,31 @@ public enum KernelConfig {
 
     /// Names the numerics contract as implemented, for content addresses.
     public static func numericsProfile(kv: KVType) -> String {
-        "verbatim-numerics/3 f32 kv=\(kv == .f16 ? "f16" : "f32")"
+        "verbatim-numerics/4 f32 kv=\(kv == .f16 ? "f16" : "f32")"
+    }
+
+    /// The subnormal events kernel calls have raised since the last call, on any thread,
+    /// and clears them. Each means an Intel core took a microcode assist (about 100 times
+    /// slower per instruction); the kernels keep this empty whatever the weights. Always
+    /// empty on a CPU without x86's MXCSR.
+    public static func takeSubnormalEvents() -> SubnormalEvents {
+        SubnormalEvents(rawValue: vk_take_subnormal_flags())
+    }
+}
+
+/// Floating-point events that make Intel cores slow (x86 MXCSR flags).
+public struct SubnormalEvents: OptionSet, Sendable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// An operand was subnormal (MXCSR DE).
+    public static let subnormalOperand = SubnormalEvents(rawValue: 0x02)
+    /// A result underflowed to a subnormal or zero (MXCSR UE).
+    public static let underflow = SubnormalEvents(rawValue: 0x10)
+
+    public var description: String {
+        if isEmpty { return "none" }
+        return [contains(.subnormalOperand) ? "subnormal operand" : nil, contains(.underflow) ? "underflow" : nil]
+            .compactMap { $0 }.joined(separator: ", ")
     }
 }
 

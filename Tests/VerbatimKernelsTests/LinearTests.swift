@@ -122,14 +122,14 @@ extension KernelTests {
             }
         }
 
-        @Test("Q4 in units of 2^-64 gives the bits of the plain block-factored order (x in range), Q4_0 with m = -8d")
+        @Test("Q4 with x scaled by 2^-bit gives the bits of the plain block-factored order (|x| from 2^-100 to 2^100), Q4_0 with m = -8d")
         func q4ScaledEqualsPlainOrder() throws {
             var rng = SeededRandom(31)
             for type in [WeightType.q4_0, .q4_1] {
                 let (m, k, n) = (3, 160, 40)
                 let raw = randomWeights(type, k: k, n: n, &rng)
-                // Every magnitude the scaled form carries exactly: 2^-40 ..< 2^40.
-                let x = (0..<(m * k)).map { _ in rng.float() * Float(sign: .plus, exponent: Int.random(in: -40...40, using: &rng), significand: 1) }
+                // Magnitudes the scaled form carries exactly (x * 2^-20 stays normal): 2^-100 ..< 2^100.
+                let x = (0..<(m * k)).map { _ in rng.float() * Float(sign: .plus, exponent: Int.random(in: -100...100, using: &rng), significand: 1) }
                 let w = try pack(type, k: k, n: n, raw)
                 let want = Self.plainQ4(type, x, rows: m, k: k, n: n, raw)
                 for isa in KernelConfig.supportedISAs {
@@ -142,7 +142,7 @@ extension KernelTests {
         @Test("Every path agrees at the edges of the Q4 scaling too: huge, tiny, subnormal and infinite x, cancelling sums")
         func q4EdgesAgreeOnEveryPath() throws {
             var rng = SeededRandom(33)
-            let edges: [Float] = [0x1p43, -0x1p44, 0x1p100, .greatestFiniteMagnitude, 0x1p-62, -0x1p-70, 0x1p-126,
+            let edges: [Float] = [0x1p43, -0x1p44, 0x1p100, 0x1p-107, -0x1p-115, .greatestFiniteMagnitude, 0x1p-62, -0x1p-70, 0x1p-126,
                                   .leastNonzeroMagnitude, -.leastNormalMagnitude / 3, .infinity, -.infinity, 0, -0.0]
             for type in [WeightType.q4_0, .q4_1] {
                 let (m, k, n) = (5, 96, 40)

@@ -101,7 +101,7 @@ struct ServerTests {
         let a = first.json
         #expect(a["object"] as? String == "chat.completion" && (a["id"] as? String)?.hasPrefix("chatcmpl-") == true)
         let fingerprint = try #require(a["system_fingerprint"] as? String)
-        #expect(fingerprint.contains("vn3"), "the fingerprint names the numerics profile version (verbatim-numerics/3)")
+        #expect(fingerprint.contains("vn4"), "the fingerprint names the numerics profile version (verbatim-numerics/4)")
         let choice = try #require((a["choices"] as? [[String: Any]])?.first)
         let content = try #require((choice["message"] as? [String: Any])?["content"] as? String)
         #expect(!content.isEmpty && choice["finish_reason"] as? String == "length")

@@ -41,6 +41,13 @@ void vk_test_set_pool_delay(int ns);
 unsigned vk_test_fp_control(void);
 void vk_test_set_fp_control(unsigned value);
 
+// x86 MXCSR flags raised inside kernel calls since the last call, on any
+// thread, then cleared: 0x02 (DE, an operand was subnormal) and 0x10 (UE, a
+// result underflowed). Either means an Intel core took a microcode assist
+// (about 100x slower per instruction); the kernels keep them at 0 whatever
+// the weights. Always 0 on other architectures.
+unsigned vk_take_subnormal_flags(void);
+
 // ---- weights --------------------------------------------------------------
 
 enum {
