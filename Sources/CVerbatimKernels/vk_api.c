@@ -118,6 +118,45 @@ int vk_dequantize_row(int type, int64_t k, const void *src, float *out) {
     return 0;
 }
 
+// ---- splitting element-wise work over the pool ---------------------------------------
+
+// Splits `rows` rows into items of about `min_elems` elements or more.
+static int64_t rows_per_item(int64_t rows, int64_t width, int64_t min_elems) {
+    int64_t r = width >= min_elems ? 1 : (min_elems + width - 1) / width;
+    return r > rows ? rows : r;
+}
+
+// fn(ctx, r0, r1) over rows [0, rows) of `width` elements, in ranges of about `min_elems`
+// elements on the pool (on the caller alone when one range covers them). For work whose
+// every element is computed the same way wherever it runs: the split changes no bits.
+typedef void (*vk_rows_fn)(void *ctx, int64_t r0, int64_t r1);
+typedef struct { vk_rows_fn fn; void *ctx; int64_t rows, per; } rows_job;
+static void rows_item(void *ctx, int64_t item, int tid) {
+    (void)tid;
+    const rows_job *j = ctx;
+    int64_t r0 = item * j->per, r1 = r0 + j->per < j->rows ? r0 + j->per : j->rows;
+    j->fn(j->ctx, r0, r1);
+}
+static void parallel_rows(int64_t rows, int64_t width, int64_t min_elems, vk_rows_fn fn, void *ctx) {
+    if (rows <= 0) return;
+    int64_t per = rows_per_item(rows, width, min_elems);
+    if (per >= rows || vk_get_threads() == 1) { fn(ctx, 0, rows); return; }
+    rows_job j = {.fn = fn, .ctx = ctx, .rows = rows, .per = per};
+    vk_parallel((rows + per - 1) / per, rows_item, &j);
+}
+
+// x (n) += y (n), element by element.
+typedef struct { float *x; const float *y; } add_job;
+static void add_range(void *ctx, int64_t i0, int64_t i1) {
+    const add_job *j = ctx;
+    for (int64_t i = i0; i < i1; i++) j->x[i] = j->x[i] + j->y[i];
+}
+void vk_add(float *x, const float *y, int64_t n) {
+    VK_FP_DEFAULTS;
+    add_job j = {.x = x, .y = y};
+    parallel_rows(n, 1, 16384, add_range, &j);
+}
+
 // ---- linear ---------------------------------------------------------------------
 
 typedef struct {
@@ -171,6 +210,22 @@ static float *q4_x_scratch(int64_t floats) {
     return b->p;
 }
 
+// Q4: rows r0..<r1 of x scaled by 2^-bit per nibble position (vk_q4_x_scale) into xs
+// (rows, k), and their block sums into xsum (rows, k / 32).
+typedef struct { const float *x; float *xs, *xsum; int64_t k; } q4_prep_job;
+static void q4_prep_rows(void *ctx, int64_t r0, int64_t r1) {
+    const q4_prep_job *j = ctx;
+    const int64_t k = j->k, nb = k / VK_QBLOCK;
+    float scale[8];
+    for (int jj = 0; jj < 8; jj++) scale[jj] = vk_q4_x_scale(jj);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = j->x + r * k;
+        for (int64_t b = 0; b < nb; b++) j->xsum[r * nb + b] = vk_block_sum(xr + b * VK_QBLOCK);
+        for (int64_t i = 0; i < k; i += 8) // k is a multiple of 32: nibble j of k = i + j
+            for (int jj = 0; jj < 8; jj++) j->xs[r * k + i + jj] = xr[i + jj] * scale[jj];
+    }
+}
+
 void vk_linear(const float *x, int64_t rows, const void *packed, int type,
                int64_t k, int64_t n, float *y) {
     VK_FP_DEFAULTS;
@@ -190,18 +245,11 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
     // kernels read in place of x (vk_q4_x_scale): computed once per call, here.
     float *xsum = NULL;
     if (type == VK_W_Q4_0 || type == VK_W_Q4_1) {
-        const int64_t nb = k / VK_QBLOCK;
-        float *xs = q4_x_scratch(rows * (k + nb));
+        float *xs = q4_x_scratch(rows * (k + k / VK_QBLOCK));
         if (!xs) abort(); // out of memory for a scratch row: nothing sensible is left to do
         xsum = xs + rows * k;
-        float scale[8];
-        for (int jj = 0; jj < 8; jj++) scale[jj] = vk_q4_x_scale(jj);
-        for (int64_t r = 0; r < rows; r++) {
-            const float *xr = x + r * k;
-            for (int64_t b = 0; b < nb; b++) xsum[r * nb + b] = vk_block_sum(xr + b * VK_QBLOCK);
-            for (int64_t i = 0; i < k; i += 8) // k is a multiple of 32: nibble j of k = i + j
-                for (int jj = 0; jj < 8; jj++) xs[r * k + i + jj] = xr[i + jj] * scale[jj];
-        }
+        q4_prep_job pj = {.x = x, .xs = xs, .xsum = xsum, .k = k};
+        parallel_rows(rows, k, 16384, q4_prep_rows, &pj); // rows of a prefill on every core
         x = xs;
     }
     linear_job j = {
@@ -223,11 +271,6 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
 
 // ---- row-wise kernels -----------------------------------------------------------
 
-// Splits `rows` rows into items of about `min_elems` elements or more.
-static int64_t rows_per_item(int64_t rows, int64_t width, int64_t min_elems) {
-    int64_t r = width >= min_elems ? 1 : (min_elems + width - 1) / width;
-    return r > rows ? rows : r;
-}
 
 typedef struct {
     const vk_ops *ops;
@@ -291,17 +334,21 @@ void vk_swiglu(const float *gate, const float *up, float *out, int64_t count) {
     vk_parallel((count + j.per_item - 1) / j.per_item, swiglu_item, &j);
 }
 
-void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
-             const int32_t *positions, const float *cos_tab,
-             const float *sin_tab) {
-    VK_FP_DEFAULTS;
-    // Element-wise and cheap: the same scalar code on every path.
-    const int64_t half = head_dim / 2;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *c = cos_tab + (int64_t)positions[r] * half; // (half)
-        const float *s = sin_tab + (int64_t)positions[r] * half; // (half)
-        for (int64_t h = 0; h < heads; h++) {
-            float *v = x + (r * heads + h) * head_dim; // (head_dim)
+typedef struct {
+    float *x;
+    int64_t heads, head_dim;
+    const int32_t *positions;
+    const float *cos_tab, *sin_tab;
+} rope_job;
+
+static void rope_rows(void *ctx, int64_t r0, int64_t r1) {
+    const rope_job *j = ctx;
+    const int64_t half = j->head_dim / 2;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *c = j->cos_tab + (int64_t)j->positions[r] * half; // (half)
+        const float *s = j->sin_tab + (int64_t)j->positions[r] * half; // (half)
+        for (int64_t h = 0; h < j->heads; h++) {
+            float *v = j->x + (r * j->heads + h) * j->head_dim; // (head_dim)
             for (int64_t i = 0; i < half; i++) {
                 float x0 = v[2 * i], x1 = v[2 * i + 1];
                 v[2 * i] = x0 * c[i] - x1 * s[i];
@@ -309,6 +356,16 @@ void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
             }
         }
     }
+}
+
+void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
+             const int32_t *positions, const float *cos_tab,
+             const float *sin_tab) {
+    VK_FP_DEFAULTS;
+    // Element-wise and cheap: the same scalar code on every path, rows split over the pool.
+    rope_job j = {.x = x, .heads = heads, .head_dim = head_dim, .positions = positions,
+                  .cos_tab = cos_tab, .sin_tab = sin_tab};
+    parallel_rows(rows, heads * head_dim, 16384, rope_rows, &j);
 }
 
 int64_t vk_argmax(const float *x, int64_t n) {
@@ -368,16 +425,23 @@ size_t vk_kv_bytes(const vk_kv_layout *kv) {
     return per_block * (size_t)kv->n_blocks + 64; // 64 spare bytes; no kernel relies on them
 }
 
-void vk_kv_write(const vk_kv_layout *kv, int32_t layer, const float *k,
-                 const float *v, int64_t rows, const int32_t *block_tables,
-                 const int32_t *table_offsets, const int32_t *positions) {
+typedef struct {
+    const vk_kv_layout *kv;
+    int32_t layer;
+    const float *k, *v;
+    const int32_t *block_tables, *table_offsets, *positions;
+} kv_write_job;
+
+static void kv_write_rows(void *ctx, int64_t r0, int64_t r1) {
+    const kv_write_job *j = ctx;
+    const vk_kv_layout *kv = j->kv;
     const int64_t bs = kv->block_size, width = (int64_t)kv->n_kv_heads * kv->head_dim;
-    for (int64_t r = 0; r < rows; r++) {
-        const int32_t *table = block_tables + table_offsets[r];
-        int64_t p = positions[r];
-        int64_t at = vk_kv_block_offset(kv, table[p / bs], layer) + (p % bs) * width;
+    for (int64_t r = r0; r < r1; r++) {
+        const int32_t *table = j->block_tables + j->table_offsets[r];
+        int64_t p = j->positions[r];
+        int64_t at = vk_kv_block_offset(kv, table[p / bs], j->layer) + (p % bs) * width;
         int64_t vat = at + bs * width;
-        const float *kr = k + r * width, *vr = v + r * width; // (width)
+        const float *kr = j->k + r * width, *vr = j->v + r * width; // (width)
         if (kv->kv_type == VK_KV_F16) {
             uint16_t *base = kv->base;
             for (int64_t i = 0; i < width; i++) {
@@ -390,6 +454,15 @@ void vk_kv_write(const vk_kv_layout *kv, int32_t layer, const float *k,
             memcpy(base + vat, vr, (size_t)width * 4);
         }
     }
+}
+
+void vk_kv_write(const vk_kv_layout *kv, int32_t layer, const float *k,
+                 const float *v, int64_t rows, const int32_t *block_tables,
+                 const int32_t *table_offsets, const int32_t *positions) {
+    VK_FP_DEFAULTS;
+    kv_write_job j = {.kv = kv, .layer = layer, .k = k, .v = v, .block_tables = block_tables,
+                      .table_offsets = table_offsets, .positions = positions};
+    parallel_rows(rows, 2 * (int64_t)kv->n_kv_heads * kv->head_dim, 16384, kv_write_rows, &j);
 }
 
 typedef struct {

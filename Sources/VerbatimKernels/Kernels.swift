@@ -294,6 +294,11 @@ public enum Kernels {
         }
     }
 
+    /// x (count) += y (count), element by element (the residual connection), over the pool.
+    public static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
+        vk_add(x, y, Int64(count))
+    }
+
     /// out (count) = silu(gate) * up, silu(g) = g / (1 + exp(-g)).
     public static func swiGLU(
         gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int

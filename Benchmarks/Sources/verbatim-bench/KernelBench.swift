@@ -52,6 +52,16 @@ struct KernelBench: ParsableCommand {
                     rates.append(t == 1 ? "\(f1(g)) GFLOP/s (\(pct(g / peak)) of peak)" : "\(f1(g)) GFLOP/s (\(pct(g / (peak * Double(t)))))")
                 }
                 print("  linear \(type) \(k)→\(n) M=64".padding(toLength: 43, withPad: " ", startingAt: 0) + rates.joined(separator: "   "))
+                // M = 512 (a prefill chunk): how the linear alone scales over the cores.
+                rates = []
+                for t in [1, threads] {
+                    KernelConfig.setThreads(t)
+                    let g = median((0..<runs).map { _ in
+                        2.0 * 512 * Double(k * n) / seconds { Kernels.linear(x: x, weights: w, y: &y, rows: 512) } / 1e9
+                    })
+                    rates.append(t == 1 ? "\(f1(g)) GFLOP/s (\(pct(g / peak)) of peak)" : "\(f1(g)) GFLOP/s (\(pct(g / (peak * Double(t)))))")
+                }
+                print("  linear \(type) \(k)→\(n) M=512".padding(toLength: 43, withPad: " ", startingAt: 0) + rates.joined(separator: "   "))
                 // M = 1 with the weights streamed from DRAM: copies filling 256 MiB, one after another.
                 let copies = packed(type, k: k, n: n, copies: max(1, (256 << 20) / PackedWeights.byteCount(type: type, k: k, n: n)))
                 rates = []

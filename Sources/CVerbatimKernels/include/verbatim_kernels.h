@@ -92,6 +92,8 @@ void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
 void vk_swiglu(const float *gate, const float *up, float *out, int64_t count);
 /// y (rows, n) = (x - max) - log(sum exp(x - max)), per row.
 void vk_log_softmax(const float *x, float *y, int64_t rows, int64_t n);
+/// x (n) += y (n), element by element (the residual connection).
+void vk_add(float *x, const float *y, int64_t n);
 /// Index of the largest value (NaN ignored), lowest index on ties; 0 if none.
 int64_t vk_argmax(const float *x, int64_t n);
 

@@ -139,7 +139,7 @@ public final class ForwardPass {
             observe(l, "attn", rows, d, attn)
             Kernels.linear(x: attn, weights: layer.wo, y: proj, rows: rows)
             observe(l, "attn_out", rows, d, proj)
-            for i in 0..<(rows * d) { x[i] += proj[i] }
+            Kernels.add(x, proj, count: rows * d)
             observe(l, "ffn_inp", rows, d, x)
 
             // Feed-forward block: x += wDown(silu(wGate xb) * wUp xb), xb = rmsnorm(x)
@@ -153,7 +153,7 @@ public final class ForwardPass {
             observe(l, "ffn_act", rows, f, act)
             Kernels.linear(x: act, weights: layer.wDown, y: proj, rows: rows)
             observe(l, "ffn_out", rows, d, proj)
-            for i in 0..<(rows * d) { x[i] += proj[i] }
+            Kernels.add(x, proj, count: rows * d)
             observe(l, "out", rows, d, x)
         }
 
