@@ -197,6 +197,12 @@ static inline void vk_fp_collect(void) {}
 #define VK_FP_DEFAULTS do { } while (0)
 #endif
 
+// ---- how one row of quantised weights is walked (speed only, never bits) ----
+// Blocks in flight per panel (independent chains) for Q4 and Q8_0, and how many
+// blocks ahead to prefetch (0: none). Set once from the CPU (vk_runtime.c);
+// VERBATIM_ROW_BLOCKS_Q4 / _Q8 / VERBATIM_ROW_PREFETCH override them.
+extern int vk_row_blocks_q4, vk_row_blocks_q8, vk_row_prefetch;
+
 // ---- thread pool (vk_pool.c) ----
 typedef void (*vk_task_fn)(void *ctx, int64_t item, int tid);
 /// Runs fn(ctx, i, tid) for i in 0..<n_items on the pool; the caller takes

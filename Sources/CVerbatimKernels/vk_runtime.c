@@ -57,7 +57,22 @@ static int supported[3];
 static _Atomic int current_isa = VK_ISA_PORTABLE;
 static int initial_threads = 1;
 
+// Measured from DRAM, one core of an Intel Xeon (Emerald Rapids): without prefetching, Q4_1 read
+// 6.7 GB/s and Q8_0 8.0 (45-55% of a plain read loop); prefetching 16 blocks ahead (5 KB of Q4_1,
+// 9 KB of Q8_0) 11.6 and 13.2 (76-87%). More blocks in flight did not help there.
+int vk_row_blocks_q4 = 2, vk_row_blocks_q8 = 1, vk_row_prefetch = 16;
+
+static int env_int(const char *name, int fallback, int lo, int hi) {
+    const char *v = getenv(name);
+    if (!v) return fallback;
+    int n = atoi(v);
+    return n < lo || n > hi ? fallback : n;
+}
+
 static void init_runtime(void) {
+    vk_row_blocks_q4 = env_int("VERBATIM_ROW_BLOCKS_Q4", vk_row_blocks_q4, 1, 4);
+    vk_row_blocks_q8 = env_int("VERBATIM_ROW_BLOCKS_Q8", vk_row_blocks_q8, 1, 4);
+    vk_row_prefetch = env_int("VERBATIM_ROW_PREFETCH", vk_row_prefetch, 0, 64);
     for (int i = 0; i < 3; i++) supported[i] = detect_supported(i);
     int isa = supported[VK_ISA_AVX512] ? VK_ISA_AVX512 : supported[VK_ISA_AVX2] ? VK_ISA_AVX2 : VK_ISA_PORTABLE;
     const char *env = getenv("VERBATIM_ISA");

@@ -13,9 +13,6 @@
 #include "vk_simd.h"
 
 #define VK_MAX_NP 4
-// One row of Q4_0/Q4_1: blocks in flight per panel, each an independent chain
-// (measured: 2 beat 1, 3, 4 and 6 from DRAM on both paths).
-#define VK_ROW_BLOCKS_Q4 2
 
 // ---- linear -------------------------------------------------------------
 
@@ -110,8 +107,14 @@ VKI void row_tile_quant(const int type, const int np, const int rb, const float 
     vf total[VK_MAX_NP];
     _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) total[p] = v_zero();
     int64_t b = 0;
-    for (; b + rb <= nb; b += rb)
+    // Prefetch the panel's stream a few KB ahead: Intel cores do not keep enough
+    // reads in flight by themselves here (vk_row_prefetch).
+    const int64_t ahead = vk_row_prefetch * bb; // bytes
+    for (; b + rb <= nb; b += rb) {
+        if (ahead)
+            for (int64_t line = 0; line < rb * bb; line += 64) __builtin_prefetch(w + b * bb + ahead + line);
         row_blocks(type, np, rb, x + b * VK_QBLOCK, w + b * bb, pb, bb, total, q8 ? xsum : xsum + b);
+    }
     for (; b < nb; b++)
         row_blocks(type, np, 1, x + b * VK_QBLOCK, w + b * bb, pb, bb, total, q8 ? xsum : xsum + b);
     _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
@@ -291,8 +294,9 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
         // address order, so that the weights are one forward stream through
         // memory (the group's 4 panels side by side were 4 streams). Q4 keeps
         // 2 blocks in flight; for Q8_0 out-of-order execution already overlaps
-        // the blocks (each starts a new chain), and 2 in flight were slower.
-        // Measured from DRAM on this machine, one thread: Q4_1 11-12 -> 13-16,
+        // the blocks (each starts a new chain), and 2 in flight were slower
+        // (vk_row_blocks_q4/q8; the stream is prefetched, vk_row_prefetch).
+        // Measured from DRAM on an AMD Zen 4, one thread: Q4_1 11-12 -> 13-16,
         // Q4_0 9.5 -> 12, Q8_0 17 -> 26 GB/s; two threads (with vk_linear's
         // runs of groups): Q4_1 22 -> 29, Q8_0 32 -> 46. Same bits: only
         // independent chains interleave differently.
@@ -300,11 +304,20 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
             const uint8_t *panel = group + p * pb;
             float *yp = y + p * VK_NR;
             const int64_t left = ncols - p * VK_NR;
-            switch (type) { // each a copy specialised for its type
-            case VK_W_Q8_0: row_tile_quant(VK_W_Q8_0, 1, 1, x, panel, pb, k, yp, left, xsum); break;
-            case VK_W_Q4_0: row_tile_quant(VK_W_Q4_0, 1, VK_ROW_BLOCKS_Q4, x, panel, pb, k, yp, left, xsum); break;
-            default: row_tile_quant(VK_W_Q4_1, 1, VK_ROW_BLOCKS_Q4, x, panel, pb, k, yp, left, xsum); break;
+            const int rb = type == VK_W_Q8_0 ? vk_row_blocks_q8 : vk_row_blocks_q4;
+#define ROW_WALK(T)                                                                     \
+    switch (rb) { /* each a copy specialised for its type and blocks in flight */       \
+    case 1: row_tile_quant(T, 1, 1, x, panel, pb, k, yp, left, xsum); break;            \
+    case 3: row_tile_quant(T, 1, 3, x, panel, pb, k, yp, left, xsum); break;            \
+    case 4: row_tile_quant(T, 1, 4, x, panel, pb, k, yp, left, xsum); break;            \
+    default: row_tile_quant(T, 1, 2, x, panel, pb, k, yp, left, xsum); break;           \
+    }
+            switch (type) {
+            case VK_W_Q8_0: ROW_WALK(VK_W_Q8_0) break;
+            case VK_W_Q4_0: ROW_WALK(VK_W_Q4_0) break;
+            default: ROW_WALK(VK_W_Q4_1) break;
             }
+#undef ROW_WALK
         }
         return;
     }

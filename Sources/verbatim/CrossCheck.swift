@@ -17,7 +17,7 @@ struct Cut: ParsableCommand {
     func run() throws {
         let file = try model.open()
         let key = "llama.block_count"
-        guard let count = file.metadata[key], let total = count.integerValue else {
+        guard let count = file.metadata[key], let total = count.integer else {
             throw CLIError("\(model.path): no integer '\(key)': not a LLaMA model this tool can cut")
         }
         guard layers >= 1 && layers <= total else { throw CLIError("--layers must be 1...\(total), not \(layers)") }
@@ -39,20 +39,6 @@ struct Cut: ParsableCommand {
 }
 
 private extension GGUFValue {
-    var integerValue: Int? {
-        switch self {
-        case .uint8(let v): Int(v)
-        case .int8(let v): Int(v)
-        case .uint16(let v): Int(v)
-        case .int16(let v): Int(v)
-        case .uint32(let v): Int(v)
-        case .int32(let v): Int(v)
-        case .uint64(let v): Int(v)
-        case .int64(let v): Int(v)
-        default: nil
-        }
-    }
-
     /// `n` in this value's integer type.
     func withInteger(_ n: Int) -> GGUFValue {
         switch self {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VerbatimCache
+import VerbatimKernels
 import VerbatimModel
 
 /// Runs the built `verbatim` binary, as a user would.
@@ -177,5 +178,43 @@ enum CacheStress {
                                      parent: nil, tokens: tokens, sampling: [])
         var rng = SplitMix64(seed: UInt64(i))
         return (key, identity, (0..<(64 << 10)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+    }
+}
+
+@Suite("verbatim cut and crosscheck")
+struct CrossCheckCLITests {
+    @Test("cut keeps the first N layers of the real model; crosscheck gives one digest pair on every path and thread count, and the cut computes what the first layers of the whole model compute")
+    func cutAndCrossCheck() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("verbatim-cut-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cutPath = dir.appendingPathComponent("cut2.gguf").path
+        let cut = try CLI.run(["cut", "--layers", "2", "--output", cutPath])
+        #expect(cut.status == 0, "\(cut.stderr)")
+        let file = try GGUFFile(path: cutPath)
+        let whole = try GGUFFile(path: CLI.modelPath)
+        #expect(try LlamaConfig(file: file).layerCount == 2)
+        #expect(file.tensors.filter { $0.name.hasPrefix("blk.") }.allSatisfy { $0.name.hasPrefix("blk.0.") || $0.name.hasPrefix("blk.1.") })
+        // Every kept tensor has the whole model's bytes.
+        for t in file.tensors {
+            let original = try #require(whole.tensor(named: t.name), "\(t.name) is not in the whole model")
+            #expect(Array(file.data(of: t)) == Array(whole.data(of: original)), "\(t.name)")
+        }
+        #expect(try CLI.run(["cut", "--layers", "31", "--output", cutPath]).status == 1, "more layers than the model has")
+
+        let check = try CLI.run(["crosscheck", "--model", cutPath, "--threads", "1,3", "--prompt", "40", "--new", "6",
+                                 "--runs", "1", "--digests-only"])
+        #expect(check.status == 0, "\(check.stderr)")
+        let lines = String(decoding: check.stdout, as: UTF8.self).split(separator: "\n")
+        #expect(lines.count == 2 * KernelConfig.supportedISAs.count, "\(lines)")
+        let digests = Set(lines.map { $0.split(separator: " ").dropFirst(2).joined(separator: " ") })
+        #expect(digests.count == 1, "\(lines)")
+        #expect(digests.first?.split(separator: " ").count == 2)
+        // Another seed draws other tokens: the generation digest is not a constant.
+        let other = try CLI.run(["crosscheck", "--model", cutPath, "--threads", "1", "--prompt", "40", "--new", "6",
+                                 "--runs", "1", "--seed", "8", "--digests-only"])
+        #expect(other.status == 0, "\(other.stderr)")
+        let otherDigests = String(decoding: other.stdout, as: UTF8.self).split(separator: "\n").map { $0.split(separator: " ").dropFirst(2).joined(separator: " ") }
+        if let first = digests.first, let second = otherDigests.first { #expect(first != second) }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MachineLimits
 import VerbatimKernels
+import VerbatimModel
 
 /// `verbatim-bench kernels`: every kernel and weight type as a fraction of the limits of the
 /// machine it runs on, measured in the same run (one core's fma peak; plain reads from DRAM by
@@ -39,32 +40,24 @@ struct KernelBench: ParsableCommand {
             print("  kernel                                   one core                 \(threads) cores")
             for type in [WeightType.f32, .q8_0, .q4_0, .q4_1] {
                 let (k, n) = (576, 1536)
-                // M = 64: arithmetic-bound, against the fma peak.
                 let w = packed(type, k: k, n: n, copies: 1)[0]
                 let x = randomFloats(512 * k, seed: 5)
                 var y = [Float](repeating: 0, count: 512 * n)
-                var rates: [String] = []
-                for t in [1, threads] {
-                    KernelConfig.setThreads(t)
-                    let g = median((0..<runs).map { _ in
-                        2.0 * 64 * Double(k * n) / seconds { Kernels.linear(x: x, weights: w, y: &y, rows: 64) } / 1e9
-                    })
-                    rates.append(t == 1 ? "\(f1(g)) GFLOP/s (\(pct(g / peak)) of peak)" : "\(f1(g)) GFLOP/s (\(pct(g / (peak * Double(t)))))")
+                // Arithmetic-bound rows against the fma peak: M = 64, and M = 512 (a prefill chunk: how
+                // the linear alone scales over the cores).
+                for m in [64, 512] {
+                    let rates = [1, threads].map { t in
+                        KernelConfig.setThreads(t)
+                        let g = median((0..<runs).map { _ in
+                            2.0 * Double(m * k * n) / seconds { Kernels.linear(x: x, weights: w, y: &y, rows: m) } / 1e9
+                        })
+                        return "\(f1(g)) GFLOP/s (\(pct(g / (peak * Double(t))))\(t == 1 ? " of peak" : ""))"
+                    }
+                    print("  linear \(type) \(k)→\(n) M=\(m)".padding(toLength: 43, withPad: " ", startingAt: 0) + rates.joined(separator: "   "))
                 }
-                print("  linear \(type) \(k)→\(n) M=64".padding(toLength: 43, withPad: " ", startingAt: 0) + rates.joined(separator: "   "))
-                // M = 512 (a prefill chunk): how the linear alone scales over the cores.
-                rates = []
-                for t in [1, threads] {
-                    KernelConfig.setThreads(t)
-                    let g = median((0..<runs).map { _ in
-                        2.0 * 512 * Double(k * n) / seconds { Kernels.linear(x: x, weights: w, y: &y, rows: 512) } / 1e9
-                    })
-                    rates.append(t == 1 ? "\(f1(g)) GFLOP/s (\(pct(g / peak)) of peak)" : "\(f1(g)) GFLOP/s (\(pct(g / (peak * Double(t)))))")
-                }
-                print("  linear \(type) \(k)→\(n) M=512".padding(toLength: 43, withPad: " ", startingAt: 0) + rates.joined(separator: "   "))
                 // M = 1 with the weights streamed from DRAM: copies filling 256 MiB, one after another.
                 let copies = packed(type, k: k, n: n, copies: max(1, (256 << 20) / PackedWeights.byteCount(type: type, k: k, n: n)))
-                rates = []
+                var rates: [String] = []
                 for t in [1, threads] {
                     KernelConfig.setThreads(t)
                     let bytes = Double(copies.reduce(0) { $0 + $1.byteCount })
@@ -107,7 +100,7 @@ struct KernelBench: ParsableCommand {
 
     /// `count` packed copies of one random k × n matrix in one huge-page arena (as a model holds them).
     func packed(_ type: WeightType, k: Int, n: Int, copies: Int) -> [PackedWeights] {
-        var rng = SplitMix(state: 3)
+        var rng = SplitMix64(seed: 3)
         var raw = (0..<(n * type.rowBytes(k: k))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         switch type {
         case .f32: // modest floats: every 4th byte (the top one) keeps the exponent near 1
@@ -126,19 +119,8 @@ struct KernelBench: ParsableCommand {
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
-    var rng = SplitMix(state: seed)
+    var rng = SplitMix64(seed: seed)
     return (0..<n).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 }
 }
 
