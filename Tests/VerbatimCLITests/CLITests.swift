@@ -183,7 +183,7 @@ enum CacheStress {
 
 @Suite("verbatim cut and crosscheck")
 struct CrossCheckCLITests {
-    @Test("cut keeps the first N layers of the real model; crosscheck gives one digest pair on every path and thread count, and the cut computes what the first layers of the whole model compute")
+    @Test("cut keeps the first N layers of the real model byte for byte; crosscheck gives one digest pair on every path and thread count, and another seed another pair")
     func cutAndCrossCheck() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("verbatim-cut-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -194,6 +194,36 @@ extension KernelTests {
             #expect(Kernels.float(halfBits: 0x7e01).isNaN)
         }
 
+        @Test("Work split by rows over the pool (RoPE, the residual add, KV writes, Q4's scaled x): 300 rows on 1, 2, 3 and 8 threads give the bits of one thread")
+        func elementWiseSplit() throws {
+            let hd = 64, heads = 9, rows = 300
+            let table = RopeTable(maxPositions: 400, headDim: hd, theta: 10000)
+            var rng = SeededRandom(16)
+            let x = rng.floats(rows * heads * hd), y = rng.floats(rows * heads * hd)
+            let pos = (0..<rows).map { Int32($0 + 50) }
+            let w = try pack(.q4_1, k: heads * hd, n: 70, randomWeights(.q4_1, k: heads * hd, n: 70, &rng))
+            func run() -> [Float] {
+                var rotated = x, sum = x
+                Kernels.rope(x: &rotated, rows: rows, heads: heads, positions: pos, table: table)
+                Kernels.add(&sum, y, count: sum.count)
+                let mem = makeMemory(.f16, blockSize: 16, blocks: (rows + 15) / 16)
+                let kv = Array(x[0..<(rows * 3 * 64)]), tableRows = (0..<Int32((rows + 15) / 16)).map { $0 }
+                mem.write(layer: 1, k: kv, v: kv.reversed(), rows: rows, blockTables: tableRows,
+                          tableOffsets: [Int32](repeating: 0, count: rows), positions: (0..<Int32(rows)).map { $0 })
+                let kvFloats = (0..<mem.blockCount).flatMap { b in
+                    UnsafeRawBufferPointer(mem.block(b)).bindMemory(to: Float.self).map { $0 } // f16 pairs, compared as bits
+                }
+                return rotated + sum + kvFloats + runLinear(x, rows: rows, w)
+            }
+            let one = withConfig(isa: KernelConfig.isa, threads: 1, run)
+            // The residual add is one rounding per element: x + y itself.
+            let plainSum = zip(x, y).map { $0 + $1 }
+            expectSameBits(Array(one[(x.count)..<(2 * x.count)]), plainSum, "add")
+            for threads in [2, 3, 8] {
+                expectSameBits(withConfig(isa: KernelConfig.isa, threads: threads, run), one, "threads \(threads)")
+            }
+        }
+
         @Test("RoPE rotates adjacent pairs with the Double-computed table")
         func rope() {
             let hd = 64, heads = 3, rows = 2
