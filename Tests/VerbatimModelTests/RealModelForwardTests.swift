@@ -75,7 +75,8 @@ struct RealModelForwardTests {
             KernelConfig.setISA(isa); KernelConfig.setThreads(isa == .portable ? 1 : 2)
             for kv in [KVType.f32, .f16] where isa != .portable || kv == .f32 {
                 _ = KernelConfig.takeSubnormalEvents()
-                _ = try allLogits(makePass(model, kv: kv), prompt, chunk: 100)
+                // The portable path is slow: a shorter prompt there (its arithmetic is the same).
+                _ = try allLogits(makePass(model, kv: kv), isa == .portable ? Array(prompt.prefix(48)) : prompt, chunk: 100)
                 _ = try makePass(model, kv: kv).greedy(Array(prompt.prefix(20)), maxTokens: 8)
                 let events = KernelConfig.takeSubnormalEvents()
                 #expect(events.isEmpty, "\(isa), kv \(kv): \(events)")

@@ -38,7 +38,7 @@ struct KernelBench: ParsableCommand {
             // alone, which bounds any thread scaling measured against one core.
             let cores = min(threads, Int(ML_MAX_THREADS))
             let peakAll = median((0..<runs).map { _ in
-                let rounds: Int64 = 5_000_000
+                let rounds: Int64 = 100_000_000 // long enough (0.2 s or more) that the threads' start times do not count
                 return Double(cores) * Double(rounds) * Double(ML_FMA_CHAINS) * 32
                     / seconds { DispatchQueue.concurrentPerform(iterations: cores) { _ in _ = ml_fma_rounds(path, rounds) } } / 1e9
             })
