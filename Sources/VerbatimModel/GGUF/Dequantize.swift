@@ -12,9 +12,9 @@ public enum Dequantize {
     /// (which must be at a block boundary) into `destination`.
     public static func run(_ type: GGMLType, from source: UnsafeRawPointer, count: Int,
                            into destination: UnsafeMutablePointer<Float>) throws(GGUFError) {
-        guard type.isSupported else {
+        guard type.isDequantizable else {
             throw GGUFError(.unsupportedTensorType,
-                            "tensor type \(type) is not supported (supported: \(GGMLType.supported.map(\.description).joined(separator: ", ")))")
+                            "tensor type \(type) cannot be dequantised (types that can: \(GGMLType.dequantizable.map(\.description).joined(separator: ", ")))")
         }
         precondition(count % type.blockSize == 0, "count must be whole blocks")
         switch type {
@@ -63,8 +63,10 @@ public enum Dequantize {
                     destination[b * 32 + j + 16] = m.addingProduct(d, Float(byte >> 4))
                 }
             }
-        default:
-            preconditionFailure("unreachable: checked isSupported above")
+        default: // K-quants, Q5_0/Q5_1, IQ4_NL/IQ4_XS (DequantizeBlocks.swift), block by block
+            for b in 0..<(count / type.blockSize) {
+                decodeBlock(type, source + b * type.blockBytes, into: destination + b * type.blockSize)
+            }
         }
     }
 }

@@ -1,18 +1,20 @@
 /// Tensor element types of the GGUF format, by their numeric id in the file.
 ///
 /// The reader knows the block layout of every type below, so that it can validate the
-/// sizes and offsets of any file; `isSupported` says which ones Verbatim can compute with.
+/// sizes and offsets of any file; `isDequantizable` says which ones Verbatim decodes to floats
+/// (exactly as ggml does), `isSupported` which ones its kernels compute with.
 public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9
     case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15
+    case iq4_nl = 20, iq4_xs = 23
     case i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, bf16 = 30
 
     /// Elements per block (1 for plain scalar types).
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16, .i8, .i16, .i32, .i64, .f64: return 1
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1: return 32
-        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K: return 256
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .iq4_nl: return 32
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K, .iq4_xs: return 256
         }
     }
 
@@ -35,6 +37,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .q5_K: return 176
         case .q6_K: return 210
         case .q8_K: return 292
+        case .iq4_nl: return 18   // f16 d, 16 bytes of nibbles (indices into a fixed table)
+        case .iq4_xs: return 136  // f16 d, u16 scales_h, u8 scales_l[4], 128 bytes of nibbles
         }
     }
 
@@ -47,6 +51,16 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     }
 
     public static var supported: [GGMLType] { allCases.filter(\.isSupported) }
+
+    /// The types `Dequantize` decodes: the supported ones, the K-quants, Q5_0/Q5_1 and IQ4_NL/IQ4_XS.
+    public var isDequantizable: Bool {
+        switch self {
+        case .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs: return true
+        default: return isSupported
+        }
+    }
+
+    public static var dequantizable: [GGMLType] { allCases.filter(\.isDequantizable) }
 
     public var description: String {
         switch self {
@@ -70,6 +84,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .i32: "I32"
         case .i64: "I64"
         case .f64: "F64"
+        case .iq4_nl: "IQ4_NL"
+        case .iq4_xs: "IQ4_XS"
         }
     }
 }

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+@testable import VerbatimModel
+
+/// Blocks and the floats gguf-py's `dequantize` gives for them (Data/dequantize-expected.json,
+/// made by scripts/reference/make_dequant_expectations.py): real tensors of the Gemma 3 270M
+/// Q4_K_M file and random blocks of the types it does not hold.
+struct DequantizeCase: Decodable {
+    let type: String
+    let source: String
+    let blocks: String
+    let values: [UInt32]
+
+    var bytes: [UInt8] {
+        var out: [UInt8] = []
+        var it = blocks.makeIterator()
+        while let hi = it.next(), let lo = it.next() { out.append(UInt8(String([hi, lo]), radix: 16)!) }
+        return out
+    }
+
+    static func load() throws -> [DequantizeCase] {
+        let url = try #require(Bundle.module.url(forResource: "dequantize-expected", withExtension: "json", subdirectory: "Data"))
+        return try JSONDecoder().decode([DequantizeCase].self, from: Data(contentsOf: url))
+    }
+}
+
+@Suite("Dequantisation of every GGUF block format Verbatim reads")
+struct DequantizeTests {
+    @Test("Q8_0, Q5_0, Q4_K, Q6_K (real Gemma 3 tensors) and Q5_1, Q2_K, Q3_K, Q5_K, IQ4_NL, IQ4_XS (random blocks) decode bit for bit as gguf-py does")
+    func matchesGGUFPy() throws {
+        let cases = try DequantizeCase.load()
+        #expect(Set(cases.map(\.type)) == ["Q8_0", "Q5_0", "Q4_K", "Q6_K", "Q5_1", "Q2_K", "Q3_K", "Q5_K", "IQ4_NL", "IQ4_XS"])
+        for c in cases {
+            let type = try #require(GGMLType.allCases.first { $0.description == c.type }, "unknown type \(c.type)")
+            let raw = c.bytes
+            #expect(raw.count % type.blockBytes == 0, "\(c.type): \(raw.count) bytes")
+            let count = raw.count / type.blockBytes * type.blockSize
+            #expect(count == c.values.count, "\(c.type): \(count) values decoded, \(c.values.count) expected")
+            var out = [Float](repeating: .nan, count: count)
+            try raw.withUnsafeBytes { r in
+                try out.withUnsafeMutableBufferPointer { o in try Dequantize.run(type, from: r.baseAddress!, count: count, into: o.baseAddress!) }
+            }
+            let differ = zip(out, c.values).enumerated().filter { $0.element.0.bitPattern != $0.element.1 }
+            #expect(differ.isEmpty, "\(c.type) (\(c.source)): \(differ.count) of \(count) values differ, first at \(differ.first?.offset ?? -1): \(differ.first.map { "\($0.element.0) vs \(Float(bitPattern: $0.element.1))" } ?? "")")
+        }
+    }
+
+    @Test("The new types are decoded but not computed with (isSupported stays false, so a model holding them is refused by name); Q8_1 and Q8_K are not decoded")
+    func supportBoundaries() throws {
+        for type in [GGMLType.q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs] {
+            #expect(type.isDequantizable && !type.isSupported, "\(type)")
+        }
+        #expect(GGMLType.iq4_nl.blockSize == 32 && GGMLType.iq4_nl.blockBytes == 18)
+        #expect(GGMLType.iq4_xs.blockSize == 256 && GGMLType.iq4_xs.blockBytes == 136)
+        #expect(!GGMLType.q8_1.isDequantizable && !GGMLType.q8_K.isDequantizable)
+        let raw = [UInt8](repeating: 0, count: 36)
+        var out = [Float](repeating: 0, count: 32)
+        #expect(throws: GGUFError.self) {
+            try raw.withUnsafeBytes { r in try out.withUnsafeMutableBufferPointer { try Dequantize.run(.q8_1, from: r.baseAddress!, count: 32, into: $0.baseAddress!) } }
+        }
+    }
+}
