@@ -138,7 +138,7 @@ static void rows_item(void *ctx, int64_t item, int tid) {
     j->fn(j->ctx, r0, r1);
 }
 static void parallel_rows(int64_t rows, int64_t width, int64_t min_elems, vk_rows_fn fn, void *ctx) {
-    if (rows <= 0) return;
+    if (rows <= 0 || width <= 0) return;
     int64_t per = rows_per_item(rows, width, min_elems);
     if (per >= rows || vk_get_threads() == 1) { fn(ctx, 0, rows); return; }
     rows_job j = {.fn = fn, .ctx = ctx, .rows = rows, .per = per};
@@ -210,7 +210,7 @@ static float *q4_x_scratch(int64_t floats) {
     return b->p;
 }
 
-// Q4: rows r0..<r1 of x scaled by 2^-bit per nibble position (vk_q4_x_scale) into xs
+// Q4: rows r0..<r1 of x scaled by 2^(20 - bit) per nibble position (vk_q4_x_scale) into xs
 // (rows, k), and their block sums into xsum (rows, k / 32).
 typedef struct { const float *x; float *xs, *xsum; int64_t k; } q4_prep_job;
 static void q4_prep_rows(void *ctx, int64_t r0, int64_t r1) {
@@ -241,8 +241,8 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
         chunk = ((rows + per - 1) / per + 11) / 12 * 12;
     }
     // Q4: the block sums of x (rows, k / 32), which the offsets (Q4_1 m, Q4_0 -8d)
-    // multiply, and x scaled by 2^-bit per nibble position (rows, k), which the
-    // kernels read in place of x (vk_q4_x_scale): computed once per call, here.
+    // multiply, and x scaled by 2^(20 - bit) per nibble position (rows, k), which
+    // the kernels read in place of x (vk_q4_x_scale): computed once per call, here.
     float *xsum = NULL;
     if (type == VK_W_Q4_0 || type == VK_W_Q4_1) {
         float *xs = q4_x_scratch(rows * (k + k / VK_QBLOCK));

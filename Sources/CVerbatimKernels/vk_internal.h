@@ -73,9 +73,12 @@ static inline uint16_t vk_load_u16(const uint8_t *p) {
 // shifted right by 8 and masked (j = 6, 7), is the integer q << bit with
 // bit = vk_q4_bit(j); converted to float it is exactly q * 2^bit, a normal
 // number or zero (never a subnormal: Intel cores take a microcode assist on
-// every fma with a subnormal operand). The caller scales x by 2^-bit instead,
-// so the fma sees the exact product x * q: one `and` and one conversion per
-// 16 weights, no shifts for j < 6.
+// every fma with a subnormal operand). The caller scales x by 2^(20 - bit)
+// (at least 1, so a normal x stays normal), and the block sum, 2^20 times the
+// plain one, enters the total through d * 2^-20 (d >= 2^-24 as an f16, so
+// that factor is normal too): the products are the plain order's exactly.
+// One `and` and one conversion per 16 weights, no shifts for j < 6.
+#define VK_Q4_SUM_SCALE 0x1p-20f // d * VK_Q4_SUM_SCALE multiplies a Q4 block sum
 static inline int vk_q4_bit(int j) { return j < 6 ? 4 * j : 4 * j - 8; }
 
 // Nibble j of a packed dword as its float (see above).
@@ -84,9 +87,9 @@ static inline float vk_q4_value(uint32_t dword, int j) {
     return (float)(int32_t)bits;
 }
 
-// 2^-bit(j), the factor of x for nibble j.
+// 2^(20 - bit(j)), the factor of x for nibble j.
 static inline float vk_q4_x_scale(int j) {
-    uint32_t bits = (uint32_t)(127 - vk_q4_bit(j)) << 23;
+    uint32_t bits = (uint32_t)(127 + 20 - vk_q4_bit(j)) << 23;
     float f;
     memcpy(&f, &bits, 4);
     return f;
@@ -106,7 +109,7 @@ static inline uint16_t vk_flush_subnormal_bf16(uint16_t bits) {
 typedef struct {
     // y (rows, ncols) for one group of VK_GROUP_PANELS panels starting at
     // `group`; x (rows, k) with row stride ldx; y row stride ldy; ncols <= 64.
-    // Q4_0/Q4_1: x is already scaled (vk_q4_x_scale: x[k] * 2^-bit(k % 8))
+    // Q4_0/Q4_1: x is already scaled (vk_q4_x_scale: x[k] * 2^(20 - bit(k % 8)))
     // and xsum (rows, k / 32), row stride k / 32, holds the block sums of the
     // unscaled x (vk_block_sum); NULL for other types. scratch: room for
     // k * 64 floats the call may use (quantised types), or NULL.
@@ -156,8 +159,9 @@ static inline float vk_block_sum(const float *x) {
 // The contract assumes IEEE defaults: round to nearest even, no flush-to-zero,
 // no denormals-are-zero. A host thread that changed them gets the defaults for
 // the duration of a kernel call; VK_FP_DEFAULTS at the top of an entry point
-// sets them and restores the caller's control bits on return (keeping any
-// exception flags the call raised). Pool workers run with the defaults.
+// sets them and restores the caller's control bits on return (keeping the
+// caller's flags and those the call raised, except DE and UE raised inside
+// pool items, which go to vk_fp_note only). Pool workers run with the defaults.
 //
 // The denormal-operand (DE) and underflow (UE) flags that kernel code raises
 // are collected (vk_fp_note): a subnormal operand or result is what makes an
@@ -199,8 +203,8 @@ static inline void vk_fp_collect(void) {}
 
 // ---- how one row of quantised weights is walked (speed only, never bits) ----
 // Blocks in flight per panel (independent chains) for Q4 and Q8_0, and how many
-// blocks ahead to prefetch (0: none). Set once from the CPU (vk_runtime.c);
-// VERBATIM_ROW_BLOCKS_Q4 / _Q8 / VERBATIM_ROW_PREFETCH override them.
+// blocks ahead to prefetch (0: none): measured defaults in vk_runtime.c, which
+// VERBATIM_ROW_BLOCKS_Q4 / _Q8 / VERBATIM_ROW_PREFETCH override.
 extern int vk_row_blocks_q4, vk_row_blocks_q8, vk_row_prefetch;
 
 // ---- thread pool (vk_pool.c) ----

@@ -70,8 +70,8 @@ static inline float vk_exp_scalar(float x) {
 
 // Attention weight of a score d = s_j - max (profile 4): exp(d), or 0 for
 // d < VK_ATTN_CUTOFF. A weight of at least e^-44 (about 2^-63.5) times a value
-// of at least 2^-62 stays a normal number, so the weighted sum of values never
-// meets a subnormal; what is dropped is below 2^-63 of the largest weight.
+// of magnitude 2^-62 or more (every f16 value; any activation a model makes)
+// stays a normal number; what is dropped is below 2^-63 of the largest weight.
 #define VK_ATTN_CUTOFF (-44.0f)
 static inline float vk_attention_weight(float d) {
     return d < VK_ATTN_CUTOFF ? 0.0f : vk_exp_scalar(d);

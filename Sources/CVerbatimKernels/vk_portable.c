@@ -37,9 +37,10 @@ static float panel_weight(const uint8_t *panel, int type, int64_t kk, int c) {
 }
 
 // One quantisation block b of column c of a quantised panel: the factor of its
-// block sum (d), the factor of the block sum of x (Q4_1: m; Q4_0: -8d; Q8_0: 0)
-// and the 32 values the block sum multiplies x by (Q8_0: q as a float; Q4:
-// q * 2^bit, vk_q4_value, with x pre-scaled by 2^-bit by the caller).
+// block sum (Q8_0: d; Q4: d * 2^-20, as the sum is 2^20 times the plain one),
+// the factor of the block sum of x (Q4_1: m; Q4_0: -8d; Q8_0: 0) and the 32
+// values the block sum multiplies x by (Q8_0: q as a float; Q4: q * 2^bit,
+// vk_q4_value, with x pre-scaled by 2^(20 - bit) by the caller).
 static void panel_block(const uint8_t *panel, int type, int64_t b, int c,
                         float *d, float *m, float q[VK_QBLOCK]) {
     if (type == VK_W_Q8_0) {
@@ -53,7 +54,7 @@ static void panel_block(const uint8_t *panel, int type, int64_t b, int c,
     const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
     const uint8_t *blk = panel + b * (hb + VK_QBLOCK / 2 * VK_NR);
     const float scale = vk_half_to_float(vk_load_u16(blk + c * 2));
-    *d = scale;
+    *d = scale * VK_Q4_SUM_SCALE;
     *m = q41 ? vk_half_to_float(vk_load_u16(blk + VK_NR * 2 + c * 2)) : -8.0f * scale;
     for (int j = 0; j < VK_QBLOCK; j++) {
         uint32_t dword;
@@ -67,7 +68,7 @@ static void panel_block(const uint8_t *panel, int type, int64_t b, int c,
 // 32 k in order of fma(x, q, s) from 0; acc = fma(d, s, acc); and for Q4 then
 // acc = fma(m, xsum[r][b], acc), xsum being the block sum of x (vk_block_sum).
 // Over all of a block, sum x*(d*q + m) = d * sum x*q + m * sum x (Q4_0: m = -8d).
-// For Q4, x and q here are the scaled forms of panel_block: their product is x*q exactly.
+// For Q4, x and q here are the scaled forms of panel_block: their product is 2^20 x*q exactly.
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,

@@ -62,11 +62,13 @@ static int initial_threads = 1;
 // 9 KB of Q8_0) 11.6 and 13.2 (76-87%). More blocks in flight did not help there.
 int vk_row_blocks_q4 = 2, vk_row_blocks_q8 = 1, vk_row_prefetch = 16;
 
+// An integer from the environment, or `fallback` when unset, not a number or out of range.
 static int env_int(const char *name, int fallback, int lo, int hi) {
     const char *v = getenv(name);
-    if (!v) return fallback;
-    int n = atoi(v);
-    return n < lo || n > hi ? fallback : n;
+    if (!v || !*v) return fallback;
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *end != 0 || n < lo || n > hi ? fallback : (int)n;
 }
 
 static void init_runtime(void) {

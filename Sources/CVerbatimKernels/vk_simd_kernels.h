@@ -34,11 +34,11 @@ VKI vf load_w_plain(const int type, const uint8_t *panel, int64_t kk) {
     } while (0)
 
 // The factors of a quantised block of one panel (`blk` at the block): of its
-// block sum (d) and of the block sum of x (Q4_1: m; Q4_0: -8d; Q8_0: unused).
-// As vk_portable.c's panel_block.
+// block sum (Q8_0: d; Q4: d * 2^-20) and of the block sum of x (Q4_1: m;
+// Q4_0: -8d; Q8_0: unused). As vk_portable.c's panel_block.
 VKI vf block_d(const int type, const uint8_t *blk) {
-    (void)type;
-    return v_load_f16(blk);
+    vf d = v_load_f16(blk);
+    return type == VK_W_Q8_0 ? d : v_mul(d, v_set1(VK_Q4_SUM_SCALE));
 }
 VKI vf block_m(const int type, const uint8_t *blk) {
     if (type == VK_W_Q4_1) return v_load_f16(blk + VK_NR * 2);
@@ -54,7 +54,7 @@ VKI vf q4_values(vi v, vi v8, const int j) {
 // nbk (1 to 4) consecutive quantisation blocks of one row against np panels,
 // starting at block `blk`: the block sums s are independent fma chains (one per
 // block and panel); each then enters its panel's running total in block order.
-// x: Q4 pre-scaled by 2^-bit (vk_q4_x_scale); xsum: the row's block sums from block blk.
+// x: Q4 pre-scaled by 2^(20 - bit) (vk_q4_x_scale); xsum: the row's block sums from block blk.
 VKI void row_blocks(const int type, const int np, const int nbk, const float *x,
                     const uint8_t *blk, int64_t pb, int64_t bb, vf total[VK_MAX_NP],
                     const float *xsum) {

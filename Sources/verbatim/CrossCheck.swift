@@ -89,11 +89,12 @@ struct CrossCheck: ParsableCommand {
         let isas: [KernelISA] = try isa.map { list in
             try list.split(separator: ",").compactMap { name in
                 guard let i = KernelISA(rawValue: String(name)) else { throw CLIError("unknown ISA '\(name)' (portable, avx2, avx512)") }
-                if !KernelConfig.isSupported(i) { print("(this CPU cannot run \(i): skipped)") }
+                if !KernelConfig.isSupported(i) { FileHandle.standardError.write(Data("(this CPU cannot run \(i): skipped)\n".utf8)) }
                 return KernelConfig.isSupported(i) ? i : nil
             }
         } ?? KernelConfig.supportedISAs
-        guard prompt >= 1, newTokens >= 1, runs >= 1 else { throw CLIError("--prompt, --new and --runs must be at least 1") }
+        guard !isas.isEmpty else { throw CLIError("none of the paths in --isa runs on this CPU") }
+        guard prompt >= 1, newTokens >= 2, runs >= 1 else { throw CLIError("--prompt and --runs must be at least 1, --new at least 2") }
         guard prompt + newTokens <= lm.config.contextLength else {
             throw CLIError("--prompt + --new = \(prompt + newTokens) exceeds the model's context of \(lm.config.contextLength)")
         }
@@ -139,7 +140,8 @@ struct CrossCheck: ParsableCommand {
                 if !line.isEmpty { print("thread scaling \(b.isa.rawValue) (t1 / (n tn)): " + line.joined(separator: "; ")) }
             }
         }
-        if !agree || !events.isEmpty { throw ExitCode(1) }
+        if !agree { throw CLIError("the rows do not all give the same bits") }
+        if !events.isEmpty { throw CLIError("the kernels raised subnormal events: \(events)") }
     }
 
     /// One row: `runs` times a prefill and a seeded generation on a fresh KV cache.

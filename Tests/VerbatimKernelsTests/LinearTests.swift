@@ -122,14 +122,14 @@ extension KernelTests {
             }
         }
 
-        @Test("Q4 with x scaled by 2^-bit gives the bits of the plain block-factored order (|x| from 2^-100 to 2^100), Q4_0 with m = -8d")
+        @Test("Q4 with x scaled by 2^(20 - bit) gives the bits of the plain block-factored order (|x| from 2^-120 to 2^80), Q4_0 with m = -8d")
         func q4ScaledEqualsPlainOrder() throws {
             var rng = SeededRandom(31)
             for type in [WeightType.q4_0, .q4_1] {
                 let (m, k, n) = (3, 160, 40)
                 let raw = randomWeights(type, k: k, n: n, &rng)
-                // Magnitudes the scaled form carries exactly (x * 2^-20 stays normal): 2^-100 ..< 2^100.
-                let x = (0..<(m * k)).map { _ in rng.float() * Float(sign: .plus, exponent: Int.random(in: -100...100, using: &rng), significand: 1) }
+                // Magnitudes the scaled form carries exactly (2^20 x q and its sums stay finite): 2^-120 ..< 2^80.
+                let x = (0..<(m * k)).map { _ in rng.float() * Float(sign: .plus, exponent: Int.random(in: -120...80, using: &rng), significand: 1) }
                 let w = try pack(type, k: k, n: n, raw)
                 let want = Self.plainQ4(type, x, rows: m, k: k, n: n, raw)
                 for isa in KernelConfig.supportedISAs {

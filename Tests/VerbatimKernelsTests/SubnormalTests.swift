@@ -87,6 +87,23 @@ extension KernelTests {
             }
         }
 
+        @Test("Q4 with tiny activations (about 2^-110): the scaled x is never smaller than x, so no subnormal event")
+        func q4TinyActivations() throws {
+            guard Self.observable else { return }
+            var rng = SeededRandom(44)
+            let (m, k, n) = (5, 160, 200)
+            let x = (0..<(m * k)).map { _ in rng.float(0.5, 1) * 0x1p-110 } // positive: block sums do not cancel
+            for type in [WeightType.q4_0, .q4_1] {
+                let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
+                for isa in KernelConfig.supportedISAs {
+                    for rows in [1, m] {
+                        let events = withConfig(isa: isa, threads: 2) { subnormalEvents { _ = runLinear(Array(x[0..<(rows * k)]), rows: rows, w) } }
+                        #expect(events.isEmpty, "\(type) \(isa) rows=\(rows): \(events)")
+                    }
+                }
+            }
+        }
+
         @Test("Subnormal F32 and BF16 weights count as zero with their sign (numerics profile 4)")
         func subnormalWeightsAreZero() throws {
             var rng = SeededRandom(42)
