@@ -45,6 +45,34 @@ struct DequantizeTests {
         }
     }
 
+    @Test("Damaged K-quant and IQ4 tensors are typed errors: a row length that is not whole blocks, data cut short")
+    func damagedBlocks() throws {
+        for type in [GGMLType.q4_K, .q5_K, .q6_K, .q2_K, .q3_K, .iq4_xs, .q5_0, .iq4_nl] {
+            var w = GGUFWriter()
+            w.set("general.architecture", .string("test"))
+            w.addTensor("t", dimensions: [256, 2], type: type, data: [UInt8](repeating: 0, count: 512 / type.blockSize * type.blockBytes))
+            let good = w.serialized()
+            let file = try GGUFFile(data: good)
+            let t = try #require(file.tensor(named: "t"))
+            #expect(try file.floats(of: t).count == 512, "\(type)")
+            // The first dimension, 256 as a u64 after the name and the rank, becomes 250.
+            let pattern: [UInt8] = [2, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+            let at = try #require((0...(good.count - pattern.count)).first { Array(good[$0..<($0 + pattern.count)]) == pattern })
+            var badShape = good
+            badShape[at + 4] = 250; badShape[at + 5] = 0
+            #expect(throws: GGUFError.self, "\(type): 250 values a row") { _ = try GGUFFile(data: badShape) }
+            do { _ = try GGUFFile(data: badShape) } catch { #expect(error.code == .invalidTensorInfo, "\(type): \(error)") }
+            // The data cut short by one byte.
+            let short = Array(good.dropLast())
+            do {
+                _ = try GGUFFile(data: short)
+                Issue.record("\(type): a file one byte short was accepted")
+            } catch {
+                #expect(error.code == .tensorOutOfBounds || error.code == .truncated, "\(type): \(error)")
+            }
+        }
+    }
+
     @Test("The new types are decoded but not computed with (isSupported stays false, so a model holding them is refused by name); Q8_1 and Q8_K are not decoded")
     func supportBoundaries() throws {
         for type in [GGMLType.q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs] {
