@@ -99,6 +99,7 @@ struct CrossCheck: ParsableCommand {
             throw CLIError("--prompt + --new = \(prompt + newTokens) exceeds the model's context of \(lm.config.contextLength)")
         }
         let tokens = Self.promptTokens(tokenizer, count: prompt)
+        guard tokens.count == prompt else { throw CLIError("\(model.path): its tokenizer encodes the prompt text as no tokens") }
 
         if !digestsOnly {
             print("model      \(model.path) (\(lm.config.layerCount) layers)")
@@ -218,8 +219,10 @@ struct CrossCheck: ParsableCommand {
             how many threads run, and which processor runs them. Every sum in the kernels has one order, written \
             down, and every path follows it. 
             """
+        let one = tokenizer.encode(paragraph)
+        guard !one.isEmpty else { return [] } // checked by the caller: a vocabulary that encodes nothing
         var tokens: [TokenID] = []
-        while tokens.count < count { tokens += tokenizer.encode(paragraph) }
+        while tokens.count < count { tokens += one }
         return Array(tokens.prefix(count))
     }
 

@@ -1,6 +1,7 @@
-/// Exact dequantisation of the supported tensor types, as NUMERICS.md defines the values:
-/// Q8_0 `d*q`; Q4_0 `d*(q-8)`; Q4_1 `fma(d, q, m)`; F16 and BF16 widen exactly.
-/// (The kernels compute the same values when they dequantise on the fly.)
+/// Exact dequantisation. The types the kernels compute with, as NUMERICS.md defines the values:
+/// Q8_0 `d*q`; Q4_0 `d*(q-8)`; Q4_1 `fma(d, q, m)`; F16 and BF16 widen exactly (the kernels
+/// compute the same values when they dequantise on the fly). The other dequantisable types
+/// decode as ggml does (DequantizeBlocks.swift).
 public enum Dequantize {
     @inline(__always)
     public static func half(_ bits: UInt16) -> Float { Float(Float16(bitPattern: bits)) }

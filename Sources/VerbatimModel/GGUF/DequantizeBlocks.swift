@@ -2,7 +2,7 @@
 /// Q5_0, Q5_1, the K-quants Q2_K…Q6_K, IQ4_NL and IQ4_XS. Each gives the floats ggml's own
 /// dequantisation gives, bit for bit: the same float32 operations in the same order, never
 /// fused (the tests compare with gguf-py's `dequantize` on real tensors and random blocks).
-/// Layouts: `../shared/design/MODELS.md`, checked against ggml.
+/// The layouts are ggml's block structs; each case below states its block's fields in order.
 extension Dequantize {
     /// The 16 values an IQ4 nibble indexes (ggml's non-linear 4-bit grid).
     static let iq4Values: [Float] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]

@@ -42,7 +42,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    /// The types Verbatim dequantises and computes with (NUMERICS.md defines their values).
+    /// The types the kernels compute with (NUMERICS.md defines their values).
     public var isSupported: Bool {
         switch self {
         case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1: return true
