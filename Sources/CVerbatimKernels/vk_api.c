@@ -5,21 +5,40 @@
 
 #include "vk_internal.h"
 #include "vk_math.h"
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 // ---- weight packing -----------------------------------------------------------
 
-size_t vk_row_bytes(int type, int64_t k) {
+int vk_block_values(int type) {
     switch (type) {
-    case VK_W_F32: return (size_t)k * 4;
-    case VK_W_F16:
-    case VK_W_BF16: return (size_t)k * 2;
-    case VK_W_Q8_0: return (size_t)(k / 32) * 34;
-    case VK_W_Q4_0: return (size_t)(k / 32) * 18;
-    case VK_W_Q4_1: return (size_t)(k / 32) * 20;
+    case VK_W_F32: case VK_W_F16: case VK_W_BF16: return 1;
+    case VK_W_Q4_K: case VK_W_Q5_K: case VK_W_Q6_K: return 256;
+    default: return type > VK_W_BF16 && type <= VK_W_LAST ? 32 : 0;
+    }
+}
+
+// Bytes of one ggml block.
+static int64_t ggml_block_bytes(int type) {
+    switch (type) {
+    case VK_W_F32: return 4;
+    case VK_W_F16: case VK_W_BF16: return 2;
+    case VK_W_Q8_0: return 34; // f16 d, int8 q[32]
+    case VK_W_Q4_0: return 18; // f16 d, qs[16]
+    case VK_W_Q4_1: return 20; // f16 d, f16 m, qs[16]
+    case VK_W_Q5_0: return 22; // f16 d, u32 qh, qs[16]
+    case VK_W_Q5_1: return 24; // f16 d, f16 m, u32 qh, qs[16]
+    case VK_W_Q4_K: return 144; // f16 d, f16 dmin, scales[12], qs[128]
+    case VK_W_Q5_K: return 176; // f16 d, f16 dmin, scales[12], qh[32], qs[128]
+    case VK_W_Q6_K: return 210; // ql[128], qh[64], int8 sc[16], f16 d
     default: return 0;
     }
+}
+
+size_t vk_row_bytes(int type, int64_t k) {
+    int bv = vk_block_values(type);
+    return bv ? (size_t)(k / bv * ggml_block_bytes(type)) : 0;
 }
 
 static int64_t n_groups(int64_t n) { return (n + VK_GROUP_COLS - 1) / VK_GROUP_COLS; }
@@ -28,21 +47,137 @@ size_t vk_packed_bytes(int type, int64_t k, int64_t n) {
     return (size_t)(n_groups(n) * VK_GROUP_PANELS * vk_panel_bytes(type, k));
 }
 
-// Nibble j (0..31) of a ggml Q4 block: j < 16 low nibble of qs[j], else high of qs[j - 16].
-static int q4_nibble(const uint8_t *qs, int j) {
-    return j < 16 ? (qs[j] & 15) : (qs[j - 16] >> 4);
+// One ggml block of a quantised type as integers: q, the block's values before
+// scaling (Q8_0 signed; the others unsigned, 4, 5 or 6 bits), its f16 fields d
+// and m (Q4_1, Q5_1: m; Q4_K, Q5_K: dmin), and the K-quants' sub-block scales
+// (Q6_K signed) and mins.
+typedef struct { uint16_t d, m; int sc[16], min[8]; int q[256]; } unit_ints;
+
+// Scale and min of sub-block j (0..7) from the 12 packed bytes of a Q4_K/Q5_K block.
+static void k4_scale_min(int j, const uint8_t *s, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+        *m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+
+static void decode_unit(int type, const uint8_t *blk, unit_ints *u) {
+    switch (type) {
+    case VK_W_Q8_0:
+        u->d = vk_load_u16(blk);
+        for (int j = 0; j < 32; j++) u->q[j] = (int8_t)blk[2 + j];
+        return;
+    case VK_W_Q4_0:
+    case VK_W_Q4_1: { // value j < 16: low nibble of qs[j]; j + 16: its high nibble
+        const int q41 = type == VK_W_Q4_1;
+        u->d = vk_load_u16(blk);
+        u->m = q41 ? vk_load_u16(blk + 2) : 0;
+        const uint8_t *qs = blk + (q41 ? 4 : 2);
+        for (int j = 0; j < 16; j++) { u->q[j] = qs[j] & 15; u->q[j + 16] = qs[j] >> 4; }
+        return;
+    }
+    case VK_W_Q5_0:
+    case VK_W_Q5_1: { // as Q4, and bit 4 of value j is bit j of qh
+        const int q51 = type == VK_W_Q5_1;
+        u->d = vk_load_u16(blk);
+        u->m = q51 ? vk_load_u16(blk + 2) : 0;
+        uint32_t qh;
+        memcpy(&qh, blk + (q51 ? 4 : 2), 4);
+        const uint8_t *qs = blk + (q51 ? 8 : 6);
+        for (int j = 0; j < 16; j++) {
+            u->q[j] = (qs[j] & 15) | (int)((qh >> j) & 1) << 4;
+            u->q[j + 16] = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        }
+        return;
+    }
+    case VK_W_Q4_K:
+    case VK_W_Q5_K: { // 64 values per c: sub-block 2c the low nibbles, 2c + 1 the high ones
+        const int q5 = type == VK_W_Q5_K;
+        u->d = vk_load_u16(blk);
+        u->m = vk_load_u16(blk + 2);
+        for (int j = 0; j < 8; j++) k4_scale_min(j, blk + 4, &u->sc[j], &u->min[j]);
+        const uint8_t *qh = blk + 16, *qs = blk + (q5 ? 48 : 16);
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) {
+                int lo = qs[32 * c + l] & 15, hi = qs[32 * c + l] >> 4;
+                if (q5) {
+                    lo |= (qh[l] >> (2 * c) & 1) << 4;
+                    hi |= (qh[l] >> (2 * c + 1) & 1) << 4;
+                }
+                u->q[64 * c + l] = lo;
+                u->q[64 * c + 32 + l] = hi;
+            }
+        return;
+    }
+    default: { // Q6_K: value 128n + 32t + l (t = 0..3) from ql and 2 bits of qh; sc per 16
+        const uint8_t *ql = blk, *qh = blk + 128;
+        u->d = vk_load_u16(blk + 208);
+        for (int i = 0; i < 16; i++) u->sc[i] = (int8_t)blk[192 + i];
+        for (int n = 0; n < 2; n++)
+            for (int l = 0; l < 32; l++) {
+                const int h = qh[32 * n + l];
+                u->q[128 * n + l] = (ql[64 * n + l] & 15) | (h & 3) << 4;
+                u->q[128 * n + 32 + l] = (ql[64 * n + 32 + l] & 15) | (h >> 2 & 3) << 4;
+                u->q[128 * n + 64 + l] = (ql[64 * n + l] >> 4) | (h >> 4 & 3) << 4;
+                u->q[128 * n + 96 + l] = (ql[64 * n + 32 + l] >> 4) | (h >> 6 & 3) << 4;
+            }
+        return;
+    }
+    }
+}
+
+// Column c of one unit into its panel (layout: vk_internal.h).
+static void pack_unit(int type, const unit_ints *u, uint8_t *o, int c) {
+    memcpy(o + c * 2, &u->d, 2);
+    switch (type) {
+    case VK_W_Q4_1: case VK_W_Q5_1: memcpy(o + VK_NR * 2 + c * 2, &u->m, 2); break;
+    case VK_W_Q4_K: case VK_W_Q5_K:
+        memcpy(o + VK_NR * 2 + c * 2, &u->m, 2);
+        for (int j = 0; j < 8; j++) {
+            o[VK_NR * 4 + j * VK_NR + c] = (uint8_t)u->sc[j];
+            o[VK_NR * 4 + 8 * VK_NR + j * VK_NR + c] = (uint8_t)(int8_t)-u->min[j];
+        }
+        break;
+    case VK_W_Q6_K:
+        for (int j = 0; j < 16; j++) o[VK_NR * 2 + j * VK_NR + c] = (uint8_t)(int8_t)u->sc[j];
+        break;
+    default: break;
+    }
+    const int nh = vk_high_dwords(type);
+    for (int b = 0; b < vk_unit_k(type) / VK_QBLOCK; b++) {
+        uint8_t *v = o + vk_unit_head(type) + b * vk_block_bytes(type);
+        const int *q = u->q + b * VK_QBLOCK;
+        if (type == VK_W_Q8_0) {
+            for (int j = 0; j < VK_QBLOCK; j++) v[j * VK_NR + c] = (uint8_t)(int8_t)q[j];
+            continue;
+        }
+        uint32_t high[2] = {0, 0};
+        for (int g = 0; g < VK_QBLOCK / 8; g++) { // dword (g, c): nibble j is k = 8g + j
+            uint32_t dw = 0;
+            for (int j = 0; j < 8; j++) {
+                dw |= (uint32_t)(q[8 * g + j] & 15) << (4 * j);
+                high[nh == 2 ? g / 2 : 0] |= (uint32_t)(q[8 * g + j] >> 4) << vk_high_src(type, g, j);
+            }
+            memcpy(v + (g * VK_NR + c) * 4, &dw, 4);
+        }
+        for (int h = 0; h < nh; h++) memcpy(v + ((4 + h) * VK_NR + c) * 4, &high[h], 4);
+    }
 }
 
 int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst) {
-    if (type < VK_W_F32 || type > VK_W_Q4_1 || k <= 0 || n <= 0) return -1;
-    int quant = type >= VK_W_Q8_0;
-    if (quant && k % VK_QBLOCK != 0) return -1;
+    if (type < VK_W_F32 || type > VK_W_LAST || k <= 0 || n <= 0) return -1;
+    const int quant = vk_is_quant(type);
+    if (k % vk_block_values(type) != 0) return -1;
     const uint8_t *s = src;
     uint8_t *d = dst;
     const int64_t pb = vk_panel_bytes(type, k);
     const int64_t panels = n_groups(n) * VK_GROUP_PANELS;
     const size_t rb = vk_row_bytes(type, k);
     memset(d, 0, (size_t)(panels * pb)); // padding columns are zero weights
+    unit_ints u;
     for (int64_t p = 0; p < panels; p++) {
         uint8_t *panel = d + p * pb;
         for (int c = 0; c < VK_NR; c++) {
@@ -66,53 +201,46 @@ int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst) {
                 }
                 continue;
             }
-            for (int64_t b = 0; b < k / VK_QBLOCK; b++) {
-                if (type == VK_W_Q8_0) {
-                    const uint8_t *blk = row + b * 34; // f16 d, int8 q[32]
-                    uint8_t *o = panel + b * (VK_NR * 2 + VK_QBLOCK * VK_NR);
-                    memcpy(o + c * 2, blk, 2);
-                    for (int j = 0; j < VK_QBLOCK; j++) o[VK_NR * 2 + j * VK_NR + c] = blk[2 + j];
-                } else {
-                    int q41 = type == VK_W_Q4_1;
-                    const uint8_t *blk = row + b * (q41 ? 20 : 18); // f16 d, [f16 m,] qs[16]
-                    const uint8_t *qs = blk + (q41 ? 4 : 2);
-                    int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
-                    uint8_t *o = panel + b * (hb + VK_QBLOCK / 2 * VK_NR);
-                    memcpy(o + c * 2, blk, 2);
-                    if (q41) memcpy(o + VK_NR * 2 + c * 2, blk + 2, 2);
-                    for (int g = 0; g < VK_QBLOCK / 8; g++) { // dword (g, c): nibble j is k = 8g + j
-                        uint32_t dw = 0;
-                        for (int j = 0; j < 8; j++) dw |= (uint32_t)q4_nibble(qs, 8 * g + j) << (4 * j);
-                        memcpy(o + hb + (g * VK_NR + c) * 4, &dw, 4);
-                    }
-                }
+            for (int64_t i = 0; i < k / vk_unit_k(type); i++) {
+                decode_unit(type, row + i * ggml_block_bytes(type), &u);
+                pack_unit(type, &u, panel + i * vk_unit_bytes(type), c);
             }
         }
     }
     return 0;
 }
 
+// ggml's own values, operation for operation (no fused operations in this file).
 int vk_dequantize_row(int type, int64_t k, const void *src, float *out) {
-    if (type < VK_W_F32 || type > VK_W_Q4_1 || k <= 0) return -1;
-    if (type >= VK_W_Q8_0 && k % VK_QBLOCK != 0) return -1;
+    if (type < VK_W_F32 || type > VK_W_LAST || k <= 0 || k % vk_block_values(type) != 0) return -1;
     const uint8_t *s = src;
-    for (int64_t i = 0; i < k; i++) {
-        int64_t b = i / VK_QBLOCK;
-        int j = (int)(i % VK_QBLOCK);
-        switch (type) {
-        case VK_W_F32: memcpy(out + i, s + i * 4, 4); break;
-        case VK_W_F16: out[i] = vk_half_to_float(vk_load_u16(s + i * 2)); break;
-        case VK_W_BF16: out[i] = vk_bf16_to_float(vk_load_u16(s + i * 2)); break;
-        case VK_W_Q8_0:
-            out[i] = vk_half_to_float(vk_load_u16(s + b * 34)) * (float)(int8_t)s[b * 34 + 2 + j];
-            break;
-        case VK_W_Q4_0:
-            out[i] = vk_half_to_float(vk_load_u16(s + b * 18)) * (float)(q4_nibble(s + b * 18 + 2, j) - 8);
-            break;
-        default: // Q4_1: fma(d, q, m)
-            out[i] = fmaf(vk_half_to_float(vk_load_u16(s + b * 20)), (float)q4_nibble(s + b * 20 + 4, j),
-                          vk_half_to_float(vk_load_u16(s + b * 20 + 2)));
-            break;
+    if (!vk_is_quant(type)) {
+        for (int64_t i = 0; i < k; i++) {
+            switch (type) {
+            case VK_W_F32: memcpy(out + i, s + i * 4, 4); break;
+            case VK_W_F16: out[i] = vk_half_to_float(vk_load_u16(s + i * 2)); break;
+            default: out[i] = vk_bf16_to_float(vk_load_u16(s + i * 2)); break;
+            }
+        }
+        return 0;
+    }
+    const int uk = vk_unit_k(type);
+    unit_ints u;
+    for (int64_t i = 0; i < k / uk; i++) {
+        decode_unit(type, s + i * ggml_block_bytes(type), &u);
+        const float d = vk_half_to_float(u.d), m = vk_half_to_float(u.m);
+        float *o = out + i * uk;
+        for (int j = 0; j < uk; j++) {
+            switch (type) {
+            case VK_W_Q8_0: o[j] = d * (float)u.q[j]; break;
+            case VK_W_Q4_0: o[j] = d * (float)(u.q[j] - 8); break;
+            case VK_W_Q4_1: o[j] = fmaf(d, (float)u.q[j], m); break;
+            case VK_W_Q5_0: o[j] = (float)(u.q[j] - 16) * d; break;
+            case VK_W_Q5_1: o[j] = (float)u.q[j] * d + m; break;
+            case VK_W_Q4_K:
+            case VK_W_Q5_K: o[j] = (d * (float)u.sc[j / 32]) * (float)u.q[j] - m * (float)u.min[j / 32]; break;
+            default: o[j] = d * (float)u.sc[j / 16] * (float)(u.q[j] - 32); break; // Q6_K
+            }
         }
     }
     return 0;
@@ -164,7 +292,7 @@ typedef struct {
     const float *x;
     const uint8_t *w;
     float *y;
-    const float *xsum; // (rows, k / 32) for Q4_0 and Q4_1, else NULL
+    const float *xsum; // (rows, k / vk_sub_k) for the nibble types, else NULL
     int64_t rows, k, n, pb, row_chunk, n_row_chunks;
     int type;
     int64_t groups, gpi; // column groups, and consecutive groups per item
@@ -181,7 +309,7 @@ static void linear_item(void *ctx, int64_t item, int tid) {
         j->ops->linear_group(j->x + r0 * j->k, j->k, rows,
                              j->w + g * VK_GROUP_PANELS * j->pb, j->pb, j->type, j->k,
                              j->y + r0 * j->n + c0, j->n, j->n - c0,
-                             j->xsum ? j->xsum + r0 * (j->k / VK_QBLOCK) : NULL, scratch);
+                             j->xsum ? j->xsum + r0 * (j->k / vk_sub_k(j->type)) : NULL, scratch);
     }
 }
 
@@ -210,17 +338,18 @@ static float *q4_x_scratch(int64_t floats) {
     return b->p;
 }
 
-// Q4: rows r0..<r1 of x scaled by 2^(20 - bit) per nibble position (vk_q4_x_scale) into xs
-// (rows, k), and their block sums into xsum (rows, k / 32).
-typedef struct { const float *x; float *xs, *xsum; int64_t k; } q4_prep_job;
+// The nibble types: rows r0..<r1 of x scaled by 2^(20 - bit) per nibble position
+// (vk_q4_x_scale) into xs (rows, k), and their sub-block sums into xsum (rows, k / sub).
+typedef struct { const float *x; float *xs, *xsum; int64_t k; int sub; } q4_prep_job;
 static void q4_prep_rows(void *ctx, int64_t r0, int64_t r1) {
     const q4_prep_job *j = ctx;
-    const int64_t k = j->k, nb = k / VK_QBLOCK;
+    const int64_t k = j->k, nb = k / j->sub;
     float scale[8];
     for (int jj = 0; jj < 8; jj++) scale[jj] = vk_q4_x_scale(jj);
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = j->x + r * k;
-        for (int64_t b = 0; b < nb; b++) j->xsum[r * nb + b] = vk_block_sum(xr + b * VK_QBLOCK);
+        for (int64_t b = 0; b < nb; b++)
+            j->xsum[r * nb + b] = j->sub == 16 ? vk_block_sum16(xr + b * 16) : vk_block_sum(xr + b * VK_QBLOCK);
         for (int64_t i = 0; i < k; i += 8) // k is a multiple of 32: nibble j of k = i + j
             for (int jj = 0; jj < 8; jj++) j->xs[r * k + i + jj] = xr[i + jj] * scale[jj];
     }
@@ -240,15 +369,17 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
         int64_t per = (groups + want - 1) / groups; // chunks wanted per group
         chunk = ((rows + per - 1) / per + 11) / 12 * 12;
     }
-    // Q4: the block sums of x (rows, k / 32), which the offsets (Q4_1 m, Q4_0 -8d)
-    // multiply, and x scaled by 2^(20 - bit) per nibble position (rows, k), which
-    // the kernels read in place of x (vk_q4_x_scale): computed once per call, here.
+    // The nibble types (all quantised types but Q8_0): the sub-block sums of x
+    // (rows, k / sub), which the offsets (Q4_1 m, Q4_0 -8d, ...) multiply, and x
+    // scaled by 2^(20 - bit) per nibble position (rows, k), which the kernels read
+    // in place of x (vk_q4_x_scale): computed once per call, here.
     float *xsum = NULL;
-    if (type == VK_W_Q4_0 || type == VK_W_Q4_1) {
-        float *xs = q4_x_scratch(rows * (k + k / VK_QBLOCK));
+    if (vk_is_quant(type) && type != VK_W_Q8_0) {
+        const int sub = vk_sub_k(type);
+        float *xs = q4_x_scratch(rows * (k + k / sub));
         if (!xs) abort(); // out of memory for a scratch row: nothing sensible is left to do
         xsum = xs + rows * k;
-        q4_prep_job pj = {.x = x, .xs = xs, .xsum = xsum, .k = k};
+        q4_prep_job pj = {.x = x, .xs = xs, .xsum = xsum, .k = k, .sub = sub};
         parallel_rows(rows, k, 16384, q4_prep_rows, &pj); // rows of a prefill on every core
         x = xs;
     }

@@ -7,26 +7,66 @@
 
 // Weights are packed in column panels of VK_NR columns; panels go in groups of
 // VK_GROUP_PANELS (the unit of work of a thread). The last group is padded with
-// zero columns. Inside a panel, per type (k runs along the panel):
+// zero columns. Inside a panel, along k:
 //   F32:  (k, 16) floats                 F16/BF16: (k, 16) uint16
-//   Q8_0: per block of 32 k: 16 f16 d, then (32, 16) int8 q
-//   Q4_0: per block of 32 k: 16 f16 d, then (4, 16) uint32; dword (g, c) holds
-//         q(c, 8g + j) in its nibble j (bits 4j..4j+3), j = 0..7
-//   Q4_1: per block: 16 f16 d, 16 f16 m, then the same (4, 16) nibble dwords
+//   quantised types: a sequence of units of vk_unit_k values (a 32-value block;
+//   K-quants a 256-value super-block), each a header for the 16 columns, then
+//   per 32 k the values (vk_block_bytes):
+//     Q8_0: (32, 16) int8
+//     the others: (4, 16) uint32 whose dword (g, c) holds the low 4 bits of
+//     q(c, 8g + j) in its nibble j (bits 4j..4j+3), j = 0..7; then, for 5-bit
+//     types, (1, 16) uint32 whose bit 8g + j is bit 4 of that q; for Q6_K,
+//     (2, 16) uint32 whose dword g / 2 holds bits 4..5 of q at bits
+//     2 (8 (g % 2) + j)..+1.
+//   Headers (16 values of each field, column order):
+//     Q8_0, Q4_0, Q5_0: f16 d                Q4_1, Q5_1: f16 d, f16 m
+//     Q4_K, Q5_K: f16 d, f16 dmin, then u8 sc[8][16], int8 -m[8][16] per 32-k sub-block
+//     Q6_K: f16 d, then int8 sc[16][16] per 16-k sub-block
 #define VK_NR 16
 #define VK_GROUP_PANELS 4
 #define VK_GROUP_COLS (VK_NR * VK_GROUP_PANELS)
 #define VK_QBLOCK 32
+
+static inline int vk_is_quant(int type) { return type >= VK_W_Q8_0; }
+static inline int vk_is_kquant(int type) { return type >= VK_W_Q4_K; }
+// k values per unit (a header and its values).
+static inline int vk_unit_k(int type) { return vk_is_kquant(type) ? 256 : VK_QBLOCK; }
+// k values per sub-block: the span of one block sum in the factored order.
+static inline int vk_sub_k(int type) { return type == VK_W_Q6_K ? 16 : VK_QBLOCK; }
+// Dwords of high bits per 32 k and column (0: the nibble holds all of q).
+static inline int vk_high_dwords(int type) {
+    return type == VK_W_Q6_K ? 2 : (type == VK_W_Q5_0 || type == VK_W_Q5_1 || type == VK_W_Q5_K) ? 1 : 0;
+}
+// Bytes of a unit header (16 columns).
+static inline int64_t vk_unit_head(int type) {
+    switch (type) {
+    case VK_W_Q4_1: case VK_W_Q5_1: return VK_NR * 4;
+    case VK_W_Q4_K: case VK_W_Q5_K: return VK_NR * 4 + 16 * VK_NR;
+    case VK_W_Q6_K: return VK_NR * 2 + 16 * VK_NR;
+    default: return VK_NR * 2;
+    }
+}
+// Bytes of the values of 32 k (16 columns).
+static inline int64_t vk_block_bytes(int type) {
+    return type == VK_W_Q8_0 ? VK_QBLOCK * VK_NR : (4 + vk_high_dwords(type)) * VK_NR * 4;
+}
+static inline int64_t vk_unit_bytes(int type) {
+    return vk_unit_head(type) + vk_unit_k(type) / VK_QBLOCK * vk_block_bytes(type);
+}
+// Header and values of the 32 k starting at 32-block b of a panel.
+static inline const uint8_t *vk_unit_at(int type, const uint8_t *panel, int64_t b) {
+    return panel + b / (vk_unit_k(type) / VK_QBLOCK) * vk_unit_bytes(type);
+}
+static inline const uint8_t *vk_values_at(int type, const uint8_t *panel, int64_t b) {
+    return vk_unit_at(type, panel, b) + vk_unit_head(type) + b % (vk_unit_k(type) / VK_QBLOCK) * vk_block_bytes(type);
+}
 
 static inline int64_t vk_panel_bytes(int type, int64_t k) {
     switch (type) {
     case VK_W_F32: return k * VK_NR * 4;
     case VK_W_F16:
     case VK_W_BF16: return k * VK_NR * 2;
-    case VK_W_Q8_0: return (k / VK_QBLOCK) * (VK_NR * 2 + VK_QBLOCK * VK_NR);
-    case VK_W_Q4_0: return (k / VK_QBLOCK) * (VK_NR * 2 + VK_QBLOCK / 2 * VK_NR);
-    case VK_W_Q4_1: return (k / VK_QBLOCK) * (VK_NR * 4 + VK_QBLOCK / 2 * VK_NR);
-    default: return 0;
+    default: return vk_is_quant(type) ? k / vk_unit_k(type) * vk_unit_bytes(type) : 0;
     }
 }
 
@@ -85,6 +125,18 @@ static inline int vk_q4_bit(int j) { return j < 6 ? 4 * j : 4 * j - 8; }
 static inline float vk_q4_value(uint32_t dword, int j) {
     uint32_t bits = (j < 6 ? dword : dword >> 8) & (15u << vk_q4_bit(j));
     return (float)(int32_t)bits;
+}
+
+// The high bits of q(c, 8g + j) (5-bit types: bit 4; Q6_K: bits 4..5) from the
+// column's high dwords, placed above nibble j's bits as vk_q4_value leaves them:
+// vk_q4_value's integer plus this one is q << bit(j). One shift and one `and`.
+static inline int vk_high_src(int type, int g, int j) { // bit position in the high dword
+    return type == VK_W_Q6_K ? 2 * (8 * (g % 2) + j) : 8 * g + j;
+}
+static inline uint32_t vk_high_part(int type, uint32_t word, int g, int j) {
+    const int t = vk_q4_bit(j) + 4, src = vk_high_src(type, g, j);
+    const uint32_t mask = (type == VK_W_Q6_K ? 3u : 1u) << t;
+    return (src >= t ? word >> (src - t) : word << (t - src)) & mask;
 }
 
 // 2^(20 - bit(j)), the factor of x for nibble j.
@@ -150,6 +202,15 @@ static inline int64_t vk_kv_block_offset(const vk_kv_layout *kv, int64_t b,
 static inline float vk_block_sum(const float *x) {
     float l[16];
     for (int j = 0; j < 16; j++) l[j] = x[j] + x[j + 16];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++) l[i] = l[i] + l[i + w];
+    return l[0];
+}
+
+// The sum of a 16-value sub-block of x (Q6_K): the fold 8, 4, 2, 1 of the 16.
+static inline float vk_block_sum16(const float *x) {
+    float l[16];
+    for (int j = 0; j < 16; j++) l[j] = x[j];
     for (int w = 8; w >= 1; w /= 2)
         for (int i = 0; i < w; i++) l[i] = l[i] + l[i + w];
     return l[0];

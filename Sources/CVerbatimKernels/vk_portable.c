@@ -36,46 +36,79 @@ static float panel_weight(const uint8_t *panel, int type, int64_t kk, int c) {
     }
 }
 
-// One quantisation block b of column c of a quantised panel: the factor of its
-// block sum (Q8_0: d; Q4: d * 2^-20, as the sum is 2^20 times the plain one),
-// the factor of the block sum of x (Q4_1: m; Q4_0: -8d; Q8_0: 0) and the 32
-// values the block sum multiplies x by (Q8_0: q as a float; Q4: q * 2^bit,
-// vk_q4_value, with x pre-scaled by 2^(20 - bit) by the caller).
-static void panel_block(const uint8_t *panel, int type, int64_t b, int c,
-                        float *d, float *m, float q[VK_QBLOCK]) {
-    if (type == VK_W_Q8_0) {
-        const uint8_t *blk = panel + b * (VK_NR * 2 + VK_QBLOCK * VK_NR);
-        *d = vk_half_to_float(vk_load_u16(blk + c * 2));
-        *m = 0.0f;
-        for (int j = 0; j < VK_QBLOCK; j++) q[j] = (float)(int8_t)blk[VK_NR * 2 + j * VK_NR + c];
+// The factors of sub-block sb (vk_sub_k values) of column c of a quantised
+// panel: of its block sum (Q8_0: d; the others d' * 2^-20, since their sum is
+// 2^20 times the plain one; d' = d, or d * sc for the K-quants) and of the block
+// sum of x (Q4_0: -8d; Q5_0: -16d; Q4_1, Q5_1: m; Q4_K, Q5_K: dmin * -m;
+// Q6_K: -32 d sc; Q8_0: none). Every product here is exact.
+static void sub_factors(const uint8_t *panel, int type, int64_t sb, int c, float *d, float *m) {
+    const int sub = vk_sub_k(type);
+    const uint8_t *h = vk_unit_at(type, panel, sb * sub / VK_QBLOCK);
+    const float dh = vk_half_to_float(vk_load_u16(h + c * 2));
+    const int64_t isb = sb % (vk_unit_k(type) / sub); // sub-block within the unit
+    switch (type) {
+    case VK_W_Q8_0: *d = dh; *m = 0.0f; return;
+    case VK_W_Q4_0: *d = dh * VK_Q4_SUM_SCALE; *m = -8.0f * dh; return;
+    case VK_W_Q5_0: *d = dh * VK_Q4_SUM_SCALE; *m = -16.0f * dh; return;
+    case VK_W_Q4_1:
+    case VK_W_Q5_1:
+        *d = dh * VK_Q4_SUM_SCALE;
+        *m = vk_half_to_float(vk_load_u16(h + VK_NR * 2 + c * 2));
+        return;
+    case VK_W_Q4_K:
+    case VK_W_Q5_K: {
+        const float dmin = vk_half_to_float(vk_load_u16(h + VK_NR * 2 + c * 2));
+        *d = (dh * (float)h[VK_NR * 4 + isb * VK_NR + c]) * VK_Q4_SUM_SCALE;
+        *m = dmin * (float)(int8_t)h[VK_NR * 4 + 8 * VK_NR + isb * VK_NR + c];
         return;
     }
-    const int q41 = type == VK_W_Q4_1;
-    const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
-    const uint8_t *blk = panel + b * (hb + VK_QBLOCK / 2 * VK_NR);
-    const float scale = vk_half_to_float(vk_load_u16(blk + c * 2));
-    *d = scale * VK_Q4_SUM_SCALE;
-    *m = q41 ? vk_half_to_float(vk_load_u16(blk + VK_NR * 2 + c * 2)) : -8.0f * scale;
-    for (int j = 0; j < VK_QBLOCK; j++) {
-        uint32_t dword;
-        memcpy(&dword, blk + hb + ((j / 8) * VK_NR + c) * 4, 4);
-        q[j] = vk_q4_value(dword, j % 8);
+    default: { // Q6_K
+        const float ds = dh * (float)(int8_t)h[VK_NR * 2 + isb * VK_NR + c];
+        *d = ds * VK_Q4_SUM_SCALE;
+        *m = -32.0f * ds;
+        return;
+    }
+    }
+}
+
+// The values sub-block sb of column c multiplies x by: Q8_0 q as a float; the
+// others q * 2^bit (vk_q4_value plus the high bits), with x pre-scaled by
+// 2^(20 - bit) by the caller.
+static void sub_values(const uint8_t *panel, int type, int64_t sb, int c, float *q) {
+    const int sub = vk_sub_k(type);
+    const int64_t b = sb * sub / VK_QBLOCK;         // the 32-block
+    const int g0 = (int)(sb * sub % VK_QBLOCK) / 8; // its first group of 8
+    const uint8_t *v = vk_values_at(type, panel, b);
+    if (type == VK_W_Q8_0) {
+        for (int j = 0; j < VK_QBLOCK; j++) q[j] = (float)(int8_t)v[j * VK_NR + c];
+        return;
+    }
+    for (int g = g0; g < g0 + sub / 8; g++) {
+        uint32_t dword, high = 0;
+        memcpy(&dword, v + (g * VK_NR + c) * 4, 4);
+        if (vk_high_dwords(type)) memcpy(&high, v + ((4 + (type == VK_W_Q6_K ? g / 2 : 0)) * VK_NR + c) * 4, 4);
+        for (int j = 0; j < 8; j++) {
+            uint32_t bits = (j < 6 ? dword : dword >> 8) & (15u << vk_q4_bit(j));
+            if (vk_high_dwords(type)) bits |= vk_high_part(type, high, g, j);
+            q[(g - g0) * 8 + j] = (float)(int32_t)bits;
+        }
     }
 }
 
 // Unquantised: y[r][n] = sum over k in order of fma(x[r][k], w(n, k), acc), acc from 0.
-// Quantised, block-factored: acc from 0; per block b in order: s = sum over its
-// 32 k in order of fma(x, q, s) from 0; acc = fma(d, s, acc); and for Q4 then
-// acc = fma(m, xsum[r][b], acc), xsum being the block sum of x (vk_block_sum).
-// Over all of a block, sum x*(d*q + m) = d * sum x*q + m * sum x (Q4_0: m = -8d).
-// For Q4, x and q here are the scaled forms of panel_block: their product is 2^20 x*q exactly.
+// Quantised, block-factored: acc from 0; per sub-block b in order (vk_sub_k values):
+// s = sum over its k in order of fma(x, q, s) from 0; acc = fma(d, s, acc); and for
+// all but Q8_0 then acc = fma(m, xsum[r][b], acc), xsum being the sub-block sum of x
+// (vk_block_sum, vk_block_sum16). Over a sub-block, sum x*(d*q + m) = d * sum x*q + m * sum x.
+// For all but Q8_0, x and q here are the scaled forms of sub_values: their product is 2^20 x*q.
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,
                          const float *xsum, float *scratch) {
     (void)scratch;
-    const int quant = type >= VK_W_Q8_0;
-    const int64_t nb = k / VK_QBLOCK;
+    const int quant = vk_is_quant(type);
+    const int sub = quant ? vk_sub_k(type) : 1;
+    const int64_t nb = k / sub;
     for (int p = 0; p < VK_GROUP_PANELS; p++) {
         int64_t c0 = (int64_t)p * VK_NR;
         if (c0 >= ncols) break;
@@ -91,9 +124,10 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
                 } else {
                     for (int64_t b = 0; b < nb; b++) {
                         float d, m, q[VK_QBLOCK];
-                        panel_block(panel, type, b, c, &d, &m, q);
+                        sub_factors(panel, type, b, c, &d, &m);
+                        sub_values(panel, type, b, c, q);
                         float s = 0.0f;
-                        for (int j = 0; j < VK_QBLOCK; j++) s = fmaf(xr[b * VK_QBLOCK + j], q[j], s);
+                        for (int j = 0; j < sub; j++) s = fmaf(xr[b * sub + j], q[j], s);
                         acc = fmaf(d, s, acc);
                         if (type != VK_W_Q8_0) acc = fmaf(m, xsum[r * nb + b], acc);
                     }

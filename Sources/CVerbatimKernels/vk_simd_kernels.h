@@ -33,90 +33,122 @@ VKI vf load_w_plain(const int type, const uint8_t *panel, int64_t kk) {
         }                                                                          \
     } while (0)
 
-// The factors of a quantised block of one panel (`blk` at the block): of its
-// block sum (Q8_0: d; Q4: d * 2^-20) and of the block sum of x (Q4_1: m;
-// Q4_0: -8d; Q8_0: unused). As vk_portable.c's panel_block.
-VKI vf block_d(const int type, const uint8_t *blk) {
-    vf d = v_load_f16(blk);
-    return type == VK_W_Q8_0 ? d : v_mul(d, v_set1(VK_Q4_SUM_SCALE));
+// The factors of sub-block isb (of its unit, header `h`) for one panel, as
+// vk_portable.c's sub_factors: of its block sum (Q8_0: d; the others d' * 2^-20
+// with d' = d, or d * sc for the K-quants) and of the block sum of x (Q4_0: -8d;
+// Q5_0: -16d; Q4_1, Q5_1: m; Q4_K, Q5_K: dmin * -m; Q6_K: -32 d sc). All exact.
+VKI vf sub_d(const int type, const uint8_t *h, int64_t isb) {
+    vf d = v_load_f16(h);
+    switch (type) {
+    case VK_W_Q8_0: return d;
+    case VK_W_Q4_K:
+    case VK_W_Q5_K: return v_mul(v_mul(d, v_from_int(vi_load_i8(h + VK_NR * 4 + isb * VK_NR))), v_set1(VK_Q4_SUM_SCALE));
+    case VK_W_Q6_K: return v_mul(v_mul(d, v_from_int(vi_load_i8(h + VK_NR * 2 + isb * VK_NR))), v_set1(VK_Q4_SUM_SCALE));
+    default: return v_mul(d, v_set1(VK_Q4_SUM_SCALE));
+    }
 }
-VKI vf block_m(const int type, const uint8_t *blk) {
-    if (type == VK_W_Q4_1) return v_load_f16(blk + VK_NR * 2);
-    return v_mul(v_load_f16(blk), v_set1(-8.0f));
+VKI vf sub_m(const int type, const uint8_t *h, int64_t isb) {
+    switch (type) {
+    case VK_W_Q4_1:
+    case VK_W_Q5_1: return v_load_f16(h + VK_NR * 2);
+    case VK_W_Q4_K:
+    case VK_W_Q5_K: return v_mul(v_load_f16(h + VK_NR * 2), v_from_int(vi_load_i8(h + VK_NR * 4 + 8 * VK_NR + isb * VK_NR)));
+    case VK_W_Q6_K: return v_mul(v_mul(v_load_f16(h), v_from_int(vi_load_i8(h + VK_NR * 2 + isb * VK_NR))), v_set1(-32.0f));
+    case VK_W_Q5_0: return v_mul(v_load_f16(h), v_set1(-16.0f));
+    default: return v_mul(v_load_f16(h), v_set1(-8.0f));
+    }
 }
 
-// Nibble j of the packed dwords v (v8: v shifted right by 8) as floats:
-// vk_q4_value (q * 2^bit, never subnormal), 16 lanes at once.
-VKI vf q4_values(vi v, vi v8, const int j) {
-    return v_from_int(vi_and(j < 6 ? v : v8, vi_set1(15 << vk_q4_bit(j))));
+// Value j of group g of a 32-block (k = 8g + j) for 16 columns, from the packed
+// nibble dwords v (v8: v shifted right by 8) and the high dwords hv of the
+// block (5-bit types: hv[0]; Q6_K: hv[g / 2]): q * 2^bit (never subnormal), as
+// vk_portable.c's sub_values.
+VKI vf q_values(const int type, vi v, vi v8, const vi *hv, const int g, const int j) {
+    vi q = vi_and(j < 6 ? v : v8, vi_set1(15 << vk_q4_bit(j)));
+    if (vk_high_dwords(type)) {
+        const int t = vk_q4_bit(j) + 4, src = vk_high_src(type, g, j);
+        const vi w = hv[type == VK_W_Q6_K ? g / 2 : 0];
+        const vi hs = src >= t ? vi_srli(w, src - t) : vi_slli(w, t - src);
+        q = vi_add(q, vi_and(hs, vi_set1((type == VK_W_Q6_K ? 3 : 1) << t))); // disjoint bits
+    }
+    return v_from_int(q);
 }
 
-// nbk (1 to 4) consecutive quantisation blocks of one row against np panels,
-// starting at block `blk`: the block sums s are independent fma chains (one per
-// block and panel); each then enters its panel's running total in block order.
-// x: Q4 pre-scaled by 2^(20 - bit) (vk_q4_x_scale); xsum: the row's block sums from block blk.
+// Loads group g's nibble dwords of the 32-block at `vals` (and the high dwords).
+VKI void load_group(const int type, const uint8_t *vals, const int g, vi *v, vi *v8, vi hv[2]) {
+    *v = vi_load(vals + g * VK_NR * 4);
+    *v8 = vi_srli(*v, 8);
+    if (vk_high_dwords(type) == 1) hv[0] = vi_load(vals + 4 * VK_NR * 4);
+    if (vk_high_dwords(type) == 2) hv[g / 2] = vi_load(vals + (4 + g / 2) * VK_NR * 4);
+}
+
+// nbk (1 to 4) consecutive 32-blocks of one row, from 32-block b0, against np
+// panels (panel p at w + p * pb): the sub-block sums s are independent fma chains
+// (one per sub-block and panel); each then enters its panel's running total in
+// sub-block order. x: for the nibble types pre-scaled by 2^(20 - bit)
+// (vk_q4_x_scale), at the first block's k; xsum: the row's sub-block sums from
+// the first block's.
 VKI void row_blocks(const int type, const int np, const int nbk, const float *x,
-                    const uint8_t *blk, int64_t pb, int64_t bb, vf total[VK_MAX_NP],
+                    const uint8_t *w, int64_t pb, int64_t b0, vf total[VK_MAX_NP],
                     const float *xsum) {
-    const int q8 = type == VK_W_Q8_0, q41 = type == VK_W_Q4_1;
-    const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
-    vf s[4][VK_MAX_NP]; // (blocks in flight, panels)
-    _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
+    const int sub = vk_sub_k(type), nh = VK_QBLOCK / sub, spu = vk_unit_k(type) / sub;
+    vf s[8][VK_MAX_NP]; // (blocks in flight x sub-blocks of a block, panels)
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk * nh; i++)
         _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) s[i][p] = v_zero();
-    if (q8) {
+    if (type == VK_W_Q8_0) {
         for (int j = 0; j < VK_QBLOCK; j++)
             _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++) {
                 vf xb = v_set1(x[i * VK_QBLOCK + j]);
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                    s[i][p] = v_fma(xb, v_from_int(vi_load_i8(blk + i * bb + p * pb + hb + j * VK_NR)), s[i][p]);
+                    s[i][p] = v_fma(xb, v_from_int(vi_load_i8(vk_values_at(type, w + p * pb, b0 + i) + j * VK_NR)), s[i][p]);
             }
-    } else { // dword (g, c) holds k = 8g + j in nibble j
-        for (int g = 0; g < VK_QBLOCK / 8; g++) {
-            vi v[4][VK_MAX_NP], v8[4][VK_MAX_NP];
+    } else {
+        _Pragma("clang loop unroll(full)") for (int g = 0; g < VK_QBLOCK / 8; g++) {
+            vi v[4][VK_MAX_NP], v8[4][VK_MAX_NP], hv[4][VK_MAX_NP][2];
             _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
-                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                    v[i][p] = vi_load(blk + i * bb + p * pb + hb + g * VK_NR * 4);
-                    v8[i][p] = vi_srli(v[i][p], 8);
-                }
+                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                    load_group(type, vk_values_at(type, w + p * pb, b0 + i), g, &v[i][p], &v8[i][p], hv[i][p]);
             _Pragma("clang loop unroll(full)") for (int j = 0; j < 8; j++)
                 _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++) {
                     vf xb = v_set1(x[i * VK_QBLOCK + 8 * g + j]);
+                    const int si = i * nh + 8 * g / sub;
                     _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                        s[i][p] = v_fma(xb, q4_values(v[i][p], v8[i][p], j), s[i][p]);
+                        s[si][p] = v_fma(xb, q_values(type, v[i][p], v8[i][p], hv[i][p], g, j), s[si][p]);
                 }
         }
     }
     _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
-        _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-            const uint8_t *h = blk + i * bb + p * pb;
-            total[p] = v_fma(block_d(type, h), s[i][p], total[p]);
-            if (!q8) total[p] = v_fma(block_m(type, h), v_set1(xsum[i]), total[p]);
-        }
+        _Pragma("clang loop unroll(full)") for (int h = 0; h < nh; h++)
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                const uint8_t *hdr = vk_unit_at(type, w + p * pb, b0 + i);
+                const int64_t isb = ((b0 + i) * nh + h) % spu;
+                total[p] = v_fma(sub_d(type, hdr, isb), s[i * nh + h][p], total[p]);
+                if (type != VK_W_Q8_0) total[p] = v_fma(sub_m(type, hdr, isb), v_set1(xsum[i * nh + h]), total[p]);
+            }
 }
 
-// One row of x against np panels of quantised weights, rb blocks at a time
-// (np * rb independent chains). Same bits as vk_portable.c: only the order in
-// which independent chains advance differs.
+// One row of x against np panels of quantised weights, rb 32-blocks at a time
+// (np * rb * sub-blocks independent chains). Same bits as vk_portable.c: only
+// the order in which independent chains advance differs.
 VKI void row_tile_quant(const int type, const int np, const int rb, const float *x,
                         const uint8_t *w, int64_t pb, int64_t k, float *y,
                         int64_t ncols, const float *xsum) {
-    const int q8 = type == VK_W_Q8_0, q41 = type == VK_W_Q4_1;
-    const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
-    const int64_t bb = hb + (q8 ? VK_QBLOCK : VK_QBLOCK / 2) * VK_NR; // bytes per block
+    const int nh = VK_QBLOCK / vk_sub_k(type);
+    const int64_t bpb = vk_unit_bytes(type) * VK_QBLOCK / vk_unit_k(type); // bytes per 32-block
     const int64_t nb = k / VK_QBLOCK;
     vf total[VK_MAX_NP];
     _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) total[p] = v_zero();
     int64_t b = 0;
     // Prefetch the panel's stream a few KB ahead: Intel cores do not keep enough
     // reads in flight by themselves here (vk_row_prefetch).
-    const int64_t ahead = vk_row_prefetch * bb; // bytes
+    const int64_t ahead = vk_row_prefetch * bpb; // bytes
     for (; b + rb <= nb; b += rb) {
         if (ahead)
-            for (int64_t line = 0; line < rb * bb; line += 64) __builtin_prefetch(w + b * bb + ahead + line);
-        row_blocks(type, np, rb, x + b * VK_QBLOCK, w + b * bb, pb, bb, total, q8 ? xsum : xsum + b);
+            for (int64_t line = 0; line < rb * bpb; line += 64) __builtin_prefetch(w + b * bpb + ahead + line);
+        row_blocks(type, np, rb, x + b * VK_QBLOCK, w, pb, b, total, xsum + b * nh);
     }
     for (; b < nb; b++)
-        row_blocks(type, np, 1, x + b * VK_QBLOCK, w + b * bb, pb, bb, total, q8 ? xsum : xsum + b);
+        row_blocks(type, np, 1, x + b * VK_QBLOCK, w, pb, b, total, xsum + b * nh);
     _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
         int64_t left = ncols - p * VK_NR;
         if (left >= VK_NR) v_store(y + p * VK_NR, total[p]);
@@ -124,18 +156,19 @@ VKI void row_tile_quant(const int type, const int np, const int rb, const float 
     }
 }
 
-// The 32 values of one quantised block of one panel (qs: its integers) as the
-// floats the block sum multiplies x by (Q8_0: q; Q4: vk_q4_value): row j
-// (16 columns) at out + j * ostride.
-VKI void convert_block(const int type, const uint8_t *qs, float *out, int64_t ostride) {
+// The 32 values of one quantised 32-block of one panel (`vals`: its values) as
+// the floats the block sums multiply x by (Q8_0: q; the others: q_values):
+// row j (16 columns) at out + j * ostride.
+VKI void convert_block(const int type, const uint8_t *vals, float *out, int64_t ostride) {
     if (type == VK_W_Q8_0) {
-        for (int j = 0; j < VK_QBLOCK; j++) v_store(out + j * ostride, v_from_int(vi_load_i8(qs + j * VK_NR)));
+        for (int j = 0; j < VK_QBLOCK; j++) v_store(out + j * ostride, v_from_int(vi_load_i8(vals + j * VK_NR)));
         return;
     }
-    for (int g = 0; g < VK_QBLOCK / 8; g++) { // dword (g, c) holds k = 8g + j in nibble j
-        vi v = vi_load(qs + g * VK_NR * 4), v8 = vi_srli(v, 8);
+    _Pragma("clang loop unroll(full)") for (int g = 0; g < VK_QBLOCK / 8; g++) {
+        vi v, v8, hv[2];
+        load_group(type, vals, g, &v, &v8, hv);
         _Pragma("clang loop unroll(full)") for (int j = 0; j < 8; j++)
-            v_store(out + (8 * g + j) * ostride, q4_values(v, v8, j));
+            v_store(out + (8 * g + j) * ostride, q_values(type, v, v8, hv, g, j));
     }
 }
 
@@ -152,7 +185,7 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
             acc[r][p] = v_zero();
 
-    if (mr == 1 && type != VK_W_F32 && type != VK_W_F16 && type != VK_W_BF16) {
+    if (mr == 1 && vk_is_quant(type)) {
         row_tile_quant(type, np, 1, x, w, pb, k, y, ncols, xsum); // the panels side by side
         return;
     }
@@ -165,56 +198,59 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         }
     } else {
         // Quantised, block-factored (vk_portable.c): the registers hold the
-        // block sums s (acc); the running totals live in `total`, in memory
+        // sub-block sums s (acc); the running totals live in `total`, in memory
         // behind an opaque pointer so they never compete for registers:
-        // they are touched once per block.
+        // they are touched once per sub-block.
         float total_storage[VK_TILE_MR * VK_MAX_NP * 16] __attribute__((aligned(64)));
         float *total = total_storage;
         __asm__("" : "+r"(total));
         _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
             _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
                 v_store(total + (r * VK_MAX_NP + p) * 16, v_zero());
-        const int q8 = type == VK_W_Q8_0, q41 = type == VK_W_Q4_1;
-        const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;    // header bytes: d[16] (and m[16])
-        const int64_t bb = hb + (q8 ? VK_QBLOCK : VK_QBLOCK / 2) * VK_NR; // bytes per block
-        const int64_t nb = k / VK_QBLOCK;
+        const int q8 = type == VK_W_Q8_0;
+        const int sub = vk_sub_k(type), nh = VK_QBLOCK / sub, spu = vk_unit_k(type) / sub;
+        const int64_t nb = k / VK_QBLOCK, nbs = k / sub;
         for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *blk = w + b * bb;
-            if (qfp) {
-                for (int j = 0; j < VK_QBLOCK; j++) {
-                    vf wv[VK_MAX_NP];
-                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                        wv[p] = v_load(qfp + p * k * VK_NR + (b * VK_QBLOCK + j) * VK_NR);
-                    TILE_FMA(b * VK_QBLOCK + j, wv);
-                }
-            } else {
-                // Several rows (one row takes row_tile_quant) and no converted group:
-                // convert the block's integers once into an L1 buffer (32 k, np panels),
-                // then run the plain loop over it.
-                float qf[VK_QBLOCK * VK_MAX_NP * 16] __attribute__((aligned(64)));
+            // Several rows (one row takes row_tile_quant) and no converted group:
+            // convert the block's integers once into an L1 buffer (32 k, np panels),
+            // then run the plain loop over it.
+            float qf[VK_QBLOCK * VK_MAX_NP * 16] __attribute__((aligned(64)));
+            if (!qfp)
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                    convert_block(type, blk + p * pb + hb, qf + p * 16, VK_MAX_NP * 16);
-                for (int j = 0; j < VK_QBLOCK; j++) {
-                    vf wv[VK_MAX_NP];
-                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                        wv[p] = v_load(qf + (j * VK_MAX_NP + p) * 16);
-                    TILE_FMA(b * VK_QBLOCK + j, wv);
+                    convert_block(type, vk_values_at(type, w + p * pb, b), qf + p * 16, VK_MAX_NP * 16);
+            _Pragma("clang loop unroll(full)") for (int h = 0; h < nh; h++) {
+                if (qfp) {
+                    for (int j = h * sub; j < (h + 1) * sub; j++) {
+                        vf wv[VK_MAX_NP];
+                        _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                            wv[p] = v_load(qfp + p * k * VK_NR + (b * VK_QBLOCK + j) * VK_NR);
+                        TILE_FMA(b * VK_QBLOCK + j, wv);
+                    }
+                } else {
+                    for (int j = h * sub; j < (h + 1) * sub; j++) {
+                        vf wv[VK_MAX_NP];
+                        _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                            wv[p] = v_load(qf + (j * VK_MAX_NP + p) * 16);
+                        TILE_FMA(b * VK_QBLOCK + j, wv);
+                    }
                 }
-            }
-            // Row by row, so that one broadcast of the row's block sum is live at a time.
-            vf d[VK_MAX_NP], m[VK_MAX_NP];
-            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                d[p] = block_d(type, blk + p * pb);
-                m[p] = q8 ? v_zero() : block_m(type, blk + p * pb);
-            }
-            _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
-                vf xs = q8 ? v_zero() : v_set1(xsum[r * nb + b]);
+                // Row by row, so that one broadcast of the row's sub-block sum is live at a time.
+                const int64_t isb = (b * nh + h) % spu;
+                vf d[VK_MAX_NP], m[VK_MAX_NP];
                 _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                    float *tot = total + (r * VK_MAX_NP + p) * 16;
-                    vf a = v_fma(d[p], acc[r][p], v_load(tot));
-                    if (!q8) a = v_fma(m[p], xs, a);
-                    v_store(tot, a);
-                    acc[r][p] = v_zero();
+                    const uint8_t *hdr = vk_unit_at(type, w + p * pb, b);
+                    d[p] = sub_d(type, hdr, isb);
+                    m[p] = q8 ? v_zero() : sub_m(type, hdr, isb);
+                }
+                _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
+                    vf xs = q8 ? v_zero() : v_set1(xsum[r * nbs + b * nh + h]);
+                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                        float *tot = total + (r * VK_MAX_NP + p) * 16;
+                        vf a = v_fma(d[p], acc[r][p], v_load(tot));
+                        if (!q8) a = v_fma(m[p], xs, a);
+                        v_store(tot, a);
+                        acc[r][p] = v_zero();
+                    }
                 }
             }
         }
@@ -237,7 +273,7 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         if ((int64_t)q * VK_NR >= ncols) break;                                    \
         tile(type, MR, VK_TILE_NP(MR), x + r * ldx, ldx, group + q * pb, pb, k,    \
              y + r * ldy + q * VK_NR, ldy, ncols - (int64_t)q * VK_NR,              \
-             xsum ? xsum + r * (k / VK_QBLOCK) : xsum,                              \
+             xsum ? xsum + r * (k / vk_sub_k(type)) : xsum,                         \
              qf_all ? qf_all + q * k * VK_NR : qf_all);                             \
     }
 
@@ -245,12 +281,9 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
 // so that every row tile of the call reads them instead of converting again.
 VKI void convert_group(const int type, const uint8_t *group, int64_t pb, int64_t k,
                        int64_t ncols, float *out) {
-    const int q8 = type == VK_W_Q8_0, q41 = type == VK_W_Q4_1;
-    const int64_t hb = q41 ? VK_NR * 4 : VK_NR * 2;
-    const int64_t bb = hb + (q8 ? VK_QBLOCK : VK_QBLOCK / 2) * VK_NR;
     for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++)
         for (int64_t b = 0; b < k / VK_QBLOCK; b++)
-            convert_block(type, group + p * pb + b * bb + hb, out + p * k * VK_NR + b * VK_QBLOCK * VK_NR, VK_NR);
+            convert_block(type, vk_values_at(type, group + p * pb, b), out + p * k * VK_NR + b * VK_QBLOCK * VK_NR, VK_NR);
 }
 
 VKI void linear_group_t(const int type, const float *x, int64_t ldx,
@@ -261,7 +294,7 @@ VKI void linear_group_t(const int type, const float *x, int64_t ldx,
     // (k * 64 floats, in L2) rather than once per row tile. Same values, so
     // the same bits.
     const float *qf_all = NULL;
-    if (type >= VK_W_Q8_0 && scratch && rows > VK_TILE_MR) {
+    if (vk_is_quant(type) && scratch && rows > VK_TILE_MR) {
         convert_group(type, group, pb, k, ncols, scratch);
         qf_all = scratch;
     }
@@ -289,7 +322,7 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t pb, int type, int64_t k,
                          float *y, int64_t ldy, int64_t ncols, const float *xsum,
                          float *scratch) {
-    if (rows == 1 && type >= VK_W_Q8_0) {
+    if (rows == 1 && vk_is_quant(type)) {
         // One row of quantised weights: one panel at a time, its blocks in
         // address order, so that the weights are one forward stream through
         // memory (the group's 4 panels side by side were 4 streams). Q4 keeps
@@ -315,7 +348,12 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
             switch (type) {
             case VK_W_Q8_0: ROW_WALK(VK_W_Q8_0) break;
             case VK_W_Q4_0: ROW_WALK(VK_W_Q4_0) break;
-            default: ROW_WALK(VK_W_Q4_1) break;
+            case VK_W_Q4_1: ROW_WALK(VK_W_Q4_1) break;
+            case VK_W_Q5_0: ROW_WALK(VK_W_Q5_0) break;
+            case VK_W_Q5_1: ROW_WALK(VK_W_Q5_1) break;
+            case VK_W_Q4_K: ROW_WALK(VK_W_Q4_K) break;
+            case VK_W_Q5_K: ROW_WALK(VK_W_Q5_K) break;
+            default: ROW_WALK(VK_W_Q6_K) break;
             }
 #undef ROW_WALK
         }
@@ -328,6 +366,11 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
     case VK_W_Q8_0: linear_group_t(VK_W_Q8_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
     case VK_W_Q4_0: linear_group_t(VK_W_Q4_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
     case VK_W_Q4_1: linear_group_t(VK_W_Q4_1, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_Q5_0: linear_group_t(VK_W_Q5_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_Q5_1: linear_group_t(VK_W_Q5_1, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_Q4_K: linear_group_t(VK_W_Q4_K, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_Q5_K: linear_group_t(VK_W_Q5_K, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_Q6_K: linear_group_t(VK_W_Q6_K, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
     default: break;
     }
 }

@@ -90,9 +90,10 @@ public struct SubnormalEvents: OptionSet, Sendable, CustomStringConvertible {
 /// Storage type of a weight tensor (the GGUF/ggml formats the kernels read).
 public enum WeightType: Int32, Sendable, CaseIterable {
     case f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, q4_0 = 4, q4_1 = 5
+    case q5_0 = 6, q5_1 = 7, q4_K = 8, q5_K = 9, q6_K = 10
 
-    /// Elements per quantisation block (1 for unquantised types).
-    public var blockSize: Int { rawValue >= 3 ? 32 : 1 }
+    /// Elements per quantisation block (1 for unquantised types, 256 for the K-quants).
+    public var blockSize: Int { Int(vk_block_values(rawValue)) }
 
     /// Bytes of one source row of `k` values in ggml layout.
     public func rowBytes(k: Int) -> Int { vk_row_bytes(rawValue, Int64(k)) }

@@ -27,27 +27,41 @@ extension KernelTests {
     @Suite("Golden bits")
     struct GoldenTests {
         static let pinned: UInt64 = 0xdad6_39db_8782_1390   // verbatim-numerics/4 (exp 0 below -87.33, subnormal F32/BF16 weights 0)
+        /// The 5-bit and K-quant types (added to verbatim-numerics/4 with their canonical order).
+        static let pinnedNewTypes: UInt64 = 0xc768_fa23_3916_bb70
 
-        func outputs() throws -> [Float] {
+        /// Linear outputs of `types` over weights from raw bytes of the seeded generator
+        /// (the f16 scales made small), k = 256 so that every type takes it.
+        func linearOutputs(_ types: [WeightType], k: Int, rng: inout SeededRandom) throws -> [Float] {
             var out: [Float] = []
-            // linear, every type: weights from raw bytes of the seeded generator
-            var rng = SeededRandom(99)
-            let (m, k, n) = (3, 64, 40)
+            let (m, n) = (3, 40)
             let x = goldenFloats(m * k, seed: 1)
-            for type in WeightType.allCases {
+            for type in types {
                 var raw = (0..<(n * type.rowBytes(k: k))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
                 if type.blockSize == 1 { // keep the floats finite: clear the top exponent bit
                     let es = type == .f32 ? 4 : 2
                     for i in stride(from: es - 1, to: raw.count, by: es) { raw[i] &= 0xbf }
-                } else { // small scales
-                    let bb = type.rowBytes(k: 32)
+                } else { // small scales: the high byte of every f16 field
+                    let bb = type.rowBytes(k: type.blockSize)
+                    let halves: [Int] = switch type {
+                    case .q4_1, .q5_1, .q4_K, .q5_K: [0, 2]
+                    case .q6_K: [208]
+                    default: [0]
+                    }
                     for i in stride(from: 0, to: raw.count, by: bb) {
-                        raw[i + 1] = 0x24
-                        if type == .q4_1 { raw[i + 3] = 0xa4 }
+                        for (f, at) in halves.enumerated() { raw[i + at + 1] = f == 0 ? 0x24 : 0xa4 }
                     }
                 }
                 out += runLinear(x, rows: m, try pack(type, k: k, n: n, raw))
             }
+            return out
+        }
+
+        func outputs() throws -> [Float] {
+            var out: [Float] = []
+            // linear, the first six types: weights from raw bytes of the seeded generator
+            var rng = SeededRandom(99)
+            out += try linearOutputs([.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1], k: 64, rng: &rng)
             // exp, log, rmsnorm, swiglu, log-softmax
             let v = goldenFloats(1000, seed: 2).map { $0 * 90 }
             out += mapArray(v) { Kernels.exp($0, $1, count: $2) }
@@ -84,6 +98,15 @@ extension KernelTests {
             for isa in KernelConfig.supportedISAs {
                 let d = try withConfig(isa: isa) { digest(try outputs()) }
                 #expect(d == Self.pinned, "\(isa): digest \(String(d, radix: 16)) (pinned \(String(Self.pinned, radix: 16)))")
+            }
+        }
+
+        @Test("A digest of fixed linear outputs of Q5_0, Q5_1, Q4_K, Q5_K and Q6_K is pinned, on every path")
+        func pinnedDigestNewTypes() throws {
+            for isa in KernelConfig.supportedISAs {
+                var rng = SeededRandom(98)
+                let d = try withConfig(isa: isa) { digest(try linearOutputs([.q5_0, .q5_1, .q4_K, .q5_K, .q6_K], k: 512, rng: &rng)) }
+                #expect(d == Self.pinnedNewTypes, "\(isa): digest \(String(d, radix: 16)) (pinned \(String(Self.pinnedNewTypes, radix: 16)))")
             }
         }
     }

@@ -17,14 +17,30 @@ extension KernelTests {
         static let plainShapes: [(Int, Int, Int)] = [
             (1, 1, 1), (2, 3, 5), (5, 17, 33), (13, 33, 70), (1, 100, 129), (40, 7, 65), (299, 45, 19), (3, 577, 200),
         ]
+        // K-quants: k a multiple of 256 (one to six super-blocks).
+        static let superBlockShapes: [(Int, Int, Int)] = [
+            (1, 256, 1), (2, 512, 17), (3, 256, 63), (5, 768, 65), (12, 256, 48), (13, 512, 200), (25, 256, 31),
+            (97, 256, 33), (300, 256, 20), (8, 1536, 50), (130, 256, 129), (2, 256, 1000),
+            (1, 512, 70), (1, 1280, 200), (1, 1536, 65), (1, 256, 1000), (1, 768, 33),
+        ]
+
+        static func shapes(for type: WeightType) -> [(Int, Int, Int)] {
+            switch type.blockSize {
+            case 1: shapes + plainShapes
+            case 256: superBlockShapes
+            default: shapes
+            }
+        }
+
+        /// A reduction length every type accepts, near `k`.
+        static func k(_ k: Int, for type: WeightType) -> Int { type.blockSize == 256 ? (k + 255) / 256 * 256 : k }
 
         // One thread and several: a single-row linear on one thread walks memory
         // differently (vk_simd_kernels.h), so both walks are compared.
         @Test("AVX2 and AVX-512 give the portable bits for every weight type and many shapes, on 1 and several threads", arguments: WeightType.allCases)
         func pathsMatchPortable(type: WeightType) throws {
             var rng = SeededRandom(0x1000 + UInt64(type.rawValue))
-            let shapes = type.blockSize == 1 ? Self.shapes + Self.plainShapes : Self.shapes
-            for (m, k, n) in shapes {
+            for (m, k, n) in Self.shapes(for: type) {
                 let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
                 let x = rng.floats(m * k)
                 let ref = withConfig(isa: .portable) { runLinear(x, rows: m, w) }
@@ -40,8 +56,8 @@ extension KernelTests {
         @Test("Row r of a batch equals the row computed alone, batch sizes 1...64, random companions")
         func batchInvariance() throws {
             var rng = SeededRandom(7)
-            for type in [WeightType.f32, .q4_1, .q8_0] {
-                let (k, n) = (96, 80)
+            for type in [WeightType.f32, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K] {
+                let (k, n) = (Self.k(96, for: type), 80)
                 let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
                 let pool = 40
                 let rowsX = (0..<pool).map { _ in rng.floats(k) }
@@ -60,7 +76,7 @@ extension KernelTests {
         func threadsDoNotMatter() throws {
             var rng = SeededRandom(8)
             for type in WeightType.allCases {
-                let (m, k, n) = (37, 128, 300)
+                let (m, k, n) = (37, Self.k(128, for: type), 300)
                 let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
                 let x = rng.floats(m * k)
                 let ref = withConfig(isa: KernelConfig.isa, threads: 1) { runLinear(x, rows: m, w) }
@@ -106,7 +122,7 @@ extension KernelTests {
         func dequantizeRow() {
             var rng = SeededRandom(10)
             for type in WeightType.allCases {
-                let (k, n) = (96, 3)
+                let (k, n) = (Self.k(96, for: type) * (type.blockSize == 256 ? 2 : 1), 3)
                 let raw = randomWeights(type, k: k, n: n, &rng)
                 let want = decodeWeights(type, k: k, n: n, raw)
                 var got = [Float](repeating: .nan, count: k * n)
@@ -144,8 +160,8 @@ extension KernelTests {
             var rng = SeededRandom(33)
             let edges: [Float] = [0x1p43, -0x1p44, 0x1p100, 0x1p-107, -0x1p-115, .greatestFiniteMagnitude, 0x1p-62, -0x1p-70, 0x1p-126,
                                   .leastNonzeroMagnitude, -.leastNormalMagnitude / 3, .infinity, -.infinity, 0, -0.0]
-            for type in [WeightType.q4_0, .q4_1] {
-                let (m, k, n) = (5, 96, 40)
+            for type in [WeightType.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K] {
+                let (m, k, n) = (5, Self.k(96, for: type), 40)
                 let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
                 // Rows: mostly edge values; one row of tiny values only; one row whose block sums cancel.
                 var x = (0..<(3 * k)).map { i in i % 3 == 0 ? rng.float() : edges[Int.random(in: 0..<edges.count, using: &rng)] }
@@ -196,12 +212,61 @@ extension KernelTests {
             return y
         }
 
+        @Test("Q5_0, Q5_1, Q4_K, Q5_K, Q6_K: the kernels give the bits of the documented order with integer q (sub-block sums, then d sc and the offset), |x| from 2^-120 to 2^80")
+        func newTypesFollowTheDocumentedOrder() throws {
+            var rng = SeededRandom(34)
+            for type in [WeightType.q5_0, .q5_1, .q4_K, .q5_K, .q6_K] {
+                let (m, k, n) = (3, 512, 40)
+                let raw = randomWeights(type, k: k, n: n, &rng)
+                let x = (0..<(m * k)).map { _ in rng.float() * Float(sign: .plus, exponent: Int.random(in: -120...80, using: &rng), significand: 1) }
+                let w = try pack(type, k: k, n: n, raw)
+                let want = Self.plainOrder(type, x, rows: m, k: k, n: n, raw)
+                for isa in KernelConfig.supportedISAs {
+                    for rows in [1, m] {
+                        let y = withConfig(isa: isa) { runLinear(Array(x[0..<(rows * k)]), rows: rows, w) }
+                        expectSameBits(y, Array(want[0..<(rows * n)]), "\(type) \(isa) rows=\(rows)")
+                    }
+                }
+            }
+        }
+
+        /// docs/NUMERICS-IMPLEMENTATION.md's order for the 5-bit and K-quant types, from the
+        /// ggml bytes with unscaled integer q: per sub-block (16 values for Q6_K, else 32)
+        /// s = fma(x, q, s) in order; acc = fma(D, s, acc); acc = fma(M, xsum, acc), with
+        /// D = d (Q5) or d*sc (K), M = -16d (Q5_0), m (Q5_1), -(dmin*m) (Q4_K, Q5_K), -32 d sc (Q6_K).
+        static func plainOrder(_ type: WeightType, _ x: [Float], rows: Int, k: Int, n: Int, _ raw: [UInt8]) -> [Float] {
+            let bs = type.blockSize, bb = type.rowBytes(k: bs), sub = type == .q6_K ? 16 : 32
+            var y = [Float](repeating: 0, count: rows * n)
+            for c in 0..<n {
+                // The column's unsigned integers and per-sub-block factors.
+                var q: [Int] = [], dd: [Float] = [], mm: [Float] = []
+                for b in 0..<(k / bs) {
+                    let blk = integerBlock(type, raw, at: c * type.rowBytes(k: k) + b * bb)
+                    q += blk.q; dd += blk.d; mm += blk.m
+                }
+                for r in 0..<rows {
+                    var acc: Float = 0
+                    for sb in 0..<(k / sub) {
+                        let xb = Array(x[(r * k + sb * sub)..<(r * k + sb * sub + sub)])
+                        var s: Float = 0
+                        for j in 0..<sub { s = s.addingProduct(xb[j], Float(q[sb * sub + j])) }
+                        var l = sub == 16 ? xb : (0..<16).map { xb[$0] + xb[$0 + 16] }
+                        for w in [8, 4, 2, 1] { for i in 0..<w { l[i] = l[i] + l[i + w] } }
+                        acc = acc.addingProduct(dd[sb], s)
+                        acc = acc.addingProduct(mm[sb], l[0])
+                    }
+                    y[r * n + c] = acc
+                }
+            }
+            return y
+        }
+
         @Test("A host thread's flush-to-zero, denormals-are-zero and rounding mode change no bits, and are restored")
         func hostFloatingPointEnvironment() throws {
             let control = vk_test_fp_control
             guard control() != 0 else { return } // not x86: no MXCSR to disturb
             var rng = SeededRandom(32)
-            let (m, k, n) = (2, 96, 70)
+            let (m, k, n) = (2, 256, 70)
             // Subnormal inputs too, which denormals-are-zero would read as 0.
             let x = (0..<(m * k)).map { i in i % 7 == 0 ? Float.leastNonzeroMagnitude * Float(i) : rng.float() }
             let hostile: UInt32 = 0x1F80 | 0x8000 | 0x0040 | 0x6000 // FTZ, DAZ, round toward zero
@@ -242,6 +307,8 @@ extension KernelTests {
         func rejectsBadShape() {
             let raw = [UInt8](repeating: 0, count: 1000)
             #expect(throws: KernelError.self) { try pack(.q4_0, k: 48, n: 2, raw) }
+            #expect(throws: KernelError.self) { try pack(.q4_K, k: 128, n: 2, raw) }
+            #expect(throws: KernelError.self) { try pack(.q6_K, k: 384, n: 2, raw) }
         }
     }
 }

@@ -23,11 +23,16 @@ func hostileWeights(_ type: WeightType, k: Int, n: Int, _ rng: inout SeededRando
         for i in stride(from: 0, to: raw.count, by: 6) { putHalf(i, UInt16.random(in: 1...0x7f, using: &rng) | (Bool.random(using: &rng) ? 0x8000 : 0)) }
     case .f16:
         for i in stride(from: 0, to: raw.count, by: 6) { putHalf(i, subnormalHalf()) }
-    case .q8_0, .q4_0, .q4_1:
-        let bb = type.rowBytes(k: 32)
+    case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K:
+        let bb = type.rowBytes(k: type.blockSize)
         for blk in stride(from: 0, to: raw.count, by: bb) where (blk / bb) % 2 == 0 {
-            putHalf(blk, subnormalHalf())                      // d
-            if type == .q4_1 { putHalf(blk + 2, subnormalHalf()) } // m
+            putHalf(blk, subnormalHalf())                                   // d
+            if [.q4_1, .q5_1, .q4_K, .q5_K].contains(type) { putHalf(blk + 2, subnormalHalf()) } // m, dmin
+        }
+    case .q6_K:
+        let bb = type.rowBytes(k: 256)
+        for blk in stride(from: 0, to: raw.count, by: bb) where (blk / bb) % 2 == 0 {
+            putHalf(blk + 208, subnormalHalf())                             // d
         }
     }
     return raw
@@ -74,7 +79,7 @@ extension KernelTests {
         func linearNeverSubnormal(type: WeightType) throws {
             guard Self.observable else { return }
             var rng = SeededRandom(41)
-            let (k, n) = (160, 200)
+            let (k, n) = (type.blockSize == 256 ? 512 : 160, 200)
             let w = try pack(type, k: k, n: n, hostileWeights(type, k: k, n: n, &rng))
             for m in [1, 5, 64] {
                 let x = rng.floats(m * k)
@@ -87,13 +92,13 @@ extension KernelTests {
             }
         }
 
-        @Test("Q4 with tiny activations (about 2^-110): the scaled x is never smaller than x, so no subnormal event")
+        @Test("The nibble types (Q4, Q5, K-quants) with tiny activations (about 2^-110): the scaled x is never smaller than x, so no subnormal event")
         func q4TinyActivations() throws {
             guard Self.observable else { return }
             var rng = SeededRandom(44)
-            let (m, k, n) = (5, 160, 200)
+            let (m, k, n) = (5, 256, 200)
             let x = (0..<(m * k)).map { _ in rng.float(0.5, 1) * 0x1p-110 } // positive: block sums do not cancel
-            for type in [WeightType.q4_0, .q4_1] {
+            for type in [WeightType.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K] {
                 let w = try pack(type, k: k, n: n, randomWeights(type, k: k, n: n, &rng))
                 for isa in KernelConfig.supportedISAs {
                     for rows in [1, m] {

@@ -27,9 +27,13 @@ struct LlamaConfigTests {
     @Test("generated tiny models of every supported weight type validate")
     func tinyModelsValidate() throws {
         for type in GGMLType.supported {
-            let file = try tinyModelFile { $0.weightType = type; $0.embeddingType = type }
+            let superBlocks = type.blockSize == 256 // K-quant rows are whole super-blocks
+            let file = try tinyModelFile {
+                $0.weightType = type; $0.embeddingType = type
+                if superBlocks { $0.width = 256; $0.feedForward = 512 }
+            }
             let config = try LlamaConfig(file: file)
-            #expect(config.layerCount == 2 && config.headDimension == 16 && config.kvHeadCount == 2)
+            #expect(config.layerCount == 2 && config.headDimension == (superBlocks ? 64 : 16) && config.kvHeadCount == 2)
             #expect(file.tensors.filter { $0.name.hasSuffix("attn_q.weight") }.allSatisfy { $0.type == type })
         }
     }
@@ -72,13 +76,13 @@ struct LlamaConfigTests {
         for e in big.metadataEntries { w2.set(e.key, e.value) }
         for t in big.tensors {
             if t.name == "blk.1.attn_output.weight" {
-                w2.addTensor(t.name, dimensions: t.dimensions, type: .q6_K, data: [UInt8](repeating: 0, count: t.elementCount / 256 * 210))
+                w2.addTensor(t.name, dimensions: t.dimensions, type: .q3_K, data: [UInt8](repeating: 0, count: t.elementCount / 256 * 110))
             } else {
                 w2.addTensor(t.name, dimensions: t.dimensions, type: t.type, data: Array(big.data(of: t)))
             }
         }
         let file = try GGUFFile(data: w2.serialized())
-        expectError(.unsupportedTensorType, mentioning: "'blk.1.attn_output.weight' has type Q6_K", file)
+        expectError(.unsupportedTensorType, mentioning: "'blk.1.attn_output.weight' has type Q3_K", file)
     }
 }
 

@@ -53,9 +53,14 @@ unsigned vk_take_subnormal_flags(void);
 enum {
     VK_W_F32 = 0, VK_W_F16 = 1, VK_W_BF16 = 2,
     VK_W_Q8_0 = 3, VK_W_Q4_0 = 4, VK_W_Q4_1 = 5,
+    VK_W_Q5_0 = 6, VK_W_Q5_1 = 7, VK_W_Q4_K = 8, VK_W_Q5_K = 9, VK_W_Q6_K = 10,
 };
+#define VK_W_LAST VK_W_Q6_K
 
-/// Bytes of one source row of k values in ggml layout (k % 32 == 0 for Q types).
+/// Values per ggml block of a type (1, 32, or 256 for the K-quants).
+int vk_block_values(int type);
+/// Bytes of one source row of k values in ggml layout (k a multiple of
+/// vk_block_values; 0 for an unknown type).
 size_t vk_row_bytes(int type, int64_t k);
 /// Bytes of the packed (panel) form of a k x n weight.
 size_t vk_packed_bytes(int type, int64_t k, int64_t n);

@@ -45,17 +45,17 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     /// The types the kernels compute with (NUMERICS.md defines their values).
     public var isSupported: Bool {
         switch self {
-        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1: return true
+        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: return true
         default: return false
         }
     }
 
     public static var supported: [GGMLType] { allCases.filter(\.isSupported) }
 
-    /// The types `Dequantize` decodes: the supported ones, the K-quants, Q5_0/Q5_1 and IQ4_NL/IQ4_XS.
+    /// The types `Dequantize` decodes: the supported ones, Q2_K, Q3_K, IQ4_NL and IQ4_XS.
     public var isDequantizable: Bool {
         switch self {
-        case .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs: return true
+        case .q2_K, .q3_K, .iq4_nl, .iq4_xs: return true
         default: return isSupported
         }
     }
