@@ -46,9 +46,14 @@ struct KernelBench: ParsableCommand {
             let readAll = median((0..<runs).map { _ in Self.dramBytes / seconds { _ = ml_read_parallel(path, dram, 64 << 20, Int32(min(threads, Int(ML_MAX_THREADS)))) } })
             print("\(isa): fma peak one core \(f1(peak)) GFLOP/s, \(cores) cores together \(f1(peakAll)) (\(pct(peakAll / (peak * Double(cores)))) of \(cores) × one core); "
                   + "DRAM read one core \(f1(readOne)) GB/s, \(threads) cores \(f1(readAll)) GB/s")
-            print("  kernel                                   one core                 \(threads) cores")
-            for type in [WeightType.f32, .q8_0, .q4_0, .q4_1] {
-                let (k, n) = (576, 1536)
+            print("  kernel                                          one core                 \(threads) cores")
+            // SmolLM2's shape for the first types; Gemma 3 270M's (K-quants on its 2048-long rows,
+            // Q5_0 where rows are 640 long) and Qwen2.5-7B's FFN for the 5-bit and K-quant types.
+            let cases: [(WeightType, Int, Int, String)] = [(.f32, 576, 1536, ""), (.q8_0, 576, 1536, ""), (.q4_0, 576, 1536, ""), (.q4_1, 576, 1536, "")]
+                + [(.q5_0, 640, 2048, "gemma3"), (.q4_K, 2048, 640, "gemma3"), (.q5_K, 2048, 640, "gemma3"), (.q6_K, 2048, 640, "gemma3")]
+                + [WeightType.q4_K, .q5_K, .q6_K, .q5_0].map { ($0, 3584, 18944, "qwen7b") }
+            for (type, k, n, shape) in cases {
+                let name = "linear \(type) \(shape.isEmpty ? "" : shape + " ")\(k)→\(n)"
                 let w = packed(type, k: k, n: n, copies: 1)[0]
                 let x = randomFloats(512 * k, seed: 5)
                 var y = [Float](repeating: 0, count: 512 * n)
@@ -63,20 +68,21 @@ struct KernelBench: ParsableCommand {
                         return t == 1 ? "\(f1(g)) GFLOP/s (\(pct(g / peak)) of peak)"
                             : "\(f1(g)) GFLOP/s (\(pct(g / (peak * Double(t)))); \(pct(g / peakAll)) of all-core peak)"
                     }
-                    print("  linear \(type) \(k)→\(n) M=\(m)".padding(toLength: 43, withPad: " ", startingAt: 0) + rates.joined(separator: "   "))
+                    print("  \(name) M=\(m)".padding(toLength: 50, withPad: " ", startingAt: 0) + rates.joined(separator: "   "))
                 }
                 // M = 1 with the weights streamed from DRAM: copies filling 256 MiB, one after another.
-                let copies = packed(type, k: k, n: n, copies: max(1, (256 << 20) / PackedWeights.byteCount(type: type, k: k, n: n)))
+                // GB/s of the weights as the GGUF file stores them (the packed form is up to 3% larger).
+                let copies = packed(type, k: k, n: n, copies: max(2, (256 << 20) / PackedWeights.byteCount(type: type, k: k, n: n)))
                 var rates: [String] = []
                 for t in [1, threads] {
                     KernelConfig.setThreads(t)
-                    let bytes = Double(copies.reduce(0) { $0 + $1.byteCount })
+                    let bytes = Double(copies.count * n * type.rowBytes(k: k))
                     let gbs = median((0..<runs).map { _ in
                         bytes / seconds { for c in copies { Kernels.linear(x: x, weights: c, y: &y, rows: 1) } } / 1e9
                     })
                     rates.append("\(f1(gbs)) GB/s (\(pct(gbs / (t == 1 ? readOne : readAll))) of DRAM)")
                 }
-                print("  linear \(type) \(k)→\(n) M=1 from DRAM".padding(toLength: 43, withPad: " ", startingAt: 0) + rates.joined(separator: "   "))
+                print("  \(name) M=1 from DRAM".padding(toLength: 50, withPad: " ", startingAt: 0) + rates.joined(separator: "   "))
             }
             // Attention (decode at context 1024, 9 heads over 3 KV heads of 64) and RMSNorm (512 × 576).
             for kv in [KVType.f32, .f16] {
@@ -96,14 +102,14 @@ struct KernelBench: ParsableCommand {
                     }
                 })
                 let kvBytes = Double(2 * ctx * 192 * (kv == .f16 ? 2 : 4))
-                print("  attention decode, context \(ctx), kv=\(kv)".padding(toLength: 43, withPad: " ", startingAt: 0)
+                print("  attention decode, context \(ctx), kv=\(kv)".padding(toLength: 50, withPad: " ", startingAt: 0)
                       + "\(f1(us)) µs (\(f1(kvBytes / us / 1e3)) GB/s of KV)")
             }
             let xs = randomFloats(512 * 576, seed: 9), norm = randomFloats(576, seed: 10)
             var ys = [Float](repeating: 0, count: 512 * 576)
             KernelConfig.setThreads(1)
             let us = median((0..<runs).map { _ in 1e6 * seconds { Kernels.rmsNorm(x: xs, weight: norm, y: &ys, rows: 512, dim: 576, eps: 1e-5) } })
-            print("  rmsNorm 512×576".padding(toLength: 43, withPad: " ", startingAt: 0) + "\(f1(us)) µs (\(f1(2 * 512 * 576 * 4 / us / 1e3)) GB/s)")
+            print("  rmsNorm 512×576".padding(toLength: 50, withPad: " ", startingAt: 0) + "\(f1(us)) µs (\(f1(2 * 512 * 576 * 4 / us / 1e3)) GB/s)")
         }
         print("\nsubnormal events in the kernels: \(KernelConfig.takeSubnormalEvents())")
     }
@@ -115,13 +121,17 @@ struct KernelBench: ParsableCommand {
         switch type {
         case .f32: // modest floats: every 4th byte (the top one) keeps the exponent near 1
             for i in stride(from: 3, to: raw.count, by: 4) { raw[i] = 0x3e | (raw[i] & 0x80) }
-        case .q8_0, .q4_0, .q4_1: // small scales, as quantisers write them
-            let bb = type.rowBytes(k: 32), scale = Kernels.halfBits(0.01)
-            for at in stride(from: 0, to: raw.count, by: bb) {
-                raw[at] = UInt8(scale & 0xff); raw[at + 1] = UInt8(scale >> 8)
-                if type == .q4_1 { raw[at + 2] = UInt8(scale & 0xff); raw[at + 3] = UInt8(scale >> 8) }
+        case .f16, .bf16: break
+        default: // small scales (every f16 field of a block), as quantisers write them
+            let bb = type.rowBytes(k: type.blockSize), scale = Kernels.halfBits(0.01)
+            let halves: [Int] = switch type {
+            case .q4_1, .q5_1, .q4_K, .q5_K: [0, 2]
+            case .q6_K: [208]
+            default: [0]
             }
-        default: break
+            for at in stride(from: 0, to: raw.count, by: bb) {
+                for h in halves { raw[at + h] = UInt8(scale & 0xff); raw[at + h + 1] = UInt8(scale >> 8) }
+            }
         }
         let one = PackedWeights.byteCount(type: type, k: k, n: n)
         let arena = WeightArena(capacity: copies * WeightArena.footprint(one))
