@@ -465,11 +465,28 @@ void vk_swiglu(const float *gate, const float *up, float *out, int64_t count) {
     vk_parallel((count + j.per_item - 1) / j.per_item, swiglu_item, &j);
 }
 
+static void geglu_item(void *ctx, int64_t item, int tid) {
+    (void)tid;
+    const swiglu_job *j = ctx;
+    int64_t i0 = item * j->per_item;
+    int64_t c = j->count - i0 < j->per_item ? j->count - i0 : j->per_item;
+    j->ops->geglu(j->gate + i0, j->up + i0, j->out + i0, c);
+}
+
+void vk_geglu(const float *gate, const float *up, float *out, int64_t count) {
+    VK_FP_DEFAULTS;
+    if (count <= 0) return;
+    swiglu_job j = {.ops = vk_current_ops(), .gate = gate, .up = up, .out = out,
+                    .count = count, .per_item = 8192};
+    vk_parallel((count + j.per_item - 1) / j.per_item, geglu_item, &j);
+}
+
 typedef struct {
     float *x;
     int64_t heads, head_dim;
     const int32_t *positions;
     const float *cos_tab, *sin_tab;
+    int mode;
 } rope_job;
 
 static void rope_rows(void *ctx, int64_t r0, int64_t r1) {
@@ -480,10 +497,12 @@ static void rope_rows(void *ctx, int64_t r0, int64_t r1) {
         const float *s = j->sin_tab + (int64_t)j->positions[r] * half; // (half)
         for (int64_t h = 0; h < j->heads; h++) {
             float *v = j->x + (r * j->heads + h) * j->head_dim; // (head_dim)
+            const int64_t step = j->mode == VK_ROPE_NEOX ? 1 : 2;   // first element of pair i
+            const int64_t other = j->mode == VK_ROPE_NEOX ? half : 1; // its partner, this far on
             for (int64_t i = 0; i < half; i++) {
-                float x0 = v[2 * i], x1 = v[2 * i + 1];
-                v[2 * i] = x0 * c[i] - x1 * s[i];
-                v[2 * i + 1] = x0 * s[i] + x1 * c[i];
+                float x0 = v[step * i], x1 = v[step * i + other];
+                v[step * i] = x0 * c[i] - x1 * s[i];
+                v[step * i + other] = x0 * s[i] + x1 * c[i];
             }
         }
     }
@@ -491,11 +510,11 @@ static void rope_rows(void *ctx, int64_t r0, int64_t r1) {
 
 void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
              const int32_t *positions, const float *cos_tab,
-             const float *sin_tab) {
+             const float *sin_tab, int mode) {
     VK_FP_DEFAULTS;
     // Element-wise and cheap: the same scalar code on every path, rows split over the pool.
     rope_job j = {.x = x, .heads = heads, .head_dim = head_dim, .positions = positions,
-                  .cos_tab = cos_tab, .sin_tab = sin_tab};
+                  .cos_tab = cos_tab, .sin_tab = sin_tab, .mode = mode};
     parallel_rows(rows, heads * head_dim, 16384, rope_rows, &j);
 }
 
@@ -603,6 +622,7 @@ typedef struct {
     float *out;
     const int32_t *block_tables, *table_offsets, *positions;
     int32_t layer, n_heads, group; // group: query heads per KV head
+    int32_t window;                // 0: every earlier key; else the last `window` keys
     float scale;
 } attention_job;
 
@@ -613,25 +633,26 @@ static void attention_item(void *ctx, int64_t item, int tid) {
     const int32_t n_kv = j->kv->n_kv_heads;
     int64_t r = item / n_kv, g = item % n_kv;
     int32_t pos = j->positions[r];
+    int32_t first = j->window > 0 && pos >= j->window ? pos - j->window + 1 : 0;
     const int64_t hd = j->kv->head_dim;
     float *scratch = vk_scratch(tid, (int64_t)j->group * ((int64_t)pos + 1 + 16));
     if (!scratch) abort(); // out of memory for a row of scores: nothing sensible is left to do
     int64_t h0 = g * j->group;
     j->ops->attention_group(j->kv, j->layer, j->q + (r * j->n_heads + h0) * hd,
                             j->out + (r * j->n_heads + h0) * hd, j->group,
-                            j->block_tables + j->table_offsets[r], pos,
+                            j->block_tables + j->table_offsets[r], first, pos,
                             (int32_t)g, j->scale, scratch);
 }
 
 void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
                   float *out, int64_t rows, int32_t n_heads,
                   const int32_t *block_tables, const int32_t *table_offsets,
-                  const int32_t *positions, float scale) {
+                  const int32_t *positions, float scale, int32_t window) {
     VK_FP_DEFAULTS;
     if (rows <= 0) return;
     attention_job j = {.ops = vk_current_ops(), .kv = kv, .q = q, .out = out,
                        .block_tables = block_tables, .table_offsets = table_offsets,
                        .positions = positions, .layer = layer, .n_heads = n_heads,
-                       .group = n_heads / kv->n_kv_heads, .scale = scale};
+                       .group = n_heads / kv->n_kv_heads, .window = window, .scale = scale};
     vk_parallel(rows * kv->n_kv_heads, attention_item, &j);
 }

@@ -172,16 +172,17 @@ typedef struct {
     void (*rmsnorm_row)(const float *x, const float *w, float *y, int64_t dim,
                         float eps);
     void (*swiglu)(const float *gate, const float *up, float *out, int64_t n);
+    void (*geglu)(const float *gate, const float *up, float *out, int64_t n);
     void (*log_softmax_row)(const float *x, float *y, int64_t n);
     int64_t (*argmax)(const float *x, int64_t n);
     void (*exp_array)(const float *x, float *y, int64_t n);
     void (*log_array)(const float *x, float *y, int64_t n);
-    // Attention of one row for n_q query heads that share KV head kv_head.
-    // q, out: (n_q, head_dim). table: the row's block table. scratch: at
-    // least n_q * (pos + 1 + 16) floats.
+    // Attention of one row for n_q query heads that share KV head kv_head,
+    // over the keys first...pos. q, out: (n_q, head_dim). table: the row's
+    // block table. scratch: at least n_q * (pos + 1 + 16) floats.
     void (*attention_group)(const vk_kv_layout *kv, int32_t layer,
                             const float *q, float *out, int32_t n_q,
-                            const int32_t *table, int32_t pos,
+                            const int32_t *table, int32_t first, int32_t pos,
                             int32_t kv_head, float scale, float *scratch);
 } vk_ops;
 

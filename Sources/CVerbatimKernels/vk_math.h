@@ -73,6 +73,11 @@ static inline float vk_exp_scalar(float x) {
 // of magnitude 2^-62 or more (every f16 value; any activation a model makes)
 // stays a normal number; what is dropped is below 2^-63 of the largest weight.
 #define VK_ATTN_CUTOFF (-44.0f)
+
+// GELU, tanh form: gelu(x) = x / (1 + exp(VK_GELU_K * (x + VK_GELU_C * x^3))),
+// VK_GELU_K = -2 sqrt(2 / pi) (rounded to float), x^3 = (x * x) * x.
+#define VK_GELU_C 0.044715f
+#define VK_GELU_K (-1.5957691216057308f)
 static inline float vk_attention_weight(float d) {
     return d < VK_ATTN_CUTOFF ? 0.0f : vk_exp_scalar(d);
 }

@@ -167,6 +167,16 @@ static void swiglu(const float *gate, const float *up, float *out, int64_t n) {
     }
 }
 
+// GELU's tanh form as x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): the same value as
+// 0.5 x (1 + tanh(u)), with the project's exp (exp(large) = inf gives g / inf = 0).
+static void geglu(const float *gate, const float *up, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        float inner = g + VK_GELU_C * ((g * g) * g);
+        out[i] = (g / (1.0f + vk_exp_scalar(VK_GELU_K * inner))) * up[i];
+    }
+}
+
 // ---- max, log-softmax, argmax ---------------------------------------------
 
 // Largest value, NaN ignored (-inf if none); -0 is made +0 so that which of
@@ -205,29 +215,29 @@ static float kv_load(const vk_kv_layout *kv, int64_t element) {
 
 static void attention_head(const vk_kv_layout *kv, int32_t layer,
                            const float *q, float *out, const int32_t *table,
-                           int32_t pos, int32_t kv_head, float scale,
+                           int32_t first, int32_t pos, int32_t kv_head, float scale,
                            float *scratch) {
     const int64_t bs = kv->block_size, hd = kv->head_dim;
     const int64_t stride = (int64_t)kv->n_kv_heads * hd; // one token's K (or V)
     const int64_t v_off = bs * stride;                    // V after K in a block
-    float *s = scratch; // (pos + 1) scores, then weights e_j
+    float *s = scratch; // (pos + 1) scores, then weights e_j (j from `first`)
     // s_j = dot(q, k_j) * scale, dot sequential over the head dimension
-    for (int64_t j = 0; j <= pos; j++) {
+    for (int64_t j = first; j <= pos; j++) {
         int64_t k0 = vk_kv_block_offset(kv, table[j / bs], layer) +
                      (j % bs) * stride + kv_head * hd;
         float acc = 0.0f;
         for (int64_t d = 0; d < hd; d++) acc = fmaf(q[d], kv_load(kv, k0 + d), acc);
         s[j] = acc * scale;
     }
-    float m = max_value(s, pos + 1);
-    float lanes[16] = {0};
-    for (int64_t j = 0; j <= pos; j++) {
+    float m = max_value(s + first, pos + 1 - first);
+    float lanes[16] = {0}; // key j goes to lane j % 16
+    for (int64_t j = first; j <= pos; j++) {
         s[j] = vk_attention_weight(s[j] - m);
         lanes[j % 16] = lanes[j % 16] + s[j];
     }
     float z = fold16(lanes);
     for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int64_t j = 0; j <= pos; j++) {
+    for (int64_t j = first; j <= pos; j++) {
         int64_t v0 = vk_kv_block_offset(kv, table[j / bs], layer) + v_off +
                      (j % bs) * stride + kv_head * hd;
         for (int64_t d = 0; d < hd; d++) out[d] = fmaf(s[j], kv_load(kv, v0 + d), out[d]);
@@ -237,17 +247,18 @@ static void attention_head(const vk_kv_layout *kv, int32_t layer,
 
 static void attention_group(const vk_kv_layout *kv, int32_t layer,
                             const float *q, float *out, int32_t n_q,
-                            const int32_t *table, int32_t pos, int32_t kv_head,
+                            const int32_t *table, int32_t first, int32_t pos, int32_t kv_head,
                             float scale, float *scratch) {
     const int64_t hd = kv->head_dim;
     for (int32_t h = 0; h < n_q; h++)
-        attention_head(kv, layer, q + h * hd, out + h * hd, table, pos, kv_head, scale, scratch);
+        attention_head(kv, layer, q + h * hd, out + h * hd, table, first, pos, kv_head, scale, scratch);
 }
 
 const vk_ops vk_ops_portable = {
     .linear_group = linear_group,
     .rmsnorm_row = rmsnorm_row,
     .swiglu = swiglu,
+    .geglu = geglu,
     .log_softmax_row = log_softmax_row,
     .argmax = argmax,
     .exp_array = exp_array,

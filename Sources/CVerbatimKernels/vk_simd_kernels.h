@@ -413,6 +413,16 @@ static void swiglu(const float *gate, const float *up, float *out, int64_t n) {
     }
 }
 
+static void geglu(const float *gate, const float *up, float *out, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t c = n - i < 16 ? n - i : 16;
+        vf g = v_loadn(gate + i, c);
+        vf inner = v_add(g, v_mul(v_set1(VK_GELU_C), v_mul(v_mul(g, g), g)));
+        vf s = v_div(g, v_add(v_set1(1.0f), v_exp(v_mul(v_set1(VK_GELU_K), inner))));
+        v_storen(out + i, v_mul(s, v_loadn(up + i, c)), c);
+    }
+}
+
 // Max with NaN ignored, then +0 for a zero (as max_value in vk_portable.c):
 // lane maxima, then the lanes in order; equal non-zero values have equal bits.
 static float max_value(const float *x, int64_t n) {
@@ -469,20 +479,22 @@ static void log_array(const float *x, float *y, int64_t n) {
 
 // ---- attention ------------------------------------------------------------
 
-// For nq heads h: out_h (nv * 16) = (sum over j in order of fma(e_h,j, v_j, acc)) / z_h.
-// e_h at e + h * e_stride. Each V row is loaded once for all nq heads.
+// For nq heads h: out_h (nv * 16) = (sum over j = first..nkeys-1 in order of
+// fma(e_h,j, v_j, acc)) / z_h. e_h at e + h * e_stride (indexed by key). Each V
+// row is loaded once for all nq heads.
 VKI void attention_values(const vk_kv_layout *kv, int32_t layer,
                           const float *e, int64_t e_stride, float *out,
-                          const int32_t *table, int64_t nkeys, int32_t kv_head,
+                          const int32_t *table, int64_t first, int64_t nkeys, int32_t kv_head,
                           const float *z, const int nq, const int nv) {
     const int64_t bs = kv->block_size, hd = kv->head_dim;
     const int64_t stride = (int64_t)kv->n_kv_heads * hd;
     vf o[3][16]; // (nq <= 3, nv <= 16)
     for (int h = 0; h < nq; h++)
         for (int c = 0; c < nv; c++) o[h][c] = v_zero();
-    for (int64_t j0 = 0; j0 < nkeys; j0 += bs) {
-        int64_t v0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + bs * stride + kv_head * hd;
-        int64_t cnt = nkeys - j0 < bs ? nkeys - j0 : bs;
+    for (int64_t j0 = first; j0 < nkeys;) { // the keys of one block at a time
+        int64_t v0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + bs * stride + kv_head * hd + (j0 % bs) * stride;
+        int64_t end = (j0 / bs + 1) * bs < nkeys ? (j0 / bs + 1) * bs : nkeys;
+        int64_t cnt = end - j0;
         for (int64_t s = 0; s < cnt; s++) {
             int64_t at = v0 + s * stride;
             for (int c = 0; c < nv; c++) {
@@ -491,6 +503,7 @@ VKI void attention_values(const vk_kv_layout *kv, int32_t layer,
                 for (int h = 0; h < nq; h++) o[h][c] = v_fma(v_set1(e[h * e_stride + j0 + s]), vv, o[h][c]);
             }
         }
+        j0 = end;
     }
     for (int h = 0; h < nq; h++) {
         vf zv = v_set1(z[h]);
@@ -502,21 +515,24 @@ VKI void attention_values(const vk_kv_layout *kv, int32_t layer,
 
 static void attention_group(const vk_kv_layout *kv, int32_t layer,
                             const float *q, float *out, int32_t n_q,
-                            const int32_t *table, int32_t pos, int32_t kv_head,
+                            const int32_t *table, int32_t first, int32_t pos, int32_t kv_head,
                             float scale, float *scratch) {
     const int64_t bs = kv->block_size, hd = kv->head_dim;
     // Lanes hold 16 consecutive keys of one block: needs block_size % 16 == 0.
     if (bs % 16 != 0 || hd % 16 != 0 || hd > 256 || n_q > VK_MAX_GROUP) {
-        vk_ops_portable.attention_group(kv, layer, q, out, n_q, table, pos, kv_head, scale, scratch);
+        vk_ops_portable.attention_group(kv, layer, q, out, n_q, table, first, pos, kv_head, scale, scratch);
         return;
     }
+    // Keys are scored 16 at a time from a multiple of 16 (lane i holds key j0 + i, so key
+    // j always sits in lane j % 16, as in the portable sum); keys before `first` get weight 0.
+    const int64_t j_start = first & ~(int64_t)15;
     const int64_t stride = (int64_t)kv->n_kv_heads * hd;
     const int64_t nkeys = (int64_t)pos + 1;
     const int64_t sl = (nkeys + 15) / 16 * 16; // scratch per head: scores, then e_j
     // s_j = dot(q, k_j) * scale for every head of the group. 16 keys are
     // loaded as rows and transposed 16 dimensions at a time, so lane i holds
     // key j0+i; one transposed column feeds one fma per head, d in order.
-    for (int64_t j0 = 0; j0 < nkeys; j0 += 16) {
+    for (int64_t j0 = j_start; j0 < nkeys; j0 += 16) {
         int64_t k0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + (j0 % bs) * stride + kv_head * hd;
         vf acc[VK_MAX_GROUP];
         for (int h = 0; h < n_q; h++) acc[h] = v_zero();
@@ -538,11 +554,12 @@ static void attention_group(const vk_kv_layout *kv, int32_t layer,
     float z[VK_MAX_GROUP];
     for (int h = 0; h < n_q; h++) {
         float *s = scratch + h * sl;
-        vf m = v_set1(max_value(s, nkeys));
+        vf m = v_set1(max_value(s + first, nkeys - first));
         vf zl = v_zero();
-        for (int64_t j0 = 0; j0 < nkeys; j0 += 16) {
+        for (int64_t j0 = j_start; j0 < nkeys; j0 += 16) {
             vf d = v_sub(v_load(s + j0), m); // vk_attention_weight, 16 keys at once
             vf e = v_select(v_lt(d, v_set1(VK_ATTN_CUTOFF)), v_exp(d), v_zero());
+            if (j0 < first) e = v_select(v_first(first - j0), e, v_zero()); // keys before the window
             v_store(s + j0, e);
             zl = v_add(zl, v_zero_unless(v_first(nkeys - j0), e));
         }
@@ -551,13 +568,13 @@ static void attention_group(const vk_kv_layout *kv, int32_t layer,
 #if defined(VK_SIMD_AVX512)
     // 3 heads x 4 vectors = 12 zmm accumulators: share the V loads.
     if (n_q == 3 && hd == 64) {
-        attention_values(kv, layer, scratch, sl, out, table, nkeys, kv_head, z, 3, 4);
+        attention_values(kv, layer, scratch, sl, out, table, first, nkeys, kv_head, z, 3, 4);
         return;
     }
 #endif
     for (int h = 0; h < n_q; h++) {
-        if (hd == 64) attention_values(kv, layer, scratch + h * sl, sl, out + h * hd, table, nkeys, kv_head, z + h, 1, 4);
-        else attention_values(kv, layer, scratch + h * sl, sl, out + h * hd, table, nkeys, kv_head, z + h, 1, (int)(hd / 16));
+        if (hd == 64) attention_values(kv, layer, scratch + h * sl, sl, out + h * hd, table, first, nkeys, kv_head, z + h, 1, 4);
+        else attention_values(kv, layer, scratch + h * sl, sl, out + h * hd, table, first, nkeys, kv_head, z + h, 1, (int)(hd / 16));
     }
 }
 
@@ -565,6 +582,7 @@ const vk_ops VK_OPS_NAME = {
     .linear_group = linear_group,
     .rmsnorm_row = rmsnorm_row,
     .swiglu = swiglu,
+    .geglu = geglu,
     .log_softmax_row = log_softmax_row,
     .argmax = argmax,
     .exp_array = exp_array,

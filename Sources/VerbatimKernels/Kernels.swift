@@ -182,20 +182,30 @@ public final class WeightArena: @unchecked Sendable {
 
 /// cos/sin of RoPE per (position, pair), computed in Double and rounded to Float.
 /// Pair i of a head rotates by position * theta^(-2i / headDim).
+/// Which elements of a head RoPE rotates together.
+public enum RopeStyle: Sendable {
+    /// Pairs (2i, 2i + 1) (LLaMA as GGUF stores it).
+    case adjacent
+    /// Pairs (i, i + headDim / 2) (Qwen, Gemma: GPT-NeoX style).
+    case neox
+}
+
 public struct RopeTable: Sendable {
     public let maxPositions: Int
     public let headDim: Int
     let cos: [Float] // (maxPositions, headDim / 2)
     let sin: [Float] // (maxPositions, headDim / 2)
 
-    public init(maxPositions: Int, headDim: Int, theta: Double) {
+    /// `divisors`: per pair i, a factor dividing the frequency (Llama 3's `rope_freqs`), or nil.
+    public init(maxPositions: Int, headDim: Int, theta: Double, divisors: [Float]? = nil) {
+        precondition(divisors.map { $0.count == headDim / 2 } ?? true, "one divisor per pair")
         self.maxPositions = maxPositions
         self.headDim = headDim
         let half = headDim / 2
         var c = [Float](repeating: 0, count: maxPositions * half)
         var s = [Float](repeating: 0, count: maxPositions * half)
         for i in 0..<half {
-            let freq = 1.0 / ropePow(theta, 2.0 * Double(i) / Double(headDim))
+            let freq = 1.0 / ropePow(theta, 2.0 * Double(i) / Double(headDim)) / Double(divisors?[i] ?? 1)
             for p in 0..<maxPositions {
                 let angle = Double(p) * freq
                 c[p * half + i] = Float(ropeCos(angle))
@@ -283,14 +293,17 @@ public enum Kernels {
         vk_rmsnorm(x, weight, y, Int64(rows), Int64(dim), eps)
     }
 
-    /// Rotates adjacent pairs of x (rows, heads * table.headDim) in place by each row's position.
+    /// Rotates the pairs of each head of x (rows, heads * table.headDim) in place by each row's
+    /// position: adjacent pairs (2i, 2i + 1), or with `.neox` pairs (i, i + headDim / 2).
     public static func rope(
-        x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: UnsafePointer<Int32>, table: RopeTable
+        x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: UnsafePointer<Int32>, table: RopeTable,
+        style: RopeStyle = .adjacent
     ) {
         assert((0..<rows).allSatisfy { positions[$0] >= 0 && Int(positions[$0]) < table.maxPositions })
         table.cos.withUnsafeBufferPointer { c in
             table.sin.withUnsafeBufferPointer { s in
-                vk_rope(x, Int64(rows), Int64(heads), Int64(table.headDim), positions, c.baseAddress, s.baseAddress)
+                vk_rope(x, Int64(rows), Int64(heads), Int64(table.headDim), positions, c.baseAddress, s.baseAddress,
+                        style == .neox ? Int32(VK_ROPE_NEOX) : Int32(VK_ROPE_ADJACENT))
             }
         }
     }
@@ -307,6 +320,13 @@ public enum Kernels {
         vk_swiglu(gate, up, out, Int64(count))
     }
 
+    /// out (count) = gelu(gate) * up, GELU in its tanh form (NUMERICS-IMPLEMENTATION.md).
+    public static func geGLU(
+        gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int
+    ) {
+        vk_geglu(gate, up, out, Int64(count))
+    }
+
     /// y (rows, n) = log-softmax of each row of x (rows, n). y may equal x.
     public static func logSoftmax(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
         vk_log_softmax(x, y, Int64(rows), Int64(n))
@@ -319,18 +339,20 @@ public enum Kernels {
 
     /// Causal grouped-query attention over paged KV for a flat batch.
     /// q, out: (rows, heads * headDim); row i attends to keys 0...positions[i]
-    /// of its sequence (block table at blockTables[tableOffsets[i]]). Write the
-    /// step's K/V first (`PagedKVMemory.write`).
+    /// of its sequence (block table at blockTables[tableOffsets[i]]), or with a `window`
+    /// to the last `window` of them only (sliding-window layers). Write the step's K/V
+    /// first (`PagedKVMemory.write`).
     public static func attention(
         q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, heads: Int,
         memory: PagedKVMemory, layer: Int,
         blockTables: UnsafePointer<Int32>, tableOffsets: UnsafePointer<Int32>, positions: UnsafePointer<Int32>,
-        scale: Float
+        scale: Float, window: Int? = nil
     ) {
         precondition(heads % memory.kvHeads == 0, "\(heads) query heads for \(memory.kvHeads) KV heads")
+        precondition(window.map { $0 > 0 && $0 <= Int(Int32.max) } ?? true, "window must be positive")
         vk_attention(
             &memory.layout, Int32(layer), q, out, Int64(rows), Int32(heads), blockTables, tableOffsets, positions,
-            scale)
+            scale, Int32(window ?? 0))
     }
 
     /// The project's exp (same bits on every path; not libm).

@@ -18,6 +18,7 @@ struct Batch {
     let heads = 9, kvHeads = 3, headDim = 64
     var tables: [[Int32]]
     var rows: [(seq: Int, pos: Int)] = []
+    var window: Int? = nil
 
     /// Writes K/V of the rows into `mem` at `layer`, then runs attention; returns (rows, heads * headDim).
     func run(_ mem: PagedKVMemory, layer: Int, _ data: [SeqData]) -> [Float] {
@@ -36,7 +37,7 @@ struct Batch {
         var out = [Float](repeating: .nan, count: rows.count * heads * headDim)
         Kernels.attention(
             q: q, out: &out, rows: rows.count, heads: heads, memory: mem, layer: layer,
-            blockTables: flat, tableOffsets: offsets, positions: pos, scale: 0.125)
+            blockTables: flat, tableOffsets: offsets, positions: pos, scale: 0.125, window: window)
         return out
     }
 }
@@ -51,12 +52,58 @@ extension KernelTests {
         static let width = 9 * 64
 
         /// Sequence 0 (length n) prefilled in one step, returning its rows' outputs.
-        func oneChunk(_ type: KVType, blockSize: Int, n: Int, _ data: [SeqData]) -> [Float] {
+        func oneChunk(_ type: KVType, blockSize: Int, n: Int, _ data: [SeqData], window: Int? = nil) -> [Float] {
             let blocks = (n + blockSize - 1) / blockSize
             let mem = makeMemory(type, blockSize: blockSize, blocks: blocks)
             var b = Batch(tables: [(0..<blocks).map { Int32($0) }])
             b.rows = (0..<n).map { (0, $0) }
+            b.window = window
             return b.run(mem, layer: 1, data)
+        }
+
+        @Test("Sliding window: every path and thread count give the portable bits; decoding one row at a time gives the bits of one chunk; each row equals a Double softmax over exactly its last W keys")
+        func slidingWindow() {
+            var rng = SeededRandom(24)
+            let n = 90
+            let data = [SeqData(length: n, kvWidth: 192, qWidth: Self.width, &rng)]
+            for window in [1, 7, 16, 33, 200] {
+                for bs in [8, 16, 32] {
+                    let ref = withConfig(isa: .portable) { oneChunk(.f32, blockSize: bs, n: n, data, window: window) }
+                    for isa in optimisedISAs {
+                        for t in [1, 3] {
+                            let got = withConfig(isa: isa, threads: t) { oneChunk(.f32, blockSize: bs, n: n, data, window: window) }
+                            expectSameBits(got, ref, "window \(window) block \(bs) \(isa) threads \(t)")
+                        }
+                    }
+                    // One row per step (decode), on blocks placed in reverse.
+                    let blocks = (n + bs - 1) / bs
+                    let mem = makeMemory(.f32, blockSize: bs, blocks: blocks)
+                    var b = Batch(tables: [(0..<blocks).reversed().map { Int32($0) }])
+                    b.window = window
+                    var steps: [Float] = []
+                    for p in 0..<n { b.rows = [(0, p)]; steps += b.run(mem, layer: 1, data) }
+                    expectSameBits(steps, ref, "window \(window) block \(bs): row by row")
+                }
+                // Against Double over exactly the keys max(0, p - W + 1)...p.
+                let out = oneChunk(.f32, blockSize: 16, n: n, data, window: window)
+                var bad = 0
+                for p in stride(from: 0, to: n, by: 11) {
+                    let keys = max(0, p - window + 1)...p
+                    for h in 0..<9 {
+                        let g = h / 3
+                        let q = data[0].q[p][(h * 64)..<((h + 1) * 64)].map(Double.init)
+                        let s = keys.map { j in (0..<64).reduce(0.0) { $0 + q[$1] * Double(data[0].k[j][g * 64 + $1]) } * 0.125 }
+                        let m = s.max()!
+                        let e = s.map { refexp($0 - m) }
+                        let z = e.reduce(0, +)
+                        for d in 0..<64 {
+                            let want = zip(keys, e).reduce(0.0) { $0 + $1.1 * Double(data[0].v[$1.0][g * 64 + d]) } / z
+                            if abs(Double(out[p * Self.width + h * 64 + d]) - want) > 3e-5 { bad += 1 }
+                        }
+                    }
+                }
+                #expect(bad == 0, "window \(window): \(bad) outputs outside 3e-5")
+            }
         }
 
         @Test("Position p gives the same bits in one chunk or many, whatever shares the batch and wherever the blocks are",

@@ -224,6 +224,59 @@ extension KernelTests {
             }
         }
 
+        @Test("RoPE in NEOX style rotates pairs (i, i + d/2) with the Double-computed table")
+        func ropeNeox() {
+            let hd = 64, heads = 3, rows = 2
+            let table = RopeTable(maxPositions: 100, headDim: hd, theta: 1_000_000)
+            var rng = SeededRandom(16)
+            let x = rng.floats(rows * heads * hd)
+            var y = x
+            let pos: [Int32] = [3, 99]
+            Kernels.rope(x: &y, rows: rows, heads: heads, positions: pos, table: table, style: .neox)
+            for r in 0..<rows {
+                for h in 0..<heads {
+                    for i in 0..<(hd / 2) {
+                        let angle = Double(pos[r]) / refpow(1_000_000, 2 * Double(i) / Double(hd))
+                        let c = Float(refcos(angle)), s = Float(refsin(angle))
+                        let at = (r * heads + h) * hd + i
+                        let x0 = x[at], x1 = x[at + hd / 2]
+                        let a = x0 * c - x1 * s
+                        let b = x0 * s + x1 * c
+                        #expect(y[at].bitPattern == a.bitPattern && y[at + hd / 2].bitPattern == b.bitPattern)
+                    }
+                }
+            }
+        }
+
+        @Test("GeGLU (GELU, tanh form): every path gives the portable bits, 1 and 3 threads, and within 8 u (1 + |x|^3 u-terms) of Double")
+        func geglu() {
+            var rng = SeededRandom(17)
+            let n = 20_000 + 13
+            let edges: [Float] = [-200, 200, 0, -0.0, 1e-30, .infinity, -.infinity]
+            var gate = rng.floats(n, -12, 12)
+            for i in stride(from: 0, to: n, by: 97) { gate[i] = edges[i / 97 % edges.count] }
+            let up = rng.floats(n, -2, 2)
+            func run() -> [Float] {
+                var out = [Float](repeating: .nan, count: n)
+                Kernels.geGLU(gate: gate, up: up, out: &out, count: n)
+                return out
+            }
+            let ref = withConfig(isa: .portable, threads: 1) { run() }
+            for isa in KernelConfig.supportedISAs {
+                for t in [1, 3] { expectSameBits(withConfig(isa: isa, threads: t) { run() }, ref, "\(isa) threads \(t)") }
+            }
+            var bad = 0
+            for i in 0..<n where gate[i].isFinite {
+                let g = Double(gate[i])
+                let want = 0.5 * g * (1 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))) * Double(up[i])
+                // exp's argument carries a few u relative to the cubic's size: the bound follows it.
+                let argument = 1.5957691216057308 * (abs(g) + 0.044715 * abs(g * g * g))
+                if abs(Double(ref[i]) - want) > 8 * 0x1p-24 * (1 + argument) * abs(g * Double(up[i])) + 1e-40 { bad += 1 }
+            }
+            #expect(bad == 0, "\(bad) outputs outside the bound")
+            #expect(ref[97 * 5] == Float.infinity * up[97 * 5], "gelu(+inf) is +inf")
+        }
+
         @Test("RoPE rotates adjacent pairs with the Double-computed table")
         func rope() {
             let hd = 64, heads = 3, rows = 2

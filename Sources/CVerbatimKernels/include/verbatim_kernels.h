@@ -88,13 +88,18 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
 /// y (rows, dim) = rmsnorm(x (rows, dim)) * w (dim).
 void vk_rmsnorm(const float *x, const float *w, float *y, int64_t rows,
                 int64_t dim, float eps);
-/// Rotates adjacent pairs of x (rows, heads * head_dim) in place.
+enum { VK_ROPE_ADJACENT = 0, VK_ROPE_NEOX = 1 };
+/// Rotates pairs of each head of x (rows, heads * head_dim) in place: pair i is
+/// (2i, 2i + 1) (VK_ROPE_ADJACENT) or (i, i + head_dim / 2) (VK_ROPE_NEOX).
 /// cos_tab, sin_tab: (max_pos, head_dim / 2); positions: (rows).
 void vk_rope(float *x, int64_t rows, int64_t heads, int64_t head_dim,
              const int32_t *positions, const float *cos_tab,
-             const float *sin_tab);
+             const float *sin_tab, int mode);
 /// out (count) = silu(gate) * up, silu(g) = g / (1 + exp(-g)).
 void vk_swiglu(const float *gate, const float *up, float *out, int64_t count);
+/// out (count) = gelu(gate) * up with GELU's tanh form, computed as
+/// g / (1 + exp(-1.5957691f * (g + 0.044715f * ((g * g) * g)))).
+void vk_geglu(const float *gate, const float *up, float *out, int64_t count);
 /// y (rows, n) = (x - max) - log(sum exp(x - max)), per row.
 void vk_log_softmax(const float *x, float *y, int64_t rows, int64_t n);
 /// x (n) += y (n), element by element (the residual connection).
@@ -142,11 +147,12 @@ void vk_kv_write(const vk_kv_layout *kv, int32_t layer, const float *k,
                  const int32_t *table_offsets, const int32_t *positions);
 
 /// Causal grouped-query attention for a flat batch: row i attends to the keys
-/// 0...positions[i] of its own sequence. q, out: (rows, n_heads * head_dim).
+/// 0...positions[i] of its own sequence, or with window > 0 to the last `window`
+/// of them (positions[i] - window + 1 ... positions[i]). q, out: (rows, n_heads * head_dim).
 void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
                   float *out, int64_t rows, int32_t n_heads,
                   const int32_t *block_tables, const int32_t *table_offsets,
-                  const int32_t *positions, float scale);
+                  const int32_t *positions, float scale, int32_t window);
 
 #ifdef __cplusplus
 }
