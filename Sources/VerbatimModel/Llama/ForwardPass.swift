@@ -23,8 +23,10 @@ public struct ForwardError: Error, Equatable, CustomStringConvertible, Sendable 
     public var description: String { "forward error (\(code.rawValue)): \(message)" }
 }
 
-/// Runs the LLaMA forward pass over flat batches: prefill chunks of some sequences and decode
-/// tokens of others go through one step. Every row's result is a pure function of its own
+/// Runs the forward pass over flat batches: prefill chunks of some sequences and decode
+/// tokens of others go through one step. One data flow for every architecture: the LLaMA
+/// blocks, with the differences of `ArchitectureTraits` (biases, Q/K norms, post-norms,
+/// GELU, sliding windows) where the model has them. Every row's result is a pure function of its own
 /// sequence (NUMERICS.md), so it does not depend on what else is in the batch.
 ///
 /// Owns its scratch memory (sized once for `maxTokens` rows) and uses a `KVCache` it is given.
@@ -43,14 +45,14 @@ public final class ForwardPass {
     // Scratch, shape comments in rows x columns (T = maxTokens, L = logitRows).
     private let x: UnsafeMutablePointer<Float>        // (T, D) residual stream
     private let xb: UnsafeMutablePointer<Float>       // (T, D) normalised input of a block
-    private let q: UnsafeMutablePointer<Float>        // (T, D)
+    private let q: UnsafeMutablePointer<Float>        // (T, Q) Q = H * head dimension
     private let k: UnsafeMutablePointer<Float>        // (T, kvD)
     private let v: UnsafeMutablePointer<Float>        // (T, kvD)
-    private let attn: UnsafeMutablePointer<Float>     // (T, D) attention output, heads concatenated
+    private let attn: UnsafeMutablePointer<Float>     // (T, Q) attention output, heads concatenated
     private let proj: UnsafeMutablePointer<Float>     // (T, D) output of wo / wDown
     private let gate: UnsafeMutablePointer<Float>     // (T, F)
     private let up: UnsafeMutablePointer<Float>       // (T, F)
-    private let act: UnsafeMutablePointer<Float>      // (T, F) silu(gate) * up
+    private let act: UnsafeMutablePointer<Float>      // (T, F) silu(gate) * up (or gelu)
     private let outRows: UnsafeMutablePointer<Float>  // (L, D) gathered final hidden rows
     private let outNorm: UnsafeMutablePointer<Float>  // (L, D)
     private let logits: UnsafeMutablePointer<Float>   // (L, vocab)
@@ -81,9 +83,9 @@ public final class ForwardPass {
             bytes += count * MemoryLayout<T>.stride
             return raw.assumingMemoryBound(to: T.self)
         }
-        x = buffer(maxTokens * d); xb = buffer(maxTokens * d); q = buffer(maxTokens * d)
+        x = buffer(maxTokens * d); xb = buffer(maxTokens * d); q = buffer(maxTokens * c.queryWidth)
         k = buffer(maxTokens * kvD); v = buffer(maxTokens * kvD)
-        attn = buffer(maxTokens * d); proj = buffer(maxTokens * d)
+        attn = buffer(maxTokens * c.queryWidth); proj = buffer(maxTokens * d)
         gate = buffer(maxTokens * f); up = buffer(maxTokens * f); act = buffer(maxTokens * f)
         outRows = buffer(logitRows * d); outNorm = buffer(logitRows * d); logits = buffer(logitRows * vocab)
         positions = buffer(maxTokens); tableOffsets = buffer(maxTokens)
@@ -114,44 +116,72 @@ public final class ForwardPass {
         }
         try prepare(tokens)
 
-        let (d, kvD, f) = (c.embeddingLength, c.kvDimension, c.feedForwardLength)
-        let scale = 1 / Float(c.headDimension).squareRoot()
+        let (d, kvD, f, qw, hd) = (c.embeddingLength, c.kvDimension, c.feedForwardLength, c.queryWidth, c.headDimension)
+        let traits = c.traits
+        let eps = c.rmsNormEpsilon
         for (i, t) in tokens.enumerated() { model.embed(t.token, into: x + i * d) }
+        if traits.scalesEmbeddings { // Gemma: embeddings times √D, rounded to f32 once
+            let s = Float(d).squareRoot()
+            for i in 0..<(rows * d) { x[i] = x[i] * s }
+        }
         observe("token_embd", rows, d, x)
+
+        /// y (n rows of `dim`) = rmsnorm(y) with `weight`, in place.
+        func normInPlace(_ y: UnsafeMutablePointer<Float>, _ weight: [Float], rows n: Int, dim: Int) {
+            weight.withUnsafeBufferPointer { Kernels.rmsNorm(x: y, weight: $0.baseAddress!, y: y, rows: n, dim: dim, eps: eps) }
+        }
+        /// Each of the rows of y (width `bias.count`) += bias.
+        func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: [Float]) {
+            bias.withUnsafeBufferPointer { b in for r in 0..<rows { Kernels.add(y + r * b.count, b.baseAddress!, count: b.count) } }
+        }
 
         for (l, layer) in model.layers.enumerated() {
             // Attention block: x += wo(attention(rope(wq xb), rope(wk xb), wv xb)), xb = rmsnorm(x)
             layer.attentionNorm.withUnsafeBufferPointer {
-                Kernels.rmsNorm(x: x, weight: $0.baseAddress!, y: xb, rows: rows, dim: d, eps: c.rmsNormEpsilon)
+                Kernels.rmsNorm(x: x, weight: $0.baseAddress!, y: xb, rows: rows, dim: d, eps: eps)
             }
             observe(l, "attn_norm", rows, d, xb)
             Kernels.linear(x: xb, weights: layer.wq, y: q, rows: rows)
             Kernels.linear(x: xb, weights: layer.wk, y: k, rows: rows)
             Kernels.linear(x: xb, weights: layer.wv, y: v, rows: rows)
-            Kernels.rope(x: q, rows: rows, heads: c.headCount, positions: positions, table: model.rope)
-            Kernels.rope(x: k, rows: rows, heads: c.kvHeadCount, positions: positions, table: model.rope)
-            observe(l, "q", rows, d, q); observe(l, "k", rows, kvD, k); observe(l, "v", rows, kvD, v)
-            // K/V are written first, so fresh and cached keys are read the same way.
+            if let b = layer.qBias { addBias(q, b) }   // Qwen2
+            if let b = layer.kBias { addBias(k, b) }
+            if let b = layer.vBias { addBias(v, b) }
+            if let w = layer.qNorm { normInPlace(q, w, rows: rows * c.headCount, dim: hd) }   // Qwen3, Gemma 3
+            if let w = layer.kNorm { normInPlace(k, w, rows: rows * c.kvHeadCount, dim: hd) }
+            let local = c.isSlidingWindowLayer(l)
+            let table = local ? (model.localRope ?? model.rope) : model.rope
+            Kernels.rope(x: q, rows: rows, heads: c.headCount, positions: positions, table: table, style: traits.ropeStyle)
+            Kernels.rope(x: k, rows: rows, heads: c.kvHeadCount, positions: positions, table: table, style: traits.ropeStyle)
+            observe(l, "q", rows, qw, q); observe(l, "k", rows, kvD, k); observe(l, "v", rows, kvD, v)
+            // K/V are written first, so fresh and cached keys are read the same way. Every
+            // position is kept, also on sliding-window layers (the window is applied when reading).
             cache.memory.write(layer: l, k: k, v: v, rows: rows, blockTables: blockTables,
                                tableOffsets: tableOffsets, positions: positions)
             Kernels.attention(q: q, out: attn, rows: rows, heads: c.headCount, memory: cache.memory, layer: l,
-                              blockTables: blockTables, tableOffsets: tableOffsets, positions: positions, scale: scale)
-            observe(l, "attn", rows, d, attn)
+                              blockTables: blockTables, tableOffsets: tableOffsets, positions: positions,
+                              scale: c.attentionScale, window: local ? c.slidingWindow : nil)
+            observe(l, "attn", rows, qw, attn)
             Kernels.linear(x: attn, weights: layer.wo, y: proj, rows: rows)
+            if let w = layer.postAttentionNorm { normInPlace(proj, w, rows: rows, dim: d) }   // Gemma 3
             observe(l, "attn_out", rows, d, proj)
             Kernels.add(x, proj, count: rows * d)
             observe(l, "ffn_inp", rows, d, x)
 
-            // Feed-forward block: x += wDown(silu(wGate xb) * wUp xb), xb = rmsnorm(x)
+            // Feed-forward block: x += wDown(act(wGate xb) * wUp xb), xb = rmsnorm(x)
             layer.ffnNorm.withUnsafeBufferPointer {
-                Kernels.rmsNorm(x: x, weight: $0.baseAddress!, y: xb, rows: rows, dim: d, eps: c.rmsNormEpsilon)
+                Kernels.rmsNorm(x: x, weight: $0.baseAddress!, y: xb, rows: rows, dim: d, eps: eps)
             }
             observe(l, "ffn_norm", rows, d, xb)
             Kernels.linear(x: xb, weights: layer.wGate, y: gate, rows: rows)
             Kernels.linear(x: xb, weights: layer.wUp, y: up, rows: rows)
-            Kernels.swiGLU(gate: gate, up: up, out: act, count: rows * f)
+            switch traits.activation {
+            case .silu: Kernels.swiGLU(gate: gate, up: up, out: act, count: rows * f)
+            case .geluTanh: Kernels.geGLU(gate: gate, up: up, out: act, count: rows * f)
+            }
             observe(l, "ffn_act", rows, f, act)
             Kernels.linear(x: act, weights: layer.wDown, y: proj, rows: rows)
+            if let w = layer.postFFNNorm { normInPlace(proj, w, rows: rows, dim: d) }   // Gemma 3
             observe(l, "ffn_out", rows, d, proj)
             Kernels.add(x, proj, count: rows * d)
             observe(l, "out", rows, d, x)

@@ -1,20 +1,25 @@
 import VerbatimKernels
 
-/// A LLaMA model's weights in the kernels' layout, loaded once and shared read-only by every
-/// forward pass. Matrices are repacked into column panels (quantised data stays quantised);
-/// norms are f32; token embeddings are read from the mapped file row by row.
+/// A model's weights in the kernels' layout, loaded once and shared read-only by every
+/// forward pass (any `Architecture`: its extra norms and biases are optional per layer).
+/// Matrices are repacked into column panels (quantised data stays quantised); norms and
+/// biases are f32; token embeddings are read from the mapped file row by row.
 public final class LlamaModel: @unchecked Sendable {
     // Sendable: immutable after init.
     public struct Layer {
         public let attentionNorm: [Float]   // (D)
-        public let wq: PackedWeights        // D -> D
+        public let wq: PackedWeights        // D -> Q (Q = H * head dimension)
         public let wk: PackedWeights        // D -> kvD
         public let wv: PackedWeights        // D -> kvD
-        public let wo: PackedWeights        // D -> D
+        public let wo: PackedWeights        // Q -> D
         public let ffnNorm: [Float]         // (D)
         public let wGate: PackedWeights     // D -> F
         public let wUp: PackedWeights       // D -> F
         public let wDown: PackedWeights     // F -> D
+        // Per architecture (ArchitectureTraits), nil where it has none:
+        public var qBias, kBias, vBias: [Float]?          // (Q), (kvD), (kvD)
+        public var qNorm, kNorm: [Float]?                 // (head dimension)
+        public var postAttentionNorm, postFFNNorm: [Float]? // (D)
 
         /// The GGUF names of a layer's matrices (`blk.N.<name>.weight`), in the order the
         /// loader packs them: wq, wk, wv, wo, wGate, wUp, wDown.
@@ -29,6 +34,8 @@ public final class LlamaModel: @unchecked Sendable {
     public let output: PackedWeights        // D -> vocab (token_embd when tied)
     public let embeddings: GGUFTensorInfo   // (vocab, D) rows in the file
     public let rope: RopeTable              // (contextLength, headDim / 2)
+    /// The sliding-window layers' table when their RoPE base differs (Gemma 3), else nil.
+    public let localRope: RopeTable?
 
     /// Bytes of the packed weights and f32 tables this model holds (the mapped file aside).
     public let residentBytes: Int
@@ -77,21 +84,39 @@ public final class LlamaModel: @unchecked Sendable {
         for i in 0..<config.layerCount {
             let p = "blk.\(i)."
             let m = Array(packed[(i * perLayer)..<((i + 1) * perLayer)]) // in Layer.matrixNames order
-            layers.append(Layer(
+            var layer = Layer(
                 attentionNorm: try floats(p + "attn_norm.weight"),
                 wq: m[0], wk: m[1], wv: m[2], wo: m[3],
                 ffnNorm: try floats(p + "ffn_norm.weight"),
-                wGate: m[4], wUp: m[5], wDown: m[6]))
+                wGate: m[4], wUp: m[5], wDown: m[6])
+            let t = config.traits // LlamaConfig checked that these tensors are present
+            if t.qkvBias {
+                layer.qBias = try floats(p + "attn_q.bias"); layer.kBias = try floats(p + "attn_k.bias"); layer.vBias = try floats(p + "attn_v.bias")
+            }
+            if t.qkNorm { layer.qNorm = try floats(p + "attn_q_norm.weight"); layer.kNorm = try floats(p + "attn_k_norm.weight") }
+            if t.postNorms {
+                layer.postAttentionNorm = try floats(p + "post_attention_norm.weight"); layer.postFFNNorm = try floats(p + "post_ffw_norm.weight")
+            }
+            layers.append(layer)
         }
         self.layers = layers
         outputNorm = try floats("output_norm.weight")
         output = packed[packed.count - 1]
         embeddings = try tensor("token_embd.weight")
-        rope = RopeTable(maxPositions: config.contextLength, headDim: config.headDimension, theta: config.ropeFrequencyBase)
+        let divisors = config.hasRopeDivisors ? try floats("rope_freqs.weight") : nil
+        rope = RopeTable(maxPositions: config.contextLength, headDim: config.headDimension, theta: config.ropeFrequencyBase,
+                         divisors: divisors)
+        localRope = config.traits.localRopeBase.map {
+            RopeTable(maxPositions: config.contextLength, headDim: config.headDimension, theta: $0)
+        }
 
         let packedBytes = packed.reduce(0) { $0 + $1.byteCount } // every layer's matrices and the output
-        let norms = (layers.count * 2 + 1) * config.embeddingLength * 4
-        residentBytes = packedBytes + norms + config.contextLength * config.headDimension * 4
+        let norms = layers.reduce(config.embeddingLength) { sum, l in
+            sum + [l.attentionNorm, l.ffnNorm, l.qBias, l.kBias, l.vBias, l.qNorm, l.kNorm, l.postAttentionNorm, l.postFFNNorm]
+                .reduce(0) { $0 + ($1?.count ?? 0) }
+        } * 4
+        let ropeTables = (localRope == nil ? 1 : 2) * config.contextLength * config.headDimension * 4
+        residentBytes = packedBytes + norms + ropeTables
     }
 
     /// Writes the embedding of `token` into `row` (D floats), dequantised from the file.

@@ -13,9 +13,17 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     public mutating func nextSigned() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
 }
 
-/// Generates small LLaMA GGUF files with random weights and a real byte-level BPE vocabulary,
-/// so that tests of everything above the file format run in milliseconds.
+/// Generates small GGUF files of any supported architecture with random weights and a real
+/// byte-level BPE vocabulary, so that tests of everything above the file format run in
+/// milliseconds.
 public struct TinyModel: Sendable {
+    public var architecture: Architecture = .llama
+    /// Head width when it is not width / heads (written as `attention.key_length`).
+    public var headDim: Int? = nil
+    /// Keys a sliding-window layer attends to (architectures with sliding windows).
+    public var slidingWindow = 5
+    /// Write `rope_freqs.weight` (Llama 3 RoPE scaling), for `.llama`.
+    public var ropeDivisors = false
     public var layers = 2
     public var width = 64              // must be a multiple of 32 for quantised types
     public var heads = 4
@@ -95,22 +103,29 @@ public struct TinyModel: Sendable {
         let kinds = Array(repeating: Int32(3), count: Self.controlTokens.count)
             + Array(repeating: Int32(1), count: plainTokens.count)
         let vocab = tokens.count
-        let headDim = width / heads
-        let kvDim = kvHeads * headDim
+        let headDim = self.headDim ?? width / heads
+        let kvDim = kvHeads * headDim, qWidth = heads * headDim
+        let traits = architecture.traits
+        let a = architecture.rawValue
 
         var w = GGUFWriter()
-        w.set("general.architecture", .string("llama"))
+        w.set("general.architecture", .string(a))
         w.set("general.name", .string("verbatim tiny test model"))
-        w.set("llama.block_count", .uint32(UInt32(layers)))
-        w.set("llama.context_length", .uint32(UInt32(contextLength)))
-        w.set("llama.embedding_length", .uint32(UInt32(width)))
-        w.set("llama.feed_forward_length", .uint32(UInt32(feedForward)))
-        w.set("llama.attention.head_count", .uint32(UInt32(heads)))
-        w.set("llama.attention.head_count_kv", .uint32(UInt32(kvHeads)))
-        w.set("llama.rope.freq_base", .float32(10_000))
-        w.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
-        w.set("llama.vocab_size", .uint32(UInt32(vocab)))
-        w.set("llama.rope.dimension_count", .uint32(UInt32(headDim)))
+        w.set("\(a).block_count", .uint32(UInt32(layers)))
+        w.set("\(a).context_length", .uint32(UInt32(contextLength)))
+        w.set("\(a).embedding_length", .uint32(UInt32(width)))
+        w.set("\(a).feed_forward_length", .uint32(UInt32(feedForward)))
+        w.set("\(a).attention.head_count", .uint32(UInt32(heads)))
+        w.set("\(a).attention.head_count_kv", .uint32(UInt32(kvHeads)))
+        w.set("\(a).rope.freq_base", .float32(architecture == .llama ? 10_000 : 1_000_000))
+        w.set("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5))
+        w.set("\(a).vocab_size", .uint32(UInt32(vocab)))
+        w.set("\(a).rope.dimension_count", .uint32(UInt32(headDim)))
+        if self.headDim != nil {
+            w.set("\(a).attention.key_length", .uint32(UInt32(headDim)))
+            w.set("\(a).attention.value_length", .uint32(UInt32(headDim)))
+        }
+        if traits.slidingWindowPattern > 0 { w.set("\(a).attention.sliding_window", .uint32(UInt32(slidingWindow))) }
         w.set("tokenizer.ggml.model", .string("gpt2"))
         w.set("tokenizer.ggml.pre", .string("smollm"))
         w.set("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) }))
@@ -125,14 +140,32 @@ public struct TinyModel: Sendable {
         func norm(_ count: Int) -> [Float] { (0..<count).map { _ in 1 + 0.1 * rng.nextSigned() } }
         w.addTensor("token_embd.weight", dimensions: [width, vocab], type: embeddingType, values: random(width * vocab, scale: 1))
         w.addTensor("output_norm.weight", dimensions: [width], type: .f32, values: norm(width))
+        if architecture == .llama && ropeDivisors { // Llama 3 style: low frequencies slowed down
+            w.addTensor("rope_freqs.weight", dimensions: [headDim / 2], type: .f32,
+                        values: (0..<(headDim / 2)).map { i in i < headDim / 4 ? 1 : 1 + Float(i - headDim / 4) * 2 })
+        }
         let s = 1 / Float(width).squareRoot()
         for i in 0..<layers {
             let p = "blk.\(i)."
             w.addTensor(p + "attn_norm.weight", dimensions: [width], type: .f32, values: norm(width))
-            w.addTensor(p + "attn_q.weight", dimensions: [width, width], type: weightType, values: random(width * width, scale: s))
+            w.addTensor(p + "attn_q.weight", dimensions: [width, qWidth], type: weightType, values: random(width * qWidth, scale: s))
             w.addTensor(p + "attn_k.weight", dimensions: [width, kvDim], type: weightType, values: random(width * kvDim, scale: s))
             w.addTensor(p + "attn_v.weight", dimensions: [width, kvDim], type: weightType, values: random(width * kvDim, scale: s))
-            w.addTensor(p + "attn_output.weight", dimensions: [width, width], type: weightType, values: random(width * width, scale: s))
+            w.addTensor(p + "attn_output.weight", dimensions: [qWidth, width], type: weightType,
+                        values: random(qWidth * width, scale: 1 / Float(qWidth).squareRoot()))
+            if traits.qkvBias {
+                w.addTensor(p + "attn_q.bias", dimensions: [qWidth], type: .f32, values: random(qWidth, scale: 0.5))
+                w.addTensor(p + "attn_k.bias", dimensions: [kvDim], type: .f32, values: random(kvDim, scale: 0.5))
+                w.addTensor(p + "attn_v.bias", dimensions: [kvDim], type: .f32, values: random(kvDim, scale: 0.5))
+            }
+            if traits.qkNorm {
+                w.addTensor(p + "attn_q_norm.weight", dimensions: [headDim], type: .f32, values: norm(headDim))
+                w.addTensor(p + "attn_k_norm.weight", dimensions: [headDim], type: .f32, values: norm(headDim))
+            }
+            if traits.postNorms {
+                w.addTensor(p + "post_attention_norm.weight", dimensions: [width], type: .f32, values: norm(width))
+                w.addTensor(p + "post_ffw_norm.weight", dimensions: [width], type: .f32, values: norm(width))
+            }
             w.addTensor(p + "ffn_norm.weight", dimensions: [width], type: .f32, values: norm(width))
             w.addTensor(p + "ffn_gate.weight", dimensions: [width, feedForward], type: weightType, values: random(width * feedForward, scale: s))
             w.addTensor(p + "ffn_up.weight", dimensions: [width, feedForward], type: weightType, values: random(width * feedForward, scale: s))
