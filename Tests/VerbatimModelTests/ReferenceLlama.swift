@@ -59,10 +59,14 @@ final class ReferenceLlama {
 
     func matvec(_ w: [Double], _ x: [Double], n: Int) -> [Double] {
         let k = x.count
-        return (0..<n).map { row in
-            var sum = 0.0
-            for j in 0..<k { sum += w[row * k + j] * x[j] }
-            return sum
+        return w.withUnsafeBufferPointer { wp in
+            x.withUnsafeBufferPointer { xp in
+                (0..<n).map { row in
+                    var sum = 0.0
+                    for j in 0..<k { sum += wp[row * k + j] * xp[j] }
+                    return sum
+                }
+            }
         }
     }
 
@@ -90,8 +94,9 @@ final class ReferenceLlama {
     /// Gemma 3: every 6th layer is global, the others see the last `window` positions.
     func isLocal(_ layer: Int) -> Bool { isGemma && (layer + 1) % 6 != 0 }
 
-    /// Logits after feeding `token` at the next position.
-    func forward(_ token: TokenID) -> [Double] {
+    /// Logits after feeding `token` at the next position (empty when `logits` is false:
+    /// the KV is still extended).
+    func forward(_ token: TokenID, logits: Bool = true) -> [Double] {
         let (d, hd, kvD, qw) = (c.embeddingLength, c.headDimension, c.kvDimension, c.headCount * c.headDimension)
         let position = keys[0].count
         var x = Array(embeddings[(Int(token) * d)..<(Int(token) * d + d)])
@@ -143,6 +148,6 @@ final class ReferenceLlama {
             if let w = layer.postFFNNorm { down = rmsNorm(down, w) }
             for i in 0..<d { x[i] += down[i] }
         }
-        return matvec(output, rmsNorm(x, outputNorm), n: c.vocabularySize)
+        return logits ? matvec(output, rmsNorm(x, outputNorm), n: c.vocabularySize) : []
     }
 }

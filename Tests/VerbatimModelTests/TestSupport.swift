@@ -19,6 +19,18 @@ func realModelPath() throws -> String {
 /// The real model, opened once for all tests.
 let realModel: Result<GGUFFile, any Error> = Result { try GGUFFile(path: try realModelPath()) }
 
+/// The second real model (Gemma 3 270M Q4_K_M), where scripts/setup puts it
+/// (VERBATIM_GEMMA_MODEL, else VERBATIM_MODEL_DIR or models/).
+func gemmaModelPath() throws -> String {
+    let env = ProcessInfo.processInfo.environment
+    let path = env["VERBATIM_GEMMA_MODEL"]
+        ?? ((env["VERBATIM_MODEL_DIR"] ?? repositoryRoot.appendingPathComponent("models").path) + "/gemma-3-270m-q4_k_m.gguf")
+    try #require(FileManager.default.fileExists(atPath: path), "the Gemma 3 model is missing at \(path): run scripts/setup")
+    return path
+}
+
+let gemmaModel: Result<GGUFFile, any Error> = Result { try GGUFFile(path: try gemmaModelPath()) }
+
 func tinyModelFile(_ configure: (inout TinyModel) -> Void = { _ in }) throws -> GGUFFile {
     var tiny = TinyModel()
     configure(&tiny)

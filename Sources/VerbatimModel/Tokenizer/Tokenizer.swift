@@ -11,10 +11,12 @@ public struct TokenizerError: Error, Equatable, CustomStringConvertible, Sendabl
     public var description: String { "tokenizer error (\(code.rawValue)): \(message)" }
 }
 
-/// Byte-level BPE read from a GGUF file (`tokenizer.ggml.model = gpt2`).
+/// A GGUF file's tokenizer: byte-level BPE (`tokenizer.ggml.model = gpt2`) or
+/// SentencePiece-style (`llama`, SentencePiece.swift).
 ///
-/// Encoding: control tokens are matched as whole tokens first (when asked), the rest is split
-/// by the pre-tokenizer, each piece becomes bytes, each byte the token of its byte-level
+/// Encoding: special tokens written in the text are split out first, longest first, as
+/// llama.cpp does (user-defined tokens always; control tokens when asked). BPE then splits the
+/// rest with the pre-tokenizer, each piece becomes bytes, each byte the token of its byte-level
 /// character, and adjacent pairs merge lowest rank first (leftmost among equal ranks) until
 /// no merge applies. A byte whose character has no token is dropped before merging, as the
 /// reference implementation does (SmolLM2 lacks tokens for 0x04, 0x06, 0x13, 0x14, 0x16,
@@ -24,6 +26,14 @@ public struct Tokenizer: Sendable {
         case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
     }
 
+    /// The tokenizer family.
+    public enum Model: String, Sendable {
+        case bytePairEncoding = "gpt2", sentencePiece = "llama"
+    }
+
+    public let model: Model
+    /// SentencePiece: a space is put before the text and after each special token.
+    public let addSpacePrefix: Bool
     public let tokens: [String]
     public let kinds: [TokenKind]
     public let preTokenizer: PreTokenizer
@@ -40,20 +50,27 @@ public struct Tokenizer: Sendable {
     private let byteTokens: [TokenID]
     /// (left << 32 | right) -> (rank, merged token)
     private let merges: [UInt64: (rank: Int32, result: TokenID)]
-    /// Tokens matched whole in text when special parsing is on, longest first.
-    private let specialTokens: [(scalars: [Unicode.Scalar], id: TokenID)]
+    /// Tokens split out of text before encoding, longest first (ties: lower id).
+    private let specialTokens: [(scalars: [Unicode.Scalar], id: TokenID, always: Bool)]
     private let specialFirstScalars: Set<Unicode.Scalar>
+    private let sentencePiece: SentencePieceEncoder?
 
     public var count: Int { tokens.count }
 
     public init(file: GGUFFile) throws(TokenizerError) {
         func value(_ key: String) -> GGUFValue? { file.metadata[key] }
-        let model = value("tokenizer.ggml.model")?.string ?? "(missing)"
-        guard model == "gpt2" else {
-            throw TokenizerError(.unsupportedTokenizer, "tokenizer.ggml.model '\(model)' is not supported (only byte-level BPE, 'gpt2')")
+        let modelName = value("tokenizer.ggml.model")?.string ?? "(missing)"
+        guard let model = Model(rawValue: modelName) else {
+            throw TokenizerError(.unsupportedTokenizer,
+                                 "tokenizer.ggml.model '\(modelName)' is not supported (byte-level BPE 'gpt2', SentencePiece 'llama')")
         }
         let pre = value("tokenizer.ggml.pre")?.string ?? "gpt2"
-        guard let preTokenizer = PreTokenizer(rawValue: pre == "default" ? "gpt2" : pre) else {
+        let preTokenizer: PreTokenizer
+        if model == .sentencePiece {
+            preTokenizer = .gpt2 // unused: SentencePiece does not pre-tokenize
+        } else if let p = PreTokenizer(rawValue: pre == "default" ? "gpt2" : pre) {
+            preTokenizer = p
+        } else {
             throw TokenizerError(.unsupportedTokenizer, "pre-tokenizer '\(pre)' is not supported (smollm, gpt2)")
         }
         guard let tokenValues = value("tokenizer.ggml.tokens")?.array, !tokenValues.isEmpty else {
@@ -75,15 +92,28 @@ public struct Tokenizer: Sendable {
             }
             return TokenID(v)
         }
-        try self.init(tokens: tokens, kinds: kinds, merges: mergeStrings, preTokenizer: preTokenizer,
+        var scores: [Float] = []
+        if model == .sentencePiece {
+            guard let values = value("tokenizer.ggml.scores")?.array, values.count == tokens.count else {
+                throw TokenizerError(.invalidVocabulary, "tokenizer.ggml.scores is missing or does not have one score per token")
+            }
+            scores = values.map { Float($0.double ?? 0) }
+        }
+        try self.init(model: model, tokens: tokens, kinds: kinds, scores: scores, merges: mergeStrings, preTokenizer: preTokenizer,
                       bosID: optionalID("tokenizer.ggml.bos_token_id"), eosID: optionalID("tokenizer.ggml.eos_token_id"),
-                      addBOS: value("tokenizer.ggml.add_bos_token")?.bool ?? false,
+                      unknownID: optionalID("tokenizer.ggml.unknown_token_id"),
+                      addBOS: value("tokenizer.ggml.add_bos_token")?.bool ?? (model == .sentencePiece),
+                      addSpacePrefix: value("tokenizer.ggml.add_space_prefix")?.bool ?? (model == .sentencePiece),
                       chatTemplateSource: value("tokenizer.chat_template")?.string)
     }
 
-    public init(tokens: [String], kinds: [TokenKind], merges mergeStrings: [String], preTokenizer: PreTokenizer,
-                bosID: TokenID?, eosID: TokenID?, addBOS: Bool, chatTemplateSource: String?) throws(TokenizerError) {
+    public init(model: Model = .bytePairEncoding, tokens: [String], kinds: [TokenKind], scores: [Float] = [],
+                merges mergeStrings: [String], preTokenizer: PreTokenizer,
+                bosID: TokenID?, eosID: TokenID?, unknownID: TokenID? = nil, addBOS: Bool, addSpacePrefix: Bool = false,
+                chatTemplateSource: String?) throws(TokenizerError) {
         guard tokens.count < Int(Int32.max) else { throw TokenizerError(.invalidVocabulary, "vocabulary too large") }
+        self.model = model
+        self.addSpacePrefix = model == .sentencePiece && addSpacePrefix
         self.tokens = tokens
         self.kinds = kinds
         self.preTokenizer = preTokenizer
@@ -101,7 +131,7 @@ public struct Tokenizer: Sendable {
 
         var merges: [UInt64: (rank: Int32, result: TokenID)] = [:]
         merges.reserveCapacity(mergeStrings.count)
-        for (rank, line) in mergeStrings.enumerated() {
+        for (rank, line) in mergeStrings.enumerated() where model == .bytePairEncoding {
             let parts = line.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2, let a = idOf[String(parts[0])], let b = idOf[String(parts[1])],
                   let ab = idOf[String(parts[0]) + String(parts[1])] else {
@@ -112,20 +142,43 @@ public struct Tokenizer: Sendable {
         }
         self.merges = merges
 
-        tokenBytes = zip(tokens, kinds).map { text, kind in
-            switch kind {
-            case .control, .userDefined, .unknown, .unused: return Array(text.utf8)
-            case .normal, .byte:
-                var out: [UInt8] = []
-                for c in text.unicodeScalars {
-                    if let b = ByteLevel.bytes[c] { out.append(b) } else { out.append(contentsOf: String(c).utf8) }
+        if model == .sentencePiece {
+            guard scores.count == tokens.count else {
+                throw TokenizerError(.invalidVocabulary, "\(scores.count) scores for \(tokens.count) tokens")
+            }
+            var idOfBytes: [[UInt8]: TokenID] = [:]
+            idOfBytes.reserveCapacity(tokens.count)
+            for (i, t) in tokens.enumerated() where idOfBytes[Array(t.utf8)] == nil { idOfBytes[Array(t.utf8)] = TokenID(i) }
+            let byteFallback = (0..<256).map { b in
+                idOfBytes[Array(("<0x" + String(UInt8(b), radix: 16, uppercase: true).leftPadded(to: 2) + ">").utf8)] ?? -1
+            }
+            sentencePiece = SentencePieceEncoder(idOf: idOfBytes, scores: scores, byteTokens: byteFallback, unknownID: unknownID)
+            tokenBytes = zip(tokens, kinds).map { text, kind in
+                switch kind {
+                case .byte: // <0xXX>
+                    let hex = text.dropFirst(3).dropLast()
+                    return UInt8(hex, radix: 16).map { [$0] } ?? Array(text.utf8)
+                case .normal: return Array(String(String.UnicodeScalarView(text.unicodeScalars.map { $0 == "\u{2581}" ? " " : $0 })).utf8)
+                default: return Array(text.utf8)
                 }
-                return out
+            }
+        } else {
+            sentencePiece = nil
+            tokenBytes = zip(tokens, kinds).map { text, kind in
+                switch kind {
+                case .control, .userDefined, .unknown, .unused: return Array(text.utf8)
+                case .normal, .byte:
+                    var out: [UInt8] = []
+                    for c in text.unicodeScalars {
+                        if let b = ByteLevel.bytes[c] { out.append(b) } else { out.append(contentsOf: String(c).utf8) }
+                    }
+                    return out
+                }
             }
         }
         let specials = zip(tokens, kinds).enumerated()
-            .filter { ($0.element.1 == .control || $0.element.1 == .userDefined) && !$0.element.0.isEmpty }
-            .map { (scalars: Array($0.element.0.unicodeScalars), id: TokenID($0.offset)) }
+            .filter { [.control, .userDefined, .unknown].contains($0.element.1) && !$0.element.0.isEmpty }
+            .map { (scalars: Array($0.element.0.unicodeScalars), id: TokenID($0.offset), always: $0.element.1 == .userDefined) }
             .sorted { $0.scalars.count > $1.scalars.count || ($0.scalars.count == $1.scalars.count && $0.id < $1.id) }
         specialTokens = specials
         specialFirstScalars = Set(specials.map { $0.scalars[0] })
@@ -141,30 +194,48 @@ public struct Tokenizer: Sendable {
         if addBOS ?? self.addBOS, let bos = bosID { out.append(bos) }
         let scalars = Array(text.unicodeScalars)
         var start = 0
-        if parseSpecial && !specialTokens.isEmpty {
-            var i = 0
-            while i < scalars.count {
-                if specialFirstScalars.contains(scalars[i]), let special = specialMatch(scalars, at: i) {
-                    encodeText(scalars, start..<i, into: &out)
-                    out.append(special.id)
-                    i += special.length
-                    start = i
-                } else {
-                    i += 1
-                }
-            }
+        var afterSpecial = true // SentencePiece's space prefix goes at the start and after specials
+        for (at, length, id) in specialMatches(scalars, parseSpecial: parseSpecial) {
+            encodeFragment(scalars, start..<at, afterSpecial: afterSpecial, into: &out)
+            out.append(id)
+            start = at + length
+            afterSpecial = true
         }
-        encodeText(scalars, start..<scalars.count, into: &out)
+        if start < scalars.count { encodeFragment(scalars, start..<scalars.count, afterSpecial: afterSpecial, into: &out) }
         return out
     }
 
-    private func specialMatch(_ s: [Unicode.Scalar], at i: Int) -> (id: TokenID, length: Int)? {
-        for special in specialTokens where special.scalars.count <= s.count - i {
-            var matches = true
-            for (k, c) in special.scalars.enumerated() where s[i + k] != c { matches = false; break }
-            if matches { return (special.id, special.scalars.count) }
+    /// Where special tokens occur in the text, in text order: each special token in turn,
+    /// longest first, takes its leftmost non-overlapping occurrences in what earlier ones left
+    /// (llama.cpp's partition). User-defined tokens always; control and unknown ones only with
+    /// `parseSpecial`.
+    private func specialMatches(_ s: [Unicode.Scalar], parseSpecial: Bool) -> [(Int, Int, TokenID)] {
+        guard !specialTokens.isEmpty, !s.isEmpty else { return [] }
+        var positions: [Unicode.Scalar: [Int]] = [:]
+        for (i, c) in s.enumerated() where specialFirstScalars.contains(c) { positions[c, default: []].append(i) }
+        guard !positions.isEmpty else { return [] }
+        var taken = [Bool](repeating: false, count: s.count)
+        var found: [(Int, Int, TokenID)] = []
+        for special in specialTokens where special.always || parseSpecial {
+            guard let starts = positions[special.scalars[0]] else { continue }
+            let length = special.scalars.count
+            for p in starts where p + length <= s.count && !taken[p] {
+                var matches = true
+                for k in 0..<length where taken[p + k] || s[p + k] != special.scalars[k] { matches = false; break }
+                guard matches else { continue }
+                for k in 0..<length { taken[p + k] = true }
+                found.append((p, length, special.id))
+            }
         }
-        return nil
+        return found.sorted { $0.0 < $1.0 }
+    }
+
+    private func encodeFragment(_ scalars: [Unicode.Scalar], _ range: Range<Int>, afterSpecial: Bool, into out: inout [TokenID]) {
+        if let sentencePiece {
+            sentencePiece.encode(scalars[range], spacePrefix: addSpacePrefix && afterSpecial, into: &out)
+        } else {
+            encodeText(scalars, range, into: &out)
+        }
     }
 
     /// Encodes plain text (no special tokens) and appends the ids.
@@ -231,4 +302,9 @@ public struct Tokenizer: Sendable {
         for id in ids { out += try bytes(of: id, includeControl: includeControl) }
         return String(decoding: out, as: UTF8.self)
     }
+}
+
+extension String {
+    /// The string with zeros before it up to `width` characters.
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }
