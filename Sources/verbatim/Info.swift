@@ -32,7 +32,7 @@ struct Info: ParsableCommand {
             try printJSON([
                 "path": model.path,
                 "gguf_version": Int(file.version),
-                "architecture": "llama",
+                "architecture": config.architecture.rawValue, "sliding_window": config.slidingWindow as Any,
                 "name": file.metadata["general.name"]?.string ?? "",
                 "digest": digest.description,
                 "layers": config.layerCount, "context_length": config.contextLength,
@@ -46,7 +46,8 @@ struct Info: ParsableCommand {
                 "memory": ["file_bytes": file.bytes.count, "weight_bytes": weightBytes,
                            "kv_bytes_per_token_f32": kvBytesPerToken,
                            "kv_bytes_full_context_f32": kvBytesPerToken * config.contextLength],
-                "tokenizer": ["model": "gpt2", "pre": tokenizer.preTokenizer.rawValue, "tokens": tokenizer.count,
+                "tokenizer": ["model": tokenizer.model.rawValue, "pre": tokenizer.model == .sentencePiece ? "none" : tokenizer.preTokenizer.rawValue,
+                              "tokens": tokenizer.count,
                               "bos": tokenizer.bosID.map { Int($0) } as Any, "eos": tokenizer.eosID.map { Int($0) } as Any,
                               "add_bos": tokenizer.addBOS,
                               "chat_template": tokenizer.chatTemplate == nil
@@ -60,7 +61,8 @@ struct Info: ParsableCommand {
             ("name", file.metadata["general.name"]?.string ?? "-"),
             ("format", "GGUF v\(file.version), \(file.tensors.count) tensors, \(file.metadataEntries.count) metadata keys"),
             ("digest", digest.description),
-            ("architecture", "llama: \(config.layerCount) layers, width \(config.embeddingLength), FFN \(config.feedForwardLength)"),
+            ("architecture", "\(config.architecture.rawValue): \(config.layerCount) layers, width \(config.embeddingLength), FFN \(config.feedForwardLength)"
+                + (config.slidingWindow.map { ", sliding window \($0) on 5 of 6 layers" } ?? "")),
             ("attention", "\(config.headCount) query heads, \(config.kvHeadCount) KV heads, head dim \(config.headDimension)"),
             ("context", "\(config.contextLength) tokens, RoPE base \(config.ropeFrequencyBase), RMS eps \(config.rmsNormEpsilon)"),
             ("vocabulary", "\(config.vocabularySize) tokens, \(config.tiedEmbeddings ? "output tied to embeddings" : "separate output matrix")"),
@@ -72,7 +74,8 @@ struct Info: ParsableCommand {
         rows += [
             ("memory", "\(mib(weightBytes)) weights (mapped file \(mib(file.bytes.count)))"),
             ("KV (f32)", "\(kvBytesPerToken / 1024) KiB per token, \(mib(kvBytesPerToken * config.contextLength)) for the full context"),
-            ("tokenizer", "byte-level BPE, pre-tokenizer \(tokenizer.preTokenizer.rawValue), BOS \(tokenizer.addBOS ? "added" : "not added"), EOS \(tokenizer.eosID.map { "\($0) \(tokenizer.tokens[Int($0)])" } ?? "-")"),
+            ("tokenizer", (tokenizer.model == .sentencePiece ? "SentencePiece (\(tokenizer.count) tokens)" : "byte-level BPE, pre-tokenizer \(tokenizer.preTokenizer.rawValue)")
+                + ", BOS \(tokenizer.addBOS ? "added" : "not added"), EOS \(tokenizer.eosID.map { "\($0) \(tokenizer.tokens[Int($0)])" } ?? "-")"),
             ("chat template", tokenizer.chatTemplate.map { t in "ChatML" + (t.defaultSystemMessage.map { ", default system: \"\($0)\"" } ?? "") }
                 ?? (tokenizer.chatTemplateSource == nil ? "none" : "unsupported form")),
         ]

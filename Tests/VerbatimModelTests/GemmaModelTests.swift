@@ -132,7 +132,7 @@ struct GemmaModelTests {
             }
         }
         print("Gemma 3 float64 reference: max |Δlogit| = \(worst) over \(Self.prompts.count) prompts; \(clear) of \(compared) greedy steps had a clear margin")
-        #expect(worst < 1e-3, "max |Δlogit| \(worst)")
+        #expect(worst < 3e-4, "max |Δlogit| \(worst)") // measured 7.6e-5 on an Intel Xeon
         #expect(clear > 0 && clear >= compared * 8 / 10)
     }
 }

@@ -42,7 +42,7 @@ struct ForwardBench: ParsableCommand {
     @Option(name: .customLong("new"), help: "New tokens in the decode measurement.") var newTokens = 128
     @Option(help: "Thread counts, comma-separated.") var threads = "1,2"
     @Option(help: "Measured runs per configuration (after one warm-up); medians are reported.") var runs = 5
-    @Flag(inversion: .prefixedNo, help: "Run llama.cpp (llama-cpp-python, built once into .build-llamacpp) as the baseline.")
+    @Flag(inversion: .prefixedNo, help: "Run llama.cpp's llama-bench (C++, built once into .build-llamacpp/cpp) as the baseline.")
     var baseline = true
 
     func run() throws {
@@ -139,24 +139,27 @@ struct ForwardBench: ParsableCommand {
 
     var threadCounts: [Int] { threads.split(separator: ",").compactMap { Int($0) } }
 
+    /// llama.cpp's own `llama-bench` (C++, built by baseline/build-llama-cpp) on the same file and
+    /// threads: prefill of `prompt` tokens from an empty context, and decode of `new` tokens after
+    /// `context` tokens, as measured above; medians of its samples.
     func llamaCpp(tokens: [TokenID], threads: Int) throws -> (Double, Double)? {
-        let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        guard let venv = llamaCppVenv() else { print("(llama.cpp baseline unavailable: setup failed)"); return nil }
-        let tokensFile = NSTemporaryDirectory() + "verbatim-bench-tokens-\(getpid()).json"
-        try JSONSerialization.data(withJSONObject: tokens.map(Int.init)).write(to: URL(fileURLWithPath: tokensFile))
-        defer { try? FileManager.default.removeItem(atPath: tokensFile) }
-        let bench = Process()
-        bench.executableURL = URL(fileURLWithPath: venv + "/bin/python")
-        bench.arguments = [here.appendingPathComponent("baseline/llama_cpp_bench.py").path, model, tokensFile,
-                           String(threads), String(runs), String(context), String(newTokens)]
-        let benchOut = Pipe()
-        bench.standardOutput = benchOut
-        try bench.run()
-        let data = benchOut.fileHandleForReading.readDataToEndOfFile()
-        bench.waitUntilExit()
-        guard bench.terminationStatus == 0,
-              let json = try JSONSerialization.jsonObject(with: data) as? [String: [Double]],
-              let p = json["prefill_tok_s"], let d = json["decode_tok_s"] else { return nil }
-        return (median(p), median(d))
+        guard let bin = llamaCppBinaries() else { print("(llama.cpp baseline unavailable: build failed)"); return nil }
+        func run(_ args: [String]) throws -> Double? {
+            let bench = Process()
+            bench.executableURL = URL(fileURLWithPath: bin + "/llama-bench")
+            bench.arguments = ["-m", model, "-t", String(threads), "-r", String(runs), "-o", "json"] + args
+            let out = Pipe()
+            bench.standardOutput = out
+            bench.standardError = FileHandle.nullDevice
+            try bench.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            bench.waitUntilExit()
+            guard bench.terminationStatus == 0, let rows = try JSONSerialization.jsonObject(with: data) as? [[String: Any]],
+                  let samples = rows.first?["samples_ts"] as? [Double], !samples.isEmpty else { return nil }
+            return median(samples)
+        }
+        guard let p = try run(["-p", String(min(tokens.count, prompt)), "-n", "0"]),
+              let d = try run(["-p", "0", "-n", String(newTokens), "-d", String(context)]) else { return nil }
+        return (p, d)
     }
 }

@@ -179,6 +179,21 @@ struct WorkloadBench: AsyncParsableCommand {
     }
 }
 
+/// The folder of llama.cpp's C++ tools (built once by baseline/build-llama-cpp), or nil.
+func llamaCppBinaries() -> String? {
+    let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let build = Process()
+    build.executableURL = here.appendingPathComponent("baseline/build-llama-cpp")
+    let out = Pipe()
+    build.standardOutput = out
+    guard (try? build.run()) != nil else { return nil }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    build.waitUntilExit()
+    guard build.terminationStatus == 0 else { return nil }
+    let path = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return path.isEmpty ? nil : path
+}
+
 /// The venv with llama.cpp (built once by baseline/setup-llama-cpp), or nil.
 func llamaCppVenv() -> String? {
     let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
