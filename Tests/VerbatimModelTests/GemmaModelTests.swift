@@ -49,6 +49,26 @@ struct GemmaModelTests {
         }
     }
 
+    @Test("BPE pre-tokenizers llama-bpe, qwen2 and deepseek-r1-qwen give llama.cpp's ids (SmolLM2's vocabulary, 194 cases each)",
+          arguments: ["llama-bpe", "qwen2", "deepseek-r1-qwen"])
+    func preTokenizersMatchLlamaCpp(pre: String) throws {
+        // SmolLM2's file with tokenizer.ggml.pre replaced, as the script that made the data did.
+        let base = try realModel.get()
+        var w = GGUFWriter()
+        for e in base.metadataEntries { w.set(e.key, e.key == "tokenizer.ggml.pre" ? .string(pre) : e.value) }
+        let tokenizer = try Tokenizer(file: GGUFFile(data: w.serialized()))
+        #expect(tokenizer.preTokenizer.rawValue == pre)
+        var mismatches = 0
+        for c in try LlamaTokenizeCase.load("tokenizer-pre-\(pre)") {
+            let ids = tokenizer.encode(c.text, parseSpecial: c.special)
+            if ids != c.ids {
+                mismatches += 1
+                Issue.record("\(pre) \(c.text.debugDescription) special=\(c.special): got \(ids), llama.cpp \(c.ids)")
+            }
+        }
+        #expect(mismatches == 0)
+    }
+
     @Test("decoding gives back the text (spaces, byte fallback, newlines)")
     func decodeRoundTrip() throws {
         let tokenizer = try Tokenizer(file: gemmaModel.get())

@@ -71,7 +71,7 @@ public struct Tokenizer: Sendable {
         } else if let p = PreTokenizer(rawValue: pre == "default" ? "gpt2" : pre) {
             preTokenizer = p
         } else {
-            throw TokenizerError(.unsupportedTokenizer, "pre-tokenizer '\(pre)' is not supported (smollm, gpt2)")
+            throw TokenizerError(.unsupportedTokenizer, "pre-tokenizer '\(pre)' is not supported (smollm, gpt2, llama-bpe, qwen2, deepseek-r1-qwen)")
         }
         guard let tokenValues = value("tokenizer.ggml.tokens")?.array, !tokenValues.isEmpty else {
             throw TokenizerError(.invalidVocabulary, "tokenizer.ggml.tokens is missing or empty")
