@@ -146,6 +146,38 @@ struct CacheEngineTests {
         #expect(stats.completions == 2 && (stats.counters["hits.completions"] ?? 0) >= 6)
     }
 
+    @Test("two models never share an entry: a tiny LLaMA and a tiny Gemma 3 with the same vocabulary, one cache folder, the same prompt")
+    func modelsNeverShare() async throws {
+        let dir = cacheFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CacheStore(directory: dir)
+        var gemma = TinyModel(); gemma.architecture = .gemma3; gemma.headDim = 32; gemma.layers = 6; gemma.kvHeads = 1
+        let files = [try tinyFile.get(), try GGUFFile(data: gemma.generate())]
+        func engine(_ file: GGUFFile, cache: CacheStore?) throws -> Engine {
+            var c = EngineConfiguration()
+            c.kvMemoryBytes = 16 << 20; c.blockSize = 16; c.cache = cache
+            return try Engine(model: LlamaModel(file: file), tokenizer: Tokenizer(file: file), configuration: c)
+        }
+        #expect(files[0].modelDigest() != files[1].modelDigest())
+        let prompt = Prompt.text(String(repeating: "The same prompt for both models. ", count: 4))
+        let p = GenerateParameters(maxTokens: 6, stopAtEOS: false, logprobs: true)
+        let llama = try engine(files[0], cache: store)
+        let (llamaFirst, _) = try await run(llama, prompt, p)
+        store.flush()
+        let (_, llamaAgain) = try await run(llama, prompt, p)
+        #expect(llamaAgain.completionFromCache, "caching is on: the first model hits its own entry")
+        await llama.shutdown()
+        let gemmaEngine = try engine(files[1], cache: store)
+        let (fromStore, summary) = try await run(gemmaEngine, prompt, p)
+        #expect(summary.cachedPromptTokens == 0 && !summary.completionFromCache, "the second model found the first one's entry")
+        await gemmaEngine.shutdown()
+        let cold = try engine(files[1], cache: nil)
+        let (coldRun, _) = try await run(cold, prompt, p)
+        await cold.shutdown()
+        #expect(fromStore == coldRun, "Gemma 3 with the shared folder computes exactly its own cold result")
+        #expect(fromStore != llamaFirst)
+    }
+
     @Test("tenants with different salts never share an entry; the same tenant does")
     func salts() async throws {
         let dir = cacheFolder()

@@ -38,6 +38,19 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.measurement(megabytesPerSecond, Int(Double(bytes * benchmark.scaledIterations.count) / seconds / 1e6))
     }
 
+    // Gemma 3's SentencePiece tokenizer: 262 144 tokens, merges by score.
+    let gemmaPath = (ProcessInfo.processInfo.environment["VERBATIM_MODEL_DIR"] ?? "../models") + "/gemma-3-270m-q4_k_m.gguf"
+    if let gemma = try? Tokenizer(file: GGUFFile(path: gemmaPath)) {
+        Benchmark("Tokenizer.encode, Gemma 3 SentencePiece (\(bytes / 1024) KiB of real text)",
+                  configuration: .init(metrics: [.wallClock, .mallocCountTotal, megabytesPerSecond],
+                                       maxDuration: .seconds(10), maxIterations: 50)) { benchmark in
+            let start = ContinuousClock.now
+            for _ in benchmark.scaledIterations { blackHole(gemma.encode(text)) }
+            let seconds = (ContinuousClock.now - start) / .seconds(1)
+            benchmark.measurement(megabytesPerSecond, Int(Double(bytes * benchmark.scaledIterations.count) / seconds / 1e6))
+        }
+    }
+
     let ids = tokenizer.encode(text)
     Benchmark("Tokenizer.decode (\(ids.count) tokens)",
               configuration: .init(metrics: [.wallClock, .mallocCountTotal], maxDuration: .seconds(5), maxIterations: 50)) { benchmark in
