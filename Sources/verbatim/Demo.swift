@@ -47,7 +47,15 @@ struct Demo: AsyncParsableCommand {
             throw CLIError("\(error)")
         }
         let question = "Explain in two sentences why a cache needs deterministic inference."
-        let prompt = Prompt.chat([ChatMessage(role: "user", content: question)])
+        // A base model without a chat template (such as Gemma 3 270M) gets plain text.
+        let hasTemplate = engine.tokenizer.chatTemplate != nil
+        func ask(system: String? = nil, _ user: String) -> Prompt {
+            if hasTemplate {
+                return .chat((system.map { [ChatMessage(role: "system", content: $0)] } ?? []) + [ChatMessage(role: "user", content: user)])
+            }
+            return .text((system.map { $0 + "\n\n" } ?? "") + "Question: \(user)\nAnswer:")
+        }
+        let prompt = ask(question)
         let parameters = GenerateParameters(maxTokens: maxTokens, logprobs: true)
         print("model      \(model.path)")
         print("digest     \(engine.model.digest)")
@@ -83,7 +91,7 @@ struct Demo: AsyncParsableCommand {
                     if kind < 0 { let (t, b, _) = try await run(prompt, parameters); return (t, b) }
                     var p = GenerateParameters(maxTokens: 8 + kind % 60, temperature: kind % 2 == 0 ? 0 : 0.9, seed: UInt64(kind))
                     p.stopAtEOS = kind % 3 != 0
-                    _ = try await run(.chat([ChatMessage(role: "user", content: "Say something about \(topics[kind % topics.count]).")]), p)
+                    _ = try await run(ask("Say something about \(topics[kind % topics.count])."), p)
                     return nil
                 }
             }
@@ -101,9 +109,7 @@ struct Demo: AsyncParsableCommand {
         // The cache: a long document with questions, cold versus cached.
         let document = (try? String(contentsOfFile: "/usr/share/common-licenses/GPL-3", encoding: .utf8)).map { String($0.prefix(2500)) }
             ?? String(repeating: "Deterministic kernels make every cache hit exact. ", count: 60)
-        func ask(_ q: String) -> Prompt {
-            .chat([ChatMessage(role: "system", content: "Answer questions about this document.\n\n" + document), ChatMessage(role: "user", content: q)])
-        }
+        func askDocument(_ q: String) -> Prompt { ask(system: "Answer questions about this document.\n\n" + document, q) }
         let short = GenerateParameters(maxTokens: 24, logprobs: true)
         func timed(_ e: Engine, _ p: Prompt) async throws -> (String, [UInt32], GenerationSummary) {
             let (t, b, s) = try await run(p, short, on: e)
@@ -111,11 +117,11 @@ struct Demo: AsyncParsableCommand {
         }
         func ms(_ d: Duration) -> String { String(format: "%7.1f ms", d / .milliseconds(1)) }
         let first = "What is this document about?", second = "Who may copy it?"
-        let (coldText, coldBits, cold) = try await timed(engine, ask(first))
-        let (warm1Text, warm1Bits, warm1) = try await timed(cached, ask(first))
+        let (coldText, coldBits, cold) = try await timed(engine, askDocument(first))
+        let (warm1Text, warm1Bits, warm1) = try await timed(cached, askDocument(first))
         store.flush()
-        let (_, _, prefix) = try await timed(cached, ask(second + " (\(UInt32.random(in: 0...UInt32.max)))"))
-        let (hitText, hitBits, hit) = try await timed(cached, ask(first))
+        let (_, _, prefix) = try await timed(cached, askDocument(second + " (\(UInt32.random(in: 0...UInt32.max)))"))
+        let (hitText, hitBits, hit) = try await timed(cached, askDocument(first))
         print("\ncache      a \(cold.promptTokens)-token document prompt, 24 new tokens")
         print("  TTFT cold (no cache)          \(ms(cold.timeToFirstToken))")
         print("  TTFT first cached run         \(ms(warm1.timeToFirstToken))  \(warm1.completionFromCache ? "completion stored by an earlier run" : warm1.cachedPromptTokens > 0 ? "\(warm1.cachedPromptTokens) prompt tokens stored by an earlier run" : "(filling the cache)")")
