@@ -511,6 +511,41 @@ VKI void attention_values(const vk_kv_layout *kv, int32_t layer,
     }
 }
 
+// All nq query heads of a KV head at once: out_h = (sum over j = first..nkeys-1 in order of
+// fma(e_h,j, v_j, acc)) / z_h for h < nq, the head's columns in chunks of cw vectors. Each V
+// row is read once for all nq heads (per chunk), where attention_values would read it once
+// per head. The same chains as attention_values: only independent outputs are grouped.
+VKI void attention_values_heads(const vk_kv_layout *kv, int32_t layer, const float *e, int64_t e_stride,
+                                float *out, const int32_t *table, int64_t first, int64_t nkeys,
+                                int32_t kv_head, const float *z, const int nq, const int cw) {
+    const int64_t bs = kv->block_size, hd = kv->head_dim;
+    const int64_t stride = (int64_t)kv->n_kv_heads * hd;
+    for (int64_t c0 = 0; c0 < hd / 16; c0 += cw) {
+        vf o[4][8]; // (nq <= 4, cw <= 8)
+        for (int h = 0; h < nq; h++)
+            for (int c = 0; c < cw; c++) o[h][c] = v_zero();
+        for (int64_t j0 = first; j0 < nkeys;) { // the keys of one block at a time
+            int64_t v0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + bs * stride + kv_head * hd + (j0 % bs) * stride + c0 * 16;
+            int64_t end = (j0 / bs + 1) * bs < nkeys ? (j0 / bs + 1) * bs : nkeys;
+            for (int64_t j = j0; j < end; j++) {
+                int64_t at = v0 + (j - j0) * stride;
+                vf eb[4];
+                for (int h = 0; h < nq; h++) eb[h] = v_set1(e[h * e_stride + j]);
+                for (int c = 0; c < cw; c++) {
+                    vf vv = kv->kv_type == VK_KV_F16 ? v_load_f16((const uint16_t *)kv->base + at + c * 16)
+                                                     : v_load((const float *)kv->base + at + c * 16);
+                    for (int h = 0; h < nq; h++) o[h][c] = v_fma(eb[h], vv, o[h][c]);
+                }
+            }
+            j0 = end;
+        }
+        for (int h = 0; h < nq; h++) {
+            vf zv = v_set1(z[h]);
+            for (int c = 0; c < cw; c++) v_store(out + h * hd + (c0 + c) * 16, v_div(o[h][c], zv));
+        }
+    }
+}
+
 #define VK_MAX_GROUP 8
 
 static void attention_group(const vk_kv_layout *kv, int32_t layer,
@@ -569,6 +604,25 @@ static void attention_group(const vk_kv_layout *kv, int32_t layer,
     // 3 heads x 4 vectors = 12 zmm accumulators: share the V loads.
     if (n_q == 3 && hd == 64) {
         attention_values(kv, layer, scratch, sl, out, table, first, nkeys, kv_head, z, 3, 4);
+        return;
+    }
+    // 4 heads (Gemma 3: one KV head of width 256), 4 x 4 zmm accumulators; 2 heads, 2 x 8.
+    if (n_q == 4 && hd % 64 == 0) {
+        attention_values_heads(kv, layer, scratch, sl, out, table, first, nkeys, kv_head, z, 4, 4);
+        return;
+    }
+    if (n_q == 2 && hd % 128 == 0) {
+        attention_values_heads(kv, layer, scratch, sl, out, table, first, nkeys, kv_head, z, 2, 8);
+        return;
+    }
+#else
+    // AVX2 (two registers a vector): 4 heads x 2 vectors, 2 heads x 4.
+    if (n_q == 4 && hd % 32 == 0) {
+        attention_values_heads(kv, layer, scratch, sl, out, table, first, nkeys, kv_head, z, 4, 2);
+        return;
+    }
+    if (n_q == 2 && hd % 64 == 0) {
+        attention_values_heads(kv, layer, scratch, sl, out, table, first, nkeys, kv_head, z, 2, 4);
         return;
     }
 #endif

@@ -145,10 +145,13 @@ struct TokenizerTests {
         #expect(throws: TokenizerError(.unsupportedChatTemplate, "the model's chat template is not a supported form (ChatML); it begins: {% for m in messages %}{{ m.content }}{% endfor %}")) {
             try tokenizer.encodeChat([ChatMessage(role: "user", content: "x")])
         }
+        // SentencePiece needs its scores; unknown models and pre-tokenizers name themselves.
         let spm = try tinyModelFile().withKey("tokenizer.ggml.model", .string("llama"))
-        #expect(throws: TokenizerError.self) { try Tokenizer(file: spm) }
-        let pre = try tinyModelFile().withKey("tokenizer.ggml.pre", .string("qwen2"))
-        #expect(throws: TokenizerError.self) { try Tokenizer(file: pre) }
+        #expect(throws: TokenizerError(.invalidVocabulary, "tokenizer.ggml.scores is missing or does not have one score per token")) { try Tokenizer(file: spm) }
+        let bert = try tinyModelFile().withKey("tokenizer.ggml.model", .string("bert"))
+        #expect(throws: TokenizerError(.unsupportedTokenizer, "tokenizer.ggml.model 'bert' is not supported (byte-level BPE 'gpt2', SentencePiece 'llama')")) { try Tokenizer(file: bert) }
+        let pre = try tinyModelFile().withKey("tokenizer.ggml.pre", .string("falcon"))
+        #expect(throws: TokenizerError(.unsupportedTokenizer, "pre-tokenizer 'falcon' is not supported (smollm, gpt2, llama-bpe, qwen2, deepseek-r1-qwen)")) { try Tokenizer(file: pre) }
     }
 
     @Test("the tiny generated model's tokenizer merges and round-trips")
