@@ -442,43 +442,37 @@ void vk_log_softmax(const float *x, float *y, int64_t rows, int64_t n) {
     vk_parallel((rows + j.per_item - 1) / j.per_item, log_softmax_item, &j);
 }
 
+// The gated activations (out = act(gate) * up), split over the pool in fixed spans.
+typedef void (*vk_glu_fn)(const float *gate, const float *up, float *out, int64_t n);
 typedef struct {
-    const vk_ops *ops;
+    vk_glu_fn fn;
     const float *gate, *up;
     float *out;
     int64_t count, per_item;
-} swiglu_job;
+} glu_job;
 
-static void swiglu_item(void *ctx, int64_t item, int tid) {
+static void glu_item(void *ctx, int64_t item, int tid) {
     (void)tid;
-    const swiglu_job *j = ctx;
+    const glu_job *j = ctx;
     int64_t i0 = item * j->per_item;
     int64_t c = j->count - i0 < j->per_item ? j->count - i0 : j->per_item;
-    j->ops->swiglu(j->gate + i0, j->up + i0, j->out + i0, c);
+    j->fn(j->gate + i0, j->up + i0, j->out + i0, c);
+}
+
+static void parallel_glu(vk_glu_fn fn, const float *gate, const float *up, float *out, int64_t count) {
+    if (count <= 0) return;
+    glu_job j = {.fn = fn, .gate = gate, .up = up, .out = out, .count = count, .per_item = 8192};
+    vk_parallel((count + j.per_item - 1) / j.per_item, glu_item, &j);
 }
 
 void vk_swiglu(const float *gate, const float *up, float *out, int64_t count) {
     VK_FP_DEFAULTS;
-    if (count <= 0) return;
-    swiglu_job j = {.ops = vk_current_ops(), .gate = gate, .up = up, .out = out,
-                    .count = count, .per_item = 8192};
-    vk_parallel((count + j.per_item - 1) / j.per_item, swiglu_item, &j);
-}
-
-static void geglu_item(void *ctx, int64_t item, int tid) {
-    (void)tid;
-    const swiglu_job *j = ctx;
-    int64_t i0 = item * j->per_item;
-    int64_t c = j->count - i0 < j->per_item ? j->count - i0 : j->per_item;
-    j->ops->geglu(j->gate + i0, j->up + i0, j->out + i0, c);
+    parallel_glu(vk_current_ops()->swiglu, gate, up, out, count);
 }
 
 void vk_geglu(const float *gate, const float *up, float *out, int64_t count) {
     VK_FP_DEFAULTS;
-    if (count <= 0) return;
-    swiglu_job j = {.ops = vk_current_ops(), .gate = gate, .up = up, .out = out,
-                    .count = count, .per_item = 8192};
-    vk_parallel((count + j.per_item - 1) / j.per_item, geglu_item, &j);
+    parallel_glu(vk_current_ops()->geglu, gate, up, out, count);
 }
 
 typedef struct {
