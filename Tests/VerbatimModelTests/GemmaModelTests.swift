@@ -4,7 +4,7 @@ import VerbatimKernels
 @testable import VerbatimModel
 
 /// One case of Data/tokenizer-*.json: ids from llama.cpp's own `llama-tokenize`
-/// (scripts/reference/make_tokenizer_expectations.py).
+/// (scripts/reference/make_llama_tokenize_expectations.py).
 struct LlamaTokenizeCase: Decodable {
     let text: String
     let special: Bool

