@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Layers (see ../shared/design/ARCHITECTURE.md): data flows down, nothing flows up.
+// Layers (see docs/design/ARCHITECTURE.md): data flows down, nothing flows up.
 // No target passes unsafe compiler flags: a service must be able to depend on this package by version.
 let package = Package(
     name: "Verbatim",

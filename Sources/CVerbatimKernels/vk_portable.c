@@ -1,5 +1,5 @@
 // The portable reference path: plain scalar loops written straight from
-// design/NUMERICS.md. These define the bits; the vector paths must match them.
+// docs/design/NUMERICS.md. These define the bits; the vector paths must match them.
 #pragma clang fp contract(off)
 #pragma STDC FP_CONTRACT OFF
 

@@ -1,6 +1,6 @@
 // The Swift face of the kernels. Hot-path calls take raw pointers and do not
 // allocate; all numerics live in the C target (CVerbatimKernels), whose
-// portable path defines the bits (design/NUMERICS.md).
+// portable path defines the bits (docs/design/NUMERICS.md).
 import CVerbatimKernels
 
 #if canImport(Glibc)

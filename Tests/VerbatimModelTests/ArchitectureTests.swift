@@ -37,6 +37,29 @@ struct ArchitectureTests {
         }
     }
 
+    @Test("a RoPE frequency divisor that is zero, negative, infinite or NaN is a typed error naming the tensor")
+    func badRopeDivisors() throws {
+        let tiny = try #require(Self.cases.first { $0.0 == "llama3" }).1
+        let base = try GGUFFile(data: tiny.generate())
+        for bad: Float in [0, -1, .infinity, .nan] {
+            var w = GGUFWriter()
+            for e in base.metadataEntries { w.set(e.key, e.value) }
+            for t in base.tensors {
+                if t.name == "rope_freqs.weight" {
+                    w.addTensor(t.name, dimensions: t.dimensions, type: .f32, values: [bad] + Array(repeating: 1, count: t.elementCount - 1))
+                } else {
+                    w.addTensor(t.name, dimensions: t.dimensions, type: t.type, data: Array(base.data(of: t)))
+                }
+            }
+            do {
+                _ = try LlamaModel(file: GGUFFile(data: w.serialized()))
+                Issue.record("divisor \(bad) was accepted")
+            } catch let error as GGUFError {
+                #expect(error.code == .invalidHyperparameters && error.message.contains("rope_freqs.weight"), "\(error)")
+            }
+        }
+    }
+
     @Test("alone = among random companions in random chunks and block sizes; chunks 1, 3, 16, 64 and whole agree", arguments: ["llama3", "qwen2", "qwen3", "gemma3"])
     func invariance(name: String) throws {
         let model = try Self.model(name)

@@ -14,7 +14,7 @@ func modelPath() -> String {
 /// design notes, and the multilingual strings of the tokenizer tests.
 func corpus() -> String {
     var parts: [String] = []
-    for path in ["/usr/share/common-licenses/GPL-3", "../README.md", "../../shared/design/CACHE.md",
+    for path in ["/usr/share/common-licenses/GPL-3", "../README.md", "../docs/design/CACHE.md",
                  "../Tests/VerbatimModelTests/Data/tokenizer-expected.json"] {
         if let text = try? String(contentsOfFile: path, encoding: .utf8) { parts.append(text) }
     }

@@ -1,7 +1,7 @@
 // Verbatim kernels: the C layer under the VerbatimKernels Swift module.
 //
 // Every kernel has a portable reference path (plain scalar loops written from
-// design/NUMERICS.md) and optimised AVX2+FMA / AVX-512 paths that give the same
+// docs/design/NUMERICS.md) and optimised AVX2+FMA / AVX-512 paths that give the same
 // bits. The path is chosen at run time (CPUID, then VERBATIM_ISA, then
 // vk_set_isa). Work is split across threads only over independent outputs.
 //

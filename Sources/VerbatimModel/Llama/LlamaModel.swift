@@ -104,6 +104,10 @@ public final class LlamaModel: @unchecked Sendable {
         output = packed[packed.count - 1]
         embeddings = try tensor("token_embd.weight")
         let divisors = config.hasRopeDivisors ? try floats("rope_freqs.weight") : nil
+        if let bad = divisors?.first(where: { !($0.isFinite && $0 > 0) }) {
+            throw GGUFError(.invalidHyperparameters, "tensor 'rope_freqs.weight' holds \(bad); every RoPE frequency divisor must be positive and finite",
+                            path: file.path)
+        }
         rope = RopeTable(maxPositions: config.contextLength, headDim: config.headDimension, theta: config.ropeFrequencyBase,
                          divisors: divisors)
         localRope = config.traits.localRopeBase.map {

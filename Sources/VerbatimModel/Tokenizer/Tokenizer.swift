@@ -123,11 +123,13 @@ public struct Tokenizer: Sendable {
         self.chatTemplateSource = chatTemplateSource
         self.chatTemplate = chatTemplateSource.flatMap { ChatTemplate(recognizing: $0) }
 
+        // BPE's lookups by text (SentencePiece looks tokens up by their bytes, below).
         var idOf: [String: TokenID] = [:]
-        idOf.reserveCapacity(tokens.count)
-        for (i, t) in tokens.enumerated() where idOf[t] == nil { idOf[t] = TokenID(i) }
-
-        byteTokens = ByteLevel.characters.map { idOf[String(Character($0))] ?? -1 }
+        if model == .bytePairEncoding {
+            idOf.reserveCapacity(tokens.count)
+            for (i, t) in tokens.enumerated() where idOf[t] == nil { idOf[t] = TokenID(i) }
+        }
+        byteTokens = model == .bytePairEncoding ? ByteLevel.characters.map { idOf[String(Character($0))] ?? -1 } : []
 
         var merges: [UInt64: (rank: Int32, result: TokenID)] = [:]
         merges.reserveCapacity(mergeStrings.count)
