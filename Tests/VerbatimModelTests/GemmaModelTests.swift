@@ -14,6 +14,19 @@ struct LlamaTokenizeCase: Decodable {
         let url = try #require(Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Data"))
         return try JSONDecoder().decode([LlamaTokenizeCase].self, from: Data(contentsOf: url))
     }
+
+    /// How many cases `tokenizer` encodes differently from llama.cpp; records each one.
+    static func mismatches(_ tokenizer: Tokenizer, _ cases: [LlamaTokenizeCase], _ label: String,
+                           sourceLocation: SourceLocation = #_sourceLocation) -> Int {
+        var count = 0
+        for c in cases {
+            let ids = tokenizer.encode(c.text, parseSpecial: c.special)
+            guard ids != c.ids else { continue }
+            count += 1
+            Issue.record("\(label) \(c.text.debugDescription) special=\(c.special): got \(ids), llama.cpp \(c.ids)", sourceLocation: sourceLocation)
+        }
+        return count
+    }
 }
 
 /// The second real model, Gemma 3 270M Q4_K_M (gemma3 architecture, K-quants, SentencePiece):
@@ -34,18 +47,9 @@ struct GemmaModelTests {
     @Test("SentencePiece ids equal llama.cpp's for 97 tricky strings, with and without special tokens (Gemma 3); BPE too (SmolLM2)")
     func tokenizerMatchesLlamaCpp() throws {
         for (name, file) in [("tokenizer-gemma3", try gemmaModel.get()), ("tokenizer-smollm2", try realModel.get())] {
-            let tokenizer = try Tokenizer(file: file)
             let cases = try LlamaTokenizeCase.load(name)
             #expect(cases.count >= 128)
-            var mismatches = 0
-            for c in cases {
-                let ids = tokenizer.encode(c.text, parseSpecial: c.special)
-                if ids != c.ids {
-                    mismatches += 1
-                    Issue.record("\(name) \(c.text.debugDescription) special=\(c.special): got \(ids), llama.cpp \(c.ids)")
-                }
-            }
-            #expect(mismatches == 0, "\(name)")
+            #expect(LlamaTokenizeCase.mismatches(try Tokenizer(file: file), cases, name) == 0, "\(name)")
         }
     }
 
@@ -58,15 +62,7 @@ struct GemmaModelTests {
         for e in base.metadataEntries { w.set(e.key, e.key == "tokenizer.ggml.pre" ? .string(pre) : e.value) }
         let tokenizer = try Tokenizer(file: GGUFFile(data: w.serialized()))
         #expect(tokenizer.preTokenizer.rawValue == pre)
-        var mismatches = 0
-        for c in try LlamaTokenizeCase.load("tokenizer-pre-\(pre)") {
-            let ids = tokenizer.encode(c.text, parseSpecial: c.special)
-            if ids != c.ids {
-                mismatches += 1
-                Issue.record("\(pre) \(c.text.debugDescription) special=\(c.special): got \(ids), llama.cpp \(c.ids)")
-            }
-        }
-        #expect(mismatches == 0)
+        #expect(LlamaTokenizeCase.mismatches(tokenizer, try LlamaTokenizeCase.load("tokenizer-pre-\(pre)"), pre) == 0)
     }
 
     @Test("decoding gives back the text (spaces, byte fallback, newlines)")
