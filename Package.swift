@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "VerbatimKernels", targets: ["VerbatimKernels"]),
+        .library(name: "VerbatimTemplate", targets: ["VerbatimTemplate"]),
         .library(name: "VerbatimModel", targets: ["VerbatimModel"]),
         .library(name: "Verbatim", targets: ["Verbatim"]),
         .library(name: "VerbatimCache", targets: ["VerbatimCache"]),
@@ -46,10 +47,13 @@ let package = Package(
         .target(name: "CVerbatimKernels"),
         .target(name: "VerbatimKernels", dependencies: ["CVerbatimKernels"]),
 
+        // A Jinja renderer for chat templates, matching Python's Jinja2 as transformers configures it.
+        .target(name: "VerbatimTemplate"),
+
         // GGUF files, hyperparameters, model digest, tokenizer, chat template, the forward pass.
         .target(
             name: "VerbatimModel",
-            dependencies: ["CVerbatimHash", "VerbatimKernels"]
+            dependencies: ["CVerbatimHash", "VerbatimKernels", "VerbatimTemplate"]
         ),
 
         // A thin Swift wrapper over LMDB: scoped transactions, zero-copy reads, typed errors.
@@ -124,6 +128,7 @@ let package = Package(
             dependencies: ["VerbatimModel"],
             resources: [.copy("Data")]
         ),
+        .testTarget(name: "VerbatimTemplateTests", dependencies: ["VerbatimTemplate"], resources: [.copy("Data")]),
         .testTarget(name: "VerbatimKernelsTests", dependencies: ["VerbatimKernels"]),
         .testTarget(name: "VerbatimTests", dependencies: ["Verbatim", "VerbatimCache"]),
         .testTarget(name: "VerbatimCacheTests", dependencies: ["VerbatimCache", "LMDB"]),
