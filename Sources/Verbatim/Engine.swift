@@ -97,8 +97,10 @@ public final class Engine: Sendable {
         case .text(let text):
             return tokenizer.encode(text, parseSpecial: parameters.parseSpecialTokens,
                                     addBOS: parameters.addSpecialTokens ? nil : false)
-        case .chat(let messages):
-            do { return try tokenizer.encodeChat(messages) } catch { throw EngineError(.invalidPrompt, error.message) }
+        case .chat(let messages, let options):
+            do { return try tokenizer.encodeChat(messages, options: options) } catch {
+                throw EngineError(.invalidPrompt, error.code == .templateRaised ? "the chat template refused the messages: \(error.message)" : error.message)
+            }
         }
     }
 

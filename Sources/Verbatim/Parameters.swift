@@ -6,8 +6,10 @@ public enum Prompt: Sendable, Equatable {
     /// `GenerateParameters.parseSpecialTokens` is true.
     case text(String)
     case tokens([TokenID])
-    /// Chat messages, formatted with the model's chat template and its generation prompt.
-    case chat([ChatMessage])
+    /// Chat messages, rendered by the model's chat template (or `options.template`), by
+    /// default with its generation prompt. A template's `raise_exception` (for example roles
+    /// that do not alternate) is an ``EngineError`` with code `invalidPrompt`.
+    case chat([ChatMessage], options: ChatOptions = ChatOptions())
 }
 
 /// How to generate. Every field that changes the output is part of the completion cache key.

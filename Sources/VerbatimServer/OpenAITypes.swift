@@ -78,7 +78,7 @@ struct GenerationRequest: Sendable {
                 guard ["system", "user", "assistant"].contains(role) else {
                     throw .invalid("messages[\(i)].role", "messages[\(i)].role must be system, user or assistant (got '\(role)')")
                 }
-                messages.append(ChatMessage(role: role, content: content))
+                messages.append(ChatMessage(role: ChatRole(role), content: content))
             }
             input = .chat(messages)
         } else {
@@ -135,7 +135,7 @@ struct GenerationRequest: Sendable {
     var prompt: Prompt {
         switch input {
         case .text(let t): .text(t)
-        case .chat(let m): .chat(m)
+        case .chat(let m): .chat(m, options: ChatOptions())
         }
     }
 

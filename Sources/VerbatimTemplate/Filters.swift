@@ -225,7 +225,7 @@ extension Builtins {
             let precision = try arg(0, "precision").map { p throws(TemplateError) in try int(p, "precision", r) ?? 0 } ?? 0
             let method = arg(1, "method").map { text($0).string } ?? "common"
             let scale = pow(10.0, Double(precision))
-            let rule: FloatingPointRoundingRule = method == "ceil" ? .up : method == "floor" ? .down : .toNearestOrAwayFromZero
+            let rule: FloatingPointRoundingRule = method == "ceil" ? .up : method == "floor" ? .down : .toNearestOrEven   // Python's round()
             return .double((x * scale).rounded(rule) / scale)
         case "items":
             switch v {
@@ -238,11 +238,10 @@ extension Builtins {
             let caseSensitive = arg(0, "case_sensitive")?.truthy ?? false
             let byValue = arg(1, "by").map { text($0).string == "value" } ?? false
             let reverse = arg(2, "reverse")?.truthy ?? false
-            let sorted = try sortValues(d.map { Value.tuple([$0.key, $0.value]) }, r) { x throws(TemplateError) in
+            return .list(try sortValues(d.map { Value.tuple([$0.key, $0.value]) }, reverse: reverse, r) { x throws(TemplateError) in
                 guard case .tuple(let pair) = x else { return x }
                 return fold(pair[byValue ? 1 : 0], caseSensitive)
-            }
-            return .list(reverse ? sorted.reversed() : sorted)
+            })
         case "selectattr", "rejectattr", "select", "reject":
             let byAttribute = name.hasSuffix("attr")
             var rest = a
@@ -287,10 +286,9 @@ extension Builtins {
             let reverse = arg(0, "reverse")?.truthy ?? false
             let caseSensitive = arg(1, "case_sensitive")?.truthy ?? false
             let attribute = arg(2, "attribute")
-            let sorted = try sortValues(try r.iterate(v), r) { x throws(TemplateError) in
+            return .list(try sortValues(try r.iterate(v), reverse: reverse, r) { x throws(TemplateError) in
                 fold(try attribute.map { p throws(TemplateError) in try attributePath(x, p, r) } ?? x, caseSensitive)
-            }
-            return .list(reverse ? sorted.reversed() : sorted)
+            })
         case "reverse":
             if case .string(let t) = v { return .string(t.derived(PyString.string(t.string.unicodeScalars.reversed()))) }
             return .list(try r.iterate(v).reversed())
@@ -376,14 +374,14 @@ extension Builtins {
         return v
     }
 
-    /// A stable sort by Python's `<` on keys.
-    static func sortValues(_ items: [Value], _ r: Renderer, key: (Value) throws(TemplateError) -> Value) throws(TemplateError) -> [Value] {
+    /// A stable sort by Python's `<` on keys (reversed, equal keys keep their order, as Python's).
+    static func sortValues(_ items: [Value], reverse: Bool = false, _ r: Renderer, key: (Value) throws(TemplateError) -> Value) throws(TemplateError) -> [Value] {
         var keyed: [(Value, Value)] = []
         for item in items { keyed.append((try key(item), item)) }
         // Insertion sort: stable, throws through, and the lists are short.
         for i in 1..<max(keyed.count, 1) {
             var j = i
-            while j > 0, try pyLess(keyed[j].0, keyed[j - 1].0, line: r.line) {
+            while j > 0, try reverse ? pyLess(keyed[j - 1].0, keyed[j].0, line: r.line) : pyLess(keyed[j].0, keyed[j - 1].0, line: r.line) {
                 keyed.swapAt(j, j - 1)
                 j -= 1
                 try r.step()

@@ -127,7 +127,6 @@ struct Parser {
             try expectEnd()
             return .callBlock(call: call, parameters: parameters, body: body, line: l)
         case "filter":
-            cursor -= 1   // the chain starts with the filter name, read as `|name`
             let filters = try parseFilterChain(first: true)
             try expectEnd()
             let (body, _) = try parseBody(until: ["endfilter"])

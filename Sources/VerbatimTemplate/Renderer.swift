@@ -107,6 +107,7 @@ final class Renderer {
             if let condition {
                 var kept: [Value] = []
                 for item in items {
+                    try step()
                     let s = Scope(parent: scope)
                     try assign(target, item, s)
                     if try test(condition, s) { kept.append(item) }
@@ -118,6 +119,7 @@ final class Renderer {
             loopDepth += 1
             defer { loopDepth -= 1 }
             for (i, item) in items.enumerated() {
+                try step()   // an iteration is work even when its body is empty
                 state.index0 = i
                 let s = Scope(parent: scope)
                 s.variables["loop"] = .loop(state)

@@ -197,7 +197,7 @@ struct Warm: AsyncParsableCommand {
             } else if let messages = object["messages"] as? [[String: Any]] {
                 let chat = messages.compactMap { m -> ChatMessage? in
                     guard let role = m["role"] as? String, let content = m["content"] as? String else { return nil }
-                    return ChatMessage(role: role, content: content)
+                    return ChatMessage(role: ChatRole(role), content: content)
                 }
                 guard chat.count == messages.count, !chat.isEmpty else {
                     throw Failure("cachectl: \(file) line \(n + 1): every message needs a string role and content", status: 64)

@@ -50,8 +50,8 @@ struct Info: ParsableCommand {
                               "tokens": tokenizer.count,
                               "bos": tokenizer.bosID.map { Int($0) } as Any, "eos": tokenizer.eosID.map { Int($0) } as Any,
                               "add_bos": tokenizer.addBOS,
-                              "chat_template": tokenizer.chatTemplate == nil
-                                  ? (tokenizer.chatTemplateSource == nil ? "none" : "unsupported") : "chatml"],
+                              "chat_template": tokenizer.chatTemplate != nil ? "jinja"
+                                  : (tokenizer.chatTemplateSource == nil ? "none" : "unsupported")],
             ])
             return
         }
@@ -76,8 +76,8 @@ struct Info: ParsableCommand {
             ("KV (f32)", "\(kvBytesPerToken / 1024) KiB per token, \(mib(kvBytesPerToken * config.contextLength)) for the full context"),
             ("tokenizer", (tokenizer.model == .sentencePiece ? "SentencePiece (\(tokenizer.count) tokens)" : "byte-level BPE, pre-tokenizer \(tokenizer.preTokenizer.rawValue)")
                 + ", BOS \(tokenizer.addBOS ? "added" : "not added"), EOS \(tokenizer.eosID.map { "\($0) \(tokenizer.tokens[Int($0)])" } ?? "-")"),
-            ("chat template", tokenizer.chatTemplate.map { t in "ChatML" + (t.defaultSystemMessage.map { ", default system: \"\($0)\"" } ?? "") }
-                ?? (tokenizer.chatTemplateSource == nil ? "none" : "unsupported form")),
+            ("chat template", tokenizer.chatTemplate.map { "Jinja, \($0.source.utf8.count) bytes (verbatim template renders it)" }
+                ?? tokenizer.chatTemplateError.map { "unusable: \($0)" } ?? "none"),
         ]
         let width = rows.map(\.0.count).max() ?? 0
         for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }

@@ -7,7 +7,7 @@ struct VerbatimCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verbatim",
         abstract: "Deterministic CPU inference for small LLaMA models, with an exact cache.",
-        subcommands: [Info.self, Tokenize.self, Score.self, Generate.self, Demo.self, Serve.self, CacheStress.self, CrossCheck.self, Cut.self]
+        subcommands: [Info.self, Tokenize.self, TemplateCommand.self, Score.self, Generate.self, Demo.self, Serve.self, CacheStress.self, CrossCheck.self, Cut.self]
     )
 }
 

@@ -51,6 +51,34 @@ struct CLI {
 
 @Suite("verbatim command line")
 struct CLITests {
+    @Test("template prints the rendered prompt exactly; --var, --now and --bos-token reach the template; a template error exits non-zero")
+    func template() throws {
+        let conversation = Data(#"{"messages": [{"role": "user", "content": "Hi"}], "add_generation_prompt": true}"#.utf8)
+        let model = try CLI.run(["template", "--model", CLI.modelPath, "-"], stdin: conversation)
+        #expect(model.status == 0, "\(model.stderr)")
+        #expect(String(decoding: model.stdout, as: UTF8.self) == "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+            + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+
+        let folder = NSTemporaryDirectory() + "verbatim-template-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let source = "{{ bos_token }}{{ strftime_now('%Y-%m-%d') }} {{ mode }} {{ tools | length }}\n{% for m in messages %}"
+            + "{% if m.role == 'assistant' and loop.first %}{{ raise_exception('assistant cannot speak first') }}{% endif %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+        try source.write(toFile: folder + "/t.jinja", atomically: true, encoding: .utf8)
+        try conversation.write(to: URL(fileURLWithPath: folder + "/m.json"))
+        let file = try CLI.run(["template", "--template", folder + "/t.jinja", "--bos-token", "<s>", "--var", "mode=fast",
+                                "--var", #"tools=[{"name": "f"}, {"name": "g"}]"#, "--now", "2026-01-02", folder + "/m.json"])
+        #expect(file.status == 0, "\(file.stderr)")
+        #expect(String(decoding: file.stdout, as: UTF8.self) == "<s>2026-01-02 fast 2\n[user] Hi\n")
+
+        let refused = try CLI.run(["template", "--template", folder + "/t.jinja", "-"],
+                                  stdin: Data(#"{"messages": [{"role": "assistant", "content": "x"}]}"#.utf8))
+        #expect(refused.status != 0 && refused.stdout.isEmpty)
+        #expect(refused.stderr.contains("assistant cannot speak first"))
+        let broken = try CLI.run(["template", "--template", folder + "/m.json", "-"], stdin: Data("not json".utf8))
+        #expect(broken.status != 0 && broken.stderr.contains("invalid JSON"))
+    }
+
     @Test("tokenize --json prints the model's ids; TEXT and standard input agree")
     func tokenizeText() throws {
         #expect(FileManager.default.isExecutableFile(atPath: CLI.binary), "missing \(CLI.binary)")

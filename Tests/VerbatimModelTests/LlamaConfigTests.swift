@@ -95,4 +95,12 @@ extension GGUFFile {
         for t in tensors { w.addTensor(t.name, dimensions: t.dimensions, type: t.type, data: Array(data(of: t))) }
         return try GGUFFile(data: w.serialized())
     }
+
+    /// A copy without one metadata key.
+    func withoutKey(_ key: String) throws -> GGUFFile {
+        var w = GGUFWriter()
+        for e in metadataEntries where e.key != key { w.set(e.key, e.value) }
+        for t in tensors { w.addTensor(t.name, dimensions: t.dimensions, type: t.type, data: Array(data(of: t))) }
+        return try GGUFFile(data: w.serialized())
+    }
 }

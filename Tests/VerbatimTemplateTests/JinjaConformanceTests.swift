@@ -104,3 +104,40 @@ struct JinjaConformanceTests {
         #expect(exact >= 60)
     }
 }
+
+extension JinjaCorpus {
+    struct Unit { let source: String; let expected: TemplateValue }
+
+    /// One construct per case (lexer, operators, statements, each filter, test and method),
+    /// rendered by Jinja2 on one context.
+    static let units: (context: [String: TemplateValue], cases: [Unit]) = {
+        let url = Bundle.module.url(forResource: "templates-jinja2", withExtension: "json", subdirectory: "Data")!
+        let root = try! TemplateValue(json: String(decoding: try! Data(contentsOf: url), as: UTF8.self))
+        guard case .object(let context)? = root["unit_context"], case .array(let units)? = root["units"] else { fatalError("malformed corpus") }
+        var variables: [String: TemplateValue] = [:]
+        for e in context { variables[e.key] = e.value }
+        return (variables, units.compactMap { u in
+            guard case .string(let source)? = u["source"] else { return nil }
+            return Unit(source: source, expected: u)
+        })
+    }()
+
+    static func check(_ unit: Unit, _ context: [String: TemplateValue]) -> String? {
+        let rendered = Result { () throws(TemplateError) in try Template(unit.source).render(context) }
+        switch (rendered, unit.expected["text"], unit.expected["error"]) {
+        case (.success(let r), .string(let text)?, _):
+            return r.text.unicodeScalars.elementsEqual(text.unicodeScalars) ? nil : "rendered \(r.text.debugDescription), Jinja2 \(text.debugDescription)"
+        case (.success(let r), _, .string(let error)?):
+            return "rendered \(r.text.debugDescription) where Jinja2 raised \(error)"
+        case (.failure(let e), .string(let text)?, _):
+            return "failed (\(e)) where Jinja2 rendered \(text.debugDescription)"
+        case (.failure(let e), _, .string(let error)?):
+            if error.hasPrefix("raise_exception: ") {
+                return e.code == .raised && "raise_exception: " + e.message == error ? nil : "raised \(e), Jinja2 \(error)"
+            }
+            return nil
+        default:
+            return "malformed expectation"
+        }
+    }
+}

@@ -21,6 +21,11 @@ struct EngineTests {
         #expect(code(.tokens(Array(repeating: 5, count: ctx - 3))) == .contextExceeded)
         #expect(code(.tokens([5]), GenerateParameters(maxTokens: ctx)) == .contextExceeded)
         #expect(code(.chat([])) == .invalidPrompt)
+        let alternating = try ChatTemplate(source: "{% for m in messages %}{% if (m.role == 'user') != (loop.index0 % 2 == 0) %}"
+            + "{{ raise_exception('roles must alternate user/assistant') }}{% endif %}{{ m.content }}{% endfor %}")
+        let twoUsers = [ChatMessage(role: .user, content: "a"), ChatMessage(role: .user, content: "b")]
+        #expect(code(.chat(twoUsers, options: ChatOptions(template: alternating))) == .invalidPrompt)
+        #expect(code(.chat([twoUsers[0]], options: ChatOptions(template: alternating))) == nil)
         let changes: [(inout GenerateParameters) -> Void] = [
             { $0.maxTokens = 0 }, { $0.temperature = -1 }, { $0.temperature = .nan }, { $0.topK = -1 }, { $0.topP = 0 },
             { $0.topP = 1.5 }, { $0.minP = 2 }, { $0.logprobs = true; $0.topLogprobs = 21 }, { $0.stopTokens = [99999] },

@@ -85,6 +85,68 @@ CONVERSATIONS = [
 ]
 
 
+# The renderer's pieces, one construct per case, on one fixed context.
+UNIT_CONTEXT = {"s": "  Hello World  ", "n": 7, "x": 2.5, "d": {"b": 2, "a": 1, "c": None},
+                "items": [{"name": "x", "type": "function", "n": 3}, {"name": "y", "type": "other", "n": 1},
+                          {"name": "z", "type": "function", "n": 2}],
+                "words": ["b", "A", "c", "a"], "empty": [], "nothing": None, "flag": True, "text": "a\nb\n\nc"}
+UNITS = [
+    # lexer: whitespace control, trim_blocks, lstrip_blocks, comments, raw, newlines
+    "a {{- ' b ' -}} c", "a\n  {% if true %}\n  x\n  {% endif %}\nb", "a {%- if true %} b {% endif -%} c",
+    "a {%+ if true %}b{% endif +%}\nc", "x\n{# comment #}\ny", "  {# c #}  z", "{% raw %}{{ not }} {% rendered %}{% endraw %}!",
+    "line1\r\nline2\rline3\n", "{{ 'keep' }}\n\n", "{% if true %}  \n{% endif %}x", "\t{% if true %}y{% endif %}",
+    "{{ '\\n\\t\\u00e9\\x41' }}|{{ \"it's\" }}|{{ 'a' 'b' }}",
+    # expressions: arithmetic, comparison, logic, precedence
+    "{{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 2 ** 10 }} {{ 7 / 2 }} {{ 1 / 3 }}",
+    "{{ 1e16 }} {{ 1e15 }} {{ 0.0001 }} {{ 0.00001 }} {{ 1.5 + 1 }} {{ 0.1 + 0.2 }} {{ -0.0 }} {{ 3.0 }} {{ 2 ** -1 }}",
+    "{{ 'a' ~ 1 ~ none ~ true }} {{ 'ab' * 3 }} {{ [1] + [2] }} {{ 'x' + 'y' }}",
+    "{{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 'a' in 'cat' }} {{ 2 not in [1, 3] }} {{ 'k' in {'k': 1} }} {{ not flag }}",
+    "{{ nothing or 'default' }} {{ 0 and 1 }} {{ 'x' if n > 5 else 'y' }} {{ 'z' if false }}|",
+    "{{ [1, 'a', none, true, 2.5, ('t',), {'k': [1]}] }} {{ (1, 2) }} {{ {'a': 'b'} }} {{ \"q'\" }} {{ ['q\"', \"q'\"] }}",
+    "{{ s[2:7] }} {{ s[::-1] }} {{ words[-1] }} {{ words[1:] }} {{ words[:-1] }} {{ words[::2] }} {{ s[100] }}|{{ words[5] }}|",
+    "{{ d.a }} {{ d['b'] }} {{ d.missing }}|{{ d.c }} {{ items[0].name }} {{ items.0.type }}",
+    # statements
+    "{% for w in words %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.first }}{{ loop.last }}{{ loop.length }}{{ w }};{% endfor %}",
+    "{% for w in words if w != 'c' %}{{ loop.index }}{{ w }}{% else %}none{% endfor %}|{% for w in empty %}x{% else %}empty{% endfor %}",
+    "{% for k, v in d.items() %}{{ k }}={{ v }},{% endfor %} {% for k in d %}{{ k }}{% endfor %}",
+    "{% for w in words %}{% if w == 'c' %}{% break %}{% endif %}{{ w }}{% endfor %} {% for w in words %}{% if w == 'A' %}{% continue %}{% endif %}{{ w }}{% endfor %}",
+    "{% for w in words %}{{ loop.cycle('odd', 'even') }}{{ loop.previtem|default('^') }}{{ loop.nextitem|default('$') }} {% endfor %}",
+    "{% set x = 1 %}{% for i in [1, 2] %}{{ x }}{% set x = i * 10 %}{{ x }};{% endfor %}{{ x }}",
+    "{% set ns = namespace(total=0, seen=[]) %}{% for i in items %}{% set ns.total = ns.total + i.n %}{% endfor %}{{ ns.total }}",
+    "{% set a, b = 1, 2 %}{{ a }}{{ b }} {% set block %}inside {{ n }}{% endset %}[{{ block }}] {% set up | upper %}shout{% endset %}{{ up }}",
+    "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('A') }} {{ greet('B', '?') }} {{ greet(name='C', punct='.') }}",
+    "{% macro wrap() %}<{{ caller() }}>{% endmacro %}{% call wrap() %}body {{ n }}{% endcall %}",
+    "{% macro m() %}{{ late }}{% endmacro %}{% set late = 'seen' %}{{ m() }}",
+    "{% filter upper %}quiet {{ n }}{% endfilter %} {% with q = 5 %}{{ q }}{% endwith %}{{ q }}|",
+    "{% if n > 10 %}big{% elif n > 5 %}medium{% else %}small{% endif %}",
+    "{% generation %}assistant text{% endgeneration %}",
+    # tests
+    "{{ s is string }} {{ n is number }} {{ n is integer }} {{ x is float }} {{ flag is boolean }} {{ d is mapping }} {{ words is sequence }} {{ words is iterable }}",
+    "{{ undefined_thing is defined }} {{ nothing is none }} {{ n is odd }} {{ n is even }} {{ 9 is divisibleby 3 }} {{ n is not none }} {{ s is not mapping }}",
+    "{{ 'a' is in 'abc' }} {{ n is eq 7 }} {{ n is equalto 7 }} {{ n is gt 3 }} {{ n is lt 3 }} {{ n is ge 7 }} {{ true is sameas true }} {{ 'ab' is lower }} {{ 'AB' is upper }}",
+    # filters
+    "[{{ s|trim }}] [{{ 'xxhixx'|trim('x') }}] {{ s|length }} {{ words|length }} {{ d|count }} {{ s|upper }} {{ s|lower }} {{ 'hello world'|capitalize }} {{ 'hello wORLD'|title }}",
+    "{{ s|replace('l', 'L') }} {{ s|replace('l', 'L', 1) }} {{ missing|default('dflt') }} {{ ''|default('e', true) }} {{ nothing|default('kept') }} {{ missing|d('d') }}",
+    "{{ words|join(', ') }} {{ items|join('/', attribute='name') }} {{ words|first }} {{ words|last }} {{ 'abc'|list }} {{ n|string }} {{ '42'|int + 1 }} {{ '3.5'|float }} {{ 'x'|int }} {{ -3|abs }}",
+    "{{ 2.567|round(2) }} {{ 2.5|round }} {{ 3.5|round }} {{ 2.1|round(0, 'ceil') }} {{ d|items|list }} {{ d|dictsort }} {{ words|sort }} {{ words|sort(reverse=true) }} {{ words|sort(case_sensitive=true) }}",
+    "{{ items|selectattr('type', 'equalto', 'function')|map(attribute='name')|list }} {{ items|rejectattr('type', 'equalto', 'function')|list|length }} {{ [0, 1, 2, none]|select|list }} {{ [1, 2, 3, 4]|reject('odd')|list }}",
+    "{{ words|map('upper')|list }} {{ ['a', 'A', 'b']|unique|list }} {{ words|reverse|list }} {{ 'abc'|reverse }} {{ [1, 2, 3]|sum }} {{ items|sum(attribute='n') }} {{ [3, 1, 2]|min }} {{ [3, 1, 2]|max }}",
+    "{{ text|indent(2) }}|{{ text|indent(2, true) }}|{{ text|indent('> ', first=true, blank=true) }}",
+    "{{ '%s is %d (%.2f) %5s|%-5s|%05d %x %%'|format('n', n, x, 'r', 'l', 42, 255) }} {{ '%(a)s-%(b)s' % {'a': 1, 'b': 2} }} {{ 'a<b & \"c\"'|escape }}",
+    "{{ d|tojson }} {{ items[0]|tojson(indent=2) }} {{ 'é \"q\" \\ \n \u0001'|tojson }} {{ [1.0, 2.5, 1e20, none, true]|tojson }} {{ {}|tojson }} {{ [[]]|tojson(indent=2) }}",
+    "{{ d|tojson(sort_keys=true) }} {{ d|tojson(separators=(',', ':')) }} {{ 'x'|safe }} {{ 'one two  three'|wordcount }}",
+    # methods
+    "{{ s.strip() }}|{{ s.lstrip() }}|{{ s.rstrip() }}|{{ 'xxaxx'.strip('x') }}|{{ s.split() }} {{ 'a,b,,c'.split(',') }} {{ 'a,b,c'.split(',', 1) }} {{ 'a,b,c'.rsplit(',', 1) }}",
+    "{{ s.startswith('  He') }} {{ s.endswith(('x', '  ')) }} {{ s.upper() }} {{ s.lower() }} {{ s.replace('o', '0') }} {{ s.find('World') }} {{ s.rfind('l') }} {{ s.count('l') }} {{ '-'.join(words) }}",
+    "{{ 'a{}b{}'.format(1, 'x') }} {{ '{0}{0}{1}'.format('p', 'q') }} {{ '{name}!'.format(name='N') }} {{ 'x\ny\r\nz'.splitlines() }} {{ 'Title case words'.title() }} {{ 'lower'.capitalize() }}",
+    "{{ d.get('a') }} {{ d.get('zz', 'none') }} {{ d.get('zz') }} {{ d.keys()|list }} {{ d.values()|list }} {{ words.index('c') }} {{ words.count('a') }} {{ '12'.isdigit() }} {{ 'ab'.isalpha() }} {{ '  '.isspace() }}",
+    "{{ range(3)|list }} {{ range(1, 7, 2)|list }} {{ range(5, 0, -2)|list }} {{ dict(a=1, b=2) }} {{ namespace(a=1).a }}",
+    # errors Jinja2 raises too
+    "{{ undefined_thing.attr }}", "{{ 1 + 'a' }}", "{{ raise_exception('custom failure') }}", "{{ words.append(1) }}",
+    "{{ 'a' < 1 }}", "{{ n() }}", "{{ 1 / 0 }}", "{% for x in n %}{% endfor %}", "{{ undefined_thing + 1 }}", "{{ d|unknownfilter }}",
+]
+
+
 def gguf_chat_template(path):
     import gguf
     reader = gguf.GGUFReader(path)
@@ -120,6 +182,16 @@ def main():
     for name, source in sources.items():
         cases = [render(env, source, m, g) for _, m, g in CONVERSATIONS]
         result["templates"].append({"name": name, "source": source, "cases": cases})
+    result["unit_context"] = UNIT_CONTEXT
+    result["units"] = []
+    for source in UNITS:
+        try:
+            case = {"text": env.from_string(source).render(**UNIT_CONTEXT)}
+        except TemplateError as e:
+            case = {"error": "raise_exception: " + str(e)}
+        except Exception as e:
+            case = {"error": type(e).__name__ + ": " + str(e)}
+        result["units"].append({"source": source, **case})
     with open(out, "w", encoding="utf-8") as f:
         json.dump(result, f, ensure_ascii=False, indent=1)
         f.write("\n")

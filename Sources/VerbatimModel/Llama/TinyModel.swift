@@ -40,8 +40,11 @@ public struct TinyModel: Sendable {
     public init() {}
 
     public static let controlTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    public static let chatTemplate = ChatTemplate.withDefaultSystemPrefix + "You are a tiny test model."
-        + ChatTemplate.withDefaultSystemMiddle + ChatTemplate.messageLoop
+    /// SmolLM2's ChatML template with its own default system message.
+    public static let chatTemplate = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+        + "{{ '<|im_start|>system\nYou are a tiny test model.<|im_end|>\n' }}{% endif %}"
+        + "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+        + "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 
     static let trainingText = """
         The quick brown fox jumps over the lazy dog. Deterministic kernels give the same bits \

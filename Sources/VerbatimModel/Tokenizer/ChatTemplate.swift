@@ -1,108 +1,134 @@
-/// A chat message for the model's chat template.
-public struct ChatMessage: Sendable, Equatable, Codable {
-    public var role: String
-    public var content: String
-    public init(role: String, content: String) { self.role = role; self.content = content }
+@_exported import VerbatimTemplate
+
+/// Who speaks a chat message. The four common roles are cases; any other role a template
+/// understands (`developer`, `ipython`, ...) goes through `custom`.
+public enum ChatRole: Sendable, Hashable, Codable, ExpressibleByStringLiteral, CustomStringConvertible {
+    case system, user, assistant, tool
+    case custom(String)
+
+    public init(_ name: String) {
+        switch name {
+        case "system": self = .system
+        case "user": self = .user
+        case "assistant": self = .assistant
+        case "tool": self = .tool
+        default: self = .custom(name)
+        }
+    }
+
+    public init(stringLiteral value: String) { self.init(value) }
+
+    /// The role's name as templates see it (`message['role']`).
+    public var name: String {
+        switch self {
+        case .system: "system"
+        case .user: "user"
+        case .assistant: "assistant"
+        case .tool: "tool"
+        case .custom(let name): name
+        }
+    }
+
+    public var description: String { name }
+
+    public init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(name)
+    }
 }
 
-/// The chat templates Verbatim renders: ChatML (`<|im_start|>role\ncontent<|im_end|>\n`),
-/// optionally with a default system message inserted when the first message is not a
-/// system message (SmolLM2's template). A template is recognised only when its Jinja text
-/// is exactly one of these forms, so an unknown template is an error, never a wrong prompt.
+/// A chat message for the model's chat template.
+public struct ChatMessage: Sendable, Equatable, Codable {
+    public var role: ChatRole
+    public var content: String
+    public init(role: ChatRole, content: String) { self.role = role; self.content = content }
+}
+
+/// How a chat becomes a prompt, beyond its messages.
+public struct ChatOptions: Sendable, Equatable {
+    /// End with the template's cue for the assistant's turn (`add_generation_prompt`).
+    public var addGenerationPrompt: Bool
+    /// A template to use instead of the model's own (required for a model without one).
+    public var template: ChatTemplate?
+    /// Further template variables (`tools`, `enable_thinking`, `date_string`, ...): caller data,
+    /// never parsed as control tokens.
+    public var variables: [String: TemplateValue]
+    /// What `strftime_now` sees; nil is the current local time. Fix it when the prompt (and so
+    /// the cache key) must not change with the date.
+    public var now: CalendarTime?
+
+    public init(addGenerationPrompt: Bool = true, template: ChatTemplate? = nil,
+                variables: [String: TemplateValue] = [:], now: CalendarTime? = nil) {
+        self.addGenerationPrompt = addGenerationPrompt
+        self.template = template
+        self.variables = variables
+        self.now = now
+    }
+}
+
+/// A model's chat template (`tokenizer.chat_template`, Jinja), rendered exactly as Python's
+/// Jinja2 renders it for transformers. The template's own text may hold control tokens
+/// (`<|im_start|>`); message content never becomes one (see ``RenderedText``).
 public struct ChatTemplate: Sendable, Equatable {
-    /// The system message added when the conversation does not start with one.
-    public let defaultSystemMessage: String?
+    public let source: String
+    let template: Template
 
-    static let messageLoop = "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-    static let withDefaultSystemPrefix = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
-    static let withDefaultSystemMiddle = "<|im_end|>\n' }}{% endif %}"
-    static let plainPrefix = "{% for message in messages %}"
-
-    public init(defaultSystemMessage: String?) { self.defaultSystemMessage = defaultSystemMessage }
-
-    /// Recognises a template's Jinja source; nil when it is not a supported form.
-    public init?(recognizing source: String) {
-        let suffix = Self.withDefaultSystemMiddle + Self.messageLoop
-        if source.hasPrefix(Self.withDefaultSystemPrefix), source.hasSuffix(suffix),
-           source.count >= Self.withDefaultSystemPrefix.count + suffix.count {
-            let system = String(source.dropFirst(Self.withDefaultSystemPrefix.count).dropLast(suffix.count))
-            // Inside a Jinja string literal: quotes, backslashes or braces would need parsing.
-            guard !system.contains(where: { "'\"\\{}%".contains($0) }) else { return nil }
-            self.defaultSystemMessage = system
-        } else if source == Self.plainPrefix + Self.messageLoop {
-            self.defaultSystemMessage = nil
-        } else {
-            return nil
-        }
+    public init(source: String) throws(TemplateError) {
+        self.source = source
+        template = try Template(source)
     }
 
-    /// One piece of a rendered prompt: literal text, or a control token by its text.
-    public enum Part: Sendable, Equatable {
-        case text(String)
-        case control(String)
-    }
+    public static func == (a: ChatTemplate, b: ChatTemplate) -> Bool { a.source == b.source }
 
-    /// The prompt as parts, so that message content can never become a control token.
-    public func parts(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> [Part] {
-        var parts: [Part] = []
-        func turn(_ role: String, _ content: String) {
-            parts += [.control("<|im_start|>"), .text(role + "\n" + content), .control("<|im_end|>"), .text("\n")]
-        }
-        for (i, message) in messages.enumerated() {
-            if i == 0, message.role != "system", let system = defaultSystemMessage { turn("system", system) }
-            turn(message.role, message.content)
-        }
-        if addGenerationPrompt { parts += [.control("<|im_start|>"), .text("assistant\n")] }
-        return parts
-    }
-
-    /// The prompt as text, exactly as the Jinja template renders it.
-    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
-        parts(messages, addGenerationPrompt: addGenerationPrompt).map {
-            switch $0 { case .text(let t), .control(let t): t }
-        }.joined()
+    /// The prompt text with which parts came from the messages and variables.
+    /// `bos`/`eos` are the model's `bos_token`/`eos_token` strings.
+    public func render(_ messages: [ChatMessage], options: ChatOptions = ChatOptions(),
+                       bos: String?, eos: String?) throws(TemplateError) -> RenderedText {
+        var variables = options.variables
+        variables["messages"] = .array(messages.map {
+            .object([TemplateObjectEntry("role", .string($0.role.name)), TemplateObjectEntry("content", .string($0.content))])
+        })
+        variables["add_generation_prompt"] = .bool(options.addGenerationPrompt)
+        if let bos { variables["bos_token"] = .trustedString(bos) }
+        if let eos { variables["eos_token"] = .trustedString(eos) }
+        return try template.render(variables, now: options.now)
     }
 }
 
 extension Tokenizer {
-    /// Tokens of a chat prompt rendered by the model's template. The template's own markers
-    /// are control tokens; message content is always plain text, so a message containing
-    /// "<|im_end|>" cannot end its turn early. Text between two markers is encoded as one
-    /// run, so the tokens equal those of encoding the rendered text with special parsing
-    /// whenever the content holds no control-token text.
-    public func encodeChat(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) throws(TokenizerError) -> [TokenID] {
-        guard let template = chatTemplate else {
-            if let source = chatTemplateSource {
-                throw TokenizerError(.unsupportedChatTemplate,
-                                     "the model's chat template is not a supported form (ChatML); it begins: \(source.prefix(80))")
-            }
-            throw TokenizerError(.unsupportedChatTemplate, "the model has no chat template")
+    /// The model's template, or a clear error when it has none or it does not parse.
+    public func chatTemplate(_ override: ChatTemplate?) throws(TokenizerError) -> ChatTemplate {
+        if let override { return override }
+        if let chatTemplate { return chatTemplate }
+        if let chatTemplateError {
+            throw TokenizerError(.unsupportedChatTemplate, "the model's chat template cannot be used: \(chatTemplateError)")
         }
+        throw TokenizerError(.unsupportedChatTemplate, "the model has no chat template (tokenizer.chat_template); supply one")
+    }
+
+    /// The chat prompt as text, exactly as the template renders it.
+    public func renderChat(_ messages: [ChatMessage], options: ChatOptions = ChatOptions()) throws(TokenizerError) -> RenderedText {
+        let template = try chatTemplate(options.template)
         guard !messages.isEmpty else { throw TokenizerError(.invalidMessage, "a chat needs at least one message") }
-        for m in messages where m.role.isEmpty || m.role.contains("\n") || m.role.contains("<|") {
-            throw TokenizerError(.invalidMessage, "invalid role '\(m.role)'")
+        for m in messages where m.role.name.isEmpty {
+            throw TokenizerError(.invalidMessage, "a message role cannot be empty")
         }
-        var out: [TokenID] = []
-        if addBOS, let bos = bosID { out.append(bos) }
-        var text = ""
-        func flush() {
-            let scalars = Array(text.unicodeScalars)
-            encodeText(scalars, 0..<scalars.count, into: &out)
-            text = ""
+        func text(_ id: TokenID?) -> String? { id.map { tokens[Int($0)] } }
+        do {
+            return try template.render(messages, options: options, bos: text(bosID), eos: text(eosID))
+        } catch {
+            let code: TokenizerError.Code = error.code == .raised ? .templateRaised : .templateFailed
+            throw TokenizerError(code, error.code == .raised ? error.message : error.description)
         }
-        for part in template.parts(messages, addGenerationPrompt: addGenerationPrompt) {
-            switch part {
-            case .text(let t): text += t
-            case .control(let marker):
-                guard let id = encode(marker, parseSpecial: true, addBOS: false).first,
-                      encode(marker, parseSpecial: true, addBOS: false).count == 1, isControl(id) else {
-                    throw TokenizerError(.unsupportedChatTemplate, "the vocabulary has no control token \(marker)")
-                }
-                flush()
-                out.append(id)
-            }
-        }
-        flush()
-        return out
+    }
+
+    /// Tokens of a chat prompt rendered by the model's template (or `options.template`).
+    /// Control tokens are recognised only in the template's own text, so a message holding
+    /// "<|im_end|>" cannot end its turn early; whenever no message holds control-token text,
+    /// the tokens equal those of encoding the rendered text with special parsing. The model's
+    /// BOS is added (per `add_bos_token`) unless the template already wrote it.
+    public func encodeChat(_ messages: [ChatMessage], options: ChatOptions = ChatOptions()) throws(TokenizerError) -> [TokenID] {
+        encode(try renderChat(messages, options: options))
     }
 }

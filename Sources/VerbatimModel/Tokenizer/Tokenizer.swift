@@ -1,9 +1,15 @@
+import VerbatimTemplate
+
 /// A token id. Vocabularies here are far below 2^31 entries.
 public typealias TokenID = Int32
 
 public struct TokenizerError: Error, Equatable, CustomStringConvertible, Sendable {
     public enum Code: String, Sendable {
         case unsupportedTokenizer, invalidVocabulary, invalidTokenID, unsupportedChatTemplate, invalidMessage
+        /// The chat template called `raise_exception` (the message is its text, e.g. roles that do not alternate).
+        case templateRaised
+        /// The chat template failed while rendering (a construct the renderer refuses, a type error).
+        case templateFailed
     }
     public let code: Code
     public let message: String
@@ -40,7 +46,10 @@ public struct Tokenizer: Sendable {
     public let bosID: TokenID?
     public let eosID: TokenID?
     public let addBOS: Bool
+    /// The model's chat template, parsed; nil when the file has none or it does not parse.
     public let chatTemplate: ChatTemplate?
+    /// Why the file's chat template could not be parsed.
+    public let chatTemplateError: TemplateError?
     /// The raw `tokenizer.chat_template` text, when the file has one.
     public let chatTemplateSource: String?
 
@@ -121,7 +130,12 @@ public struct Tokenizer: Sendable {
         self.eosID = eosID
         self.addBOS = addBOS && bosID != nil
         self.chatTemplateSource = chatTemplateSource
-        self.chatTemplate = chatTemplateSource.flatMap { ChatTemplate(recognizing: $0) }
+        var parsed: ChatTemplate? = nil, parseError: TemplateError? = nil
+        if let chatTemplateSource {
+            do { parsed = try ChatTemplate(source: chatTemplateSource) } catch { parseError = error }
+        }
+        self.chatTemplate = parsed
+        self.chatTemplateError = parseError
 
         // BPE's lookups by text (SentencePiece looks tokens up by their bytes, below).
         var idOf: [String: TokenID] = [:]
@@ -207,11 +221,41 @@ public struct Tokenizer: Sendable {
         return out
     }
 
+    /// Token ids of a rendered chat template. Control tokens are split out only where the text
+    /// came from the template itself; caller text between them is plain text, and text runs
+    /// are encoded whole across the boundaries between template and caller text. `addBOS`
+    /// (default: the model's rule) adds BOS unless the text already starts with it.
+    public func encode(_ rendered: RenderedText, addBOS: Bool? = nil) -> [TokenID] {
+        let scalars = Array(rendered.text.unicodeScalars)
+        var untrusted = [Bool](repeating: false, count: scalars.count)
+        if !rendered.untrustedRanges.isEmpty {
+            var offset = 0, range = 0
+            for (i, u) in scalars.enumerated() {
+                while range < rendered.untrustedRanges.count, rendered.untrustedRanges[range].upperBound <= offset { range += 1 }
+                if range < rendered.untrustedRanges.count, rendered.untrustedRanges[range].contains(offset) { untrusted[i] = true }
+                offset += UTF8.width(u)
+            }
+        }
+        let matches = specialMatches(scalars, parseSpecial: true, blocked: untrusted)
+        var out: [TokenID] = []
+        if addBOS ?? self.addBOS, let bos = bosID, !(matches.first.map { $0.0 == 0 && $0.2 == bos } ?? false) { out.append(bos) }
+        var start = 0
+        var afterSpecial = true
+        for (at, length, id) in matches {
+            encodeFragment(scalars, start..<at, afterSpecial: afterSpecial, into: &out)
+            out.append(id)
+            start = at + length
+            afterSpecial = true
+        }
+        if start < scalars.count { encodeFragment(scalars, start..<scalars.count, afterSpecial: afterSpecial, into: &out) }
+        return out
+    }
+
     /// Where special tokens occur in the text, in text order: each special token in turn,
     /// longest first, takes its leftmost non-overlapping occurrences in what earlier ones left
     /// (llama.cpp's partition). User-defined tokens always; control and unknown ones only with
-    /// `parseSpecial`.
-    private func specialMatches(_ s: [Unicode.Scalar], parseSpecial: Bool) -> [(Int, Int, TokenID)] {
+    /// `parseSpecial`, and never over a `blocked` position (caller text in a chat prompt).
+    private func specialMatches(_ s: [Unicode.Scalar], parseSpecial: Bool, blocked: [Bool] = []) -> [(Int, Int, TokenID)] {
         guard !specialTokens.isEmpty, !s.isEmpty else { return [] }
         var positions: [Unicode.Scalar: [Int]] = [:]
         for (i, c) in s.enumerated() where specialFirstScalars.contains(c) { positions[c, default: []].append(i) }
@@ -223,7 +267,8 @@ public struct Tokenizer: Sendable {
             let length = special.scalars.count
             for p in starts where p + length <= s.count && !taken[p] {
                 var matches = true
-                for k in 0..<length where taken[p + k] || s[p + k] != special.scalars[k] { matches = false; break }
+                for k in 0..<length where taken[p + k] || s[p + k] != special.scalars[k]
+                    || (!special.always && !blocked.isEmpty && blocked[p + k]) { matches = false; break }
                 guard matches else { continue }
                 for k in 0..<length { taken[p + k] = true }
                 found.append((p, length, special.id))
