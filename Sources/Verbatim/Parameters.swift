@@ -2,8 +2,8 @@ import VerbatimModel
 
 /// What to generate from.
 public enum Prompt: Sendable, Equatable {
-    /// Text; control tokens written in it (such as `<|im_start|>`) become control tokens when
-    /// `GenerateParameters.parseSpecialTokens` is true.
+    /// Text, encoded as plain text: control-token text in it (such as `<|im_start|>`) becomes
+    /// control tokens only when `GenerateParameters.parseSpecialTokens` is set (trusted text).
     case text(String)
     case tokens([TokenID])
     /// Chat messages, rendered by the model's chat template (or `options.template`), by
@@ -35,8 +35,10 @@ public struct GenerateParameters: Sendable, Equatable, Hashable {
     public var logprobs: Bool = false
     /// With `logprobs`, also report this many most likely alternatives per step (0...20).
     public var topLogprobs: Int = 0
-    /// For `.text` prompts: match control tokens written in the text (default true).
-    public var parseSpecialTokens: Bool = true
+    /// For `.text` prompts: match control tokens written in the text (such as `<|im_start|>`).
+    /// Off by default, so text from an untrusted user cannot forge turns; turn it on only for
+    /// text the application itself wrote.
+    public var parseSpecialTokens: Bool = false
     /// For `.text` prompts: prepend BOS when the model asks for it.
     public var addSpecialTokens: Bool = true
 

@@ -21,6 +21,13 @@ struct EngineTests {
         #expect(code(.tokens(Array(repeating: 5, count: ctx - 3))) == .contextExceeded)
         #expect(code(.tokens([5]), GenerateParameters(maxTokens: ctx)) == .contextExceeded)
         #expect(code(.chat([])) == .invalidPrompt)
+        // Text is plain by default: a user cannot forge a turn; the application may opt in for its own text.
+        let marker = try engine.tokens(of: .text("<|im_start|>"), parameters: GenerateParameters(maxTokens: 4))
+        #expect(!marker.contains { engine.tokenizer.isControl($0) })
+        var trusted = GenerateParameters(maxTokens: 4)
+        trusted.parseSpecialTokens = true
+        let parsed = try engine.tokens(of: .text("<|im_start|>"), parameters: trusted)
+        #expect(parsed.count == 1 && engine.tokenizer.isControl(parsed[0]))
         let alternating = try ChatTemplate(source: "{% for m in messages %}{% if (m.role == 'user') != (loop.index0 % 2 == 0) %}"
             + "{{ raise_exception('roles must alternate user/assistant') }}{% endif %}{{ m.content }}{% endfor %}")
         let twoUsers = [ChatMessage(role: .user, content: "a"), ChatMessage(role: .user, content: "b")]

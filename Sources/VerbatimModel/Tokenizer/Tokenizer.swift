@@ -206,19 +206,24 @@ public struct Tokenizer: Sendable {
     /// `<|im_start|>`) become those tokens; without, they are plain text. `addBOS` defaults to
     /// the model's `tokenizer.ggml.add_bos_token` (false for SmolLM2).
     public func encode(_ text: String, parseSpecial: Bool = false, addBOS: Bool? = nil) -> [TokenID] {
+        let scalars = Array(text.unicodeScalars)
         var out: [TokenID] = []
         if addBOS ?? self.addBOS, let bos = bosID { out.append(bos) }
-        let scalars = Array(text.unicodeScalars)
+        encode(scalars, specials: specialMatches(scalars, parseSpecial: parseSpecial), into: &out)
+        return out
+    }
+
+    /// The text between special tokens encoded as text runs, the special tokens as themselves.
+    private func encode(_ scalars: [Unicode.Scalar], specials: [(Int, Int, TokenID)], into out: inout [TokenID]) {
         var start = 0
         var afterSpecial = true // SentencePiece's space prefix goes at the start and after specials
-        for (at, length, id) in specialMatches(scalars, parseSpecial: parseSpecial) {
+        for (at, length, id) in specials {
             encodeFragment(scalars, start..<at, afterSpecial: afterSpecial, into: &out)
             out.append(id)
             start = at + length
             afterSpecial = true
         }
         if start < scalars.count { encodeFragment(scalars, start..<scalars.count, afterSpecial: afterSpecial, into: &out) }
-        return out
     }
 
     /// Token ids of a rendered chat template. Control tokens are split out only where the text
@@ -239,15 +244,7 @@ public struct Tokenizer: Sendable {
         let matches = specialMatches(scalars, parseSpecial: true, blocked: untrusted)
         var out: [TokenID] = []
         if addBOS ?? self.addBOS, let bos = bosID, !(matches.first.map { $0.0 == 0 && $0.2 == bos } ?? false) { out.append(bos) }
-        var start = 0
-        var afterSpecial = true
-        for (at, length, id) in matches {
-            encodeFragment(scalars, start..<at, afterSpecial: afterSpecial, into: &out)
-            out.append(id)
-            start = at + length
-            afterSpecial = true
-        }
-        if start < scalars.count { encodeFragment(scalars, start..<scalars.count, afterSpecial: afterSpecial, into: &out) }
+        encode(scalars, specials: matches, into: &out)
         return out
     }
 
@@ -302,28 +299,43 @@ public struct Tokenizer: Sendable {
         }
     }
 
-    /// Applies merges in rank order, leftmost first among equal ranks.
+    /// Applies merges in rank order, leftmost first among equal ranks: a heap of candidate pairs
+    /// over a linked list of symbols, so a long piece costs O(n log n), not O(n²) (a hostile
+    /// prompt of one 300 000-character "word" must not stall the engine).
     private func mergePairs(_ symbols: inout [TokenID]) {
-        guard symbols.count > 1 else { return }
-        // rank of the pair starting at each index (Int32.max: no merge)
-        var ranks = [Int32](repeating: .max, count: symbols.count - 1)
-        var results = [TokenID](repeating: -1, count: symbols.count - 1)
-        func look(_ k: Int) {
-            let key = UInt64(UInt32(symbols[k])) << 32 | UInt64(UInt32(symbols[k + 1]))
-            if let m = merges[key] { ranks[k] = m.rank; results[k] = m.result } else { ranks[k] = .max }
+        let n = symbols.count
+        guard n > 1 else { return }
+        var next = Array(1...n)          // n: no right neighbour
+        var prev = Array(-1..<(n - 1))   // -1: no left neighbour
+        var heap = PairHeap()
+        func push(_ left: Int) {
+            let right = next[left]
+            guard left >= 0, right < n else { return }
+            let key = UInt64(UInt32(symbols[left])) << 32 | UInt64(UInt32(symbols[right]))
+            if let m = merges[key] {
+                heap.push(PairHeap.Candidate(rank: m.rank, left: Int32(left), right: Int32(right),
+                                             leftToken: symbols[left], rightToken: symbols[right], result: m.result))
+            }
         }
-        for k in 0..<ranks.count { look(k) }
-        while !ranks.isEmpty {
-            var best = 0
-            for k in 1..<ranks.count where ranks[k] < ranks[best] { best = k }
-            guard ranks[best] != .max else { return }
-            symbols[best] = results[best]
-            symbols.remove(at: best + 1)
-            ranks.remove(at: best)
-            results.remove(at: best)
-            if best < ranks.count { look(best) }
-            if best > 0 { look(best - 1) }
+        for k in 0..<(n - 1) { push(k) }
+        var removed = [Bool](repeating: false, count: n)
+        while let c = heap.pop() {
+            let left = Int(c.left), right = Int(c.right)
+            // Stale when either side has merged since the candidate was pushed.
+            guard !removed[left], !removed[right], next[left] == right,
+                  symbols[left] == c.leftToken, symbols[right] == c.rightToken else { continue }
+            symbols[left] = c.result
+            removed[right] = true
+            next[left] = next[right]
+            if next[right] < n { prev[next[right]] = left }
+            push(left)
+            if prev[left] >= 0 { push(prev[left]) }
         }
+        var out: [TokenID] = []
+        out.reserveCapacity(n)
+        var k = 0
+        while k < n { out.append(symbols[k]); k = next[k] }
+        symbols = out
     }
 
     // MARK: - Decoding
@@ -354,4 +366,50 @@ public struct Tokenizer: Sendable {
 extension String {
     /// The string with zeros before it up to `width` characters.
     func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}
+
+/// A binary min-heap of merge candidates ordered by (rank, left position): the lowest rank
+/// first, the leftmost among equal ranks.
+struct PairHeap {
+    struct Candidate {
+        let rank: Int32
+        let left: Int32
+        let right: Int32
+        let leftToken: TokenID
+        let rightToken: TokenID
+        let result: TokenID
+        func precedes(_ o: Candidate) -> Bool { rank < o.rank || (rank == o.rank && left < o.left) }
+    }
+
+    private var items: [Candidate] = []
+
+    mutating func push(_ c: Candidate) {
+        items.append(c)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i].precedes(items[parent]) else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> Candidate? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var best = i
+                if l < items.count, items[l].precedes(items[best]) { best = l }
+                if r < items.count, items[r].precedes(items[best]) { best = r }
+                if best == i { break }
+                items.swapAt(i, best)
+                i = best
+            }
+        }
+        return top
+    }
 }
