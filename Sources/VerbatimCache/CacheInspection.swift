@@ -146,6 +146,10 @@ extension CacheStore {
         let before = (try? fm.attributesOfItem(atPath: dataPath)[.size] as? Int) ?? 0
         let scratch = directory + "/compact.tmp"
         try? fm.removeItem(atPath: scratch)
+        // A folder the caller may not write is a permission problem (as for evict), not a storage failure.
+        if Glibc.access(directory, W_OK) != 0, errno == EACCES || errno == EROFS || errno == EPERM {
+            throw CacheError(.permissionDenied, "\(directory) is not writable: \(String(cString: strerror(errno)))")
+        }
         do { try fm.createDirectory(atPath: scratch, withIntermediateDirectories: false) } catch {
             throw CacheError(.cannotCreate, "cannot create \(scratch): \(error.localizedDescription)")
         }
@@ -192,7 +196,7 @@ final class FolderLock: @unchecked Sendable {
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             let code = errno
-            throw CacheError(code == EACCES ? .permissionDenied : .storage, "cannot open \(path): \(String(cString: strerror(code)))")
+            throw CacheError([EACCES, EPERM, EROFS].contains(code) ? .permissionDenied : .storage, "cannot open \(path): \(String(cString: strerror(code)))")
         }
         if flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
             close(fd)

@@ -165,7 +165,8 @@ public final class VerbatimService: Sendable {
         } catch {
             response = Self.json(500, APIError(500, "\(error)", type: "server_error").json)
         }
-        metrics.request(endpoint, Int(response.status.code))
+        // A stream's status is known only when it ends: its body counts it (200, 499 or 504).
+        if response.headers[.contentType] != "text/event-stream" { metrics.request(endpoint, Int(response.status.code)) }
         return response
     }
 
@@ -298,51 +299,60 @@ public final class VerbatimService: Sendable {
     private func streamingResponse(_ stream: GenerationStream, _ r: GenerationRequest, id: String, created: Int, chat: Bool,
                                    connection: ConnectionState) -> Response {
         let model = configuration.modelName, fingerprint = systemFingerprint, timeout = configuration.requestTimeout
+        let endpoint = chat ? "chat" : "completions"
         let body = ResponseBody { [self] writer in
-            let deadline = ContinuousClock.now + timeout
-            func send(_ object: [String: Any]) async throws {
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-                try await writer.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))
-            }
-            func chunk(_ choice: [String: Any], usage: Any = NSNull()) -> [String: Any] {
-                ["id": id, "object": chat ? "chat.completion.chunk" : "text_completion", "created": created, "model": model,
-                 "system_fingerprint": fingerprint, "choices": [choice], "usage": usage]
-            }
-            if chat { try await send(chunk(["index": 0, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()])) }
-            var summary: GenerationSummary?
-            for await event in stream {
-                if connection.isClosed {
-                    // Nobody is reading: stop generating (the write below would fail later anyway).
-                    stream.cancel()
-                    throw APIError(499, "the client closed the connection", type: "invalid_request_error", code: "client_closed")
+            do {
+                let deadline = ContinuousClock.now + timeout
+                func send(_ object: [String: Any]) async throws {
+                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+                    try await writer.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))
                 }
-                if ContinuousClock.now > deadline {
-                    // Over time: stop generating and say so in the stream (the status line is sent).
-                    stream.cancel()
-                    try await send(APIError(504, "the request took longer than \(timeout)", type: "server_error", code: "timeout").json)
-                    try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-                    try await writer.finish(nil)
-                    return
+                func chunk(_ choice: [String: Any], usage: Any = NSNull()) -> [String: Any] {
+                    ["id": id, "object": chat ? "chat.completion.chunk" : "text_completion", "created": created, "model": model,
+                     "system_fingerprint": fingerprint, "choices": [choice], "usage": usage]
                 }
-                switch event {
-                case .token(let t):
-                    let logprobs = r.logprobs ? logprobsObject([t], chat: chat) : NSNull()
-                    if chat {
-                        try await send(chunk(["index": 0, "delta": ["content": t.text], "logprobs": logprobs, "finish_reason": NSNull()]))
-                    } else {
-                        try await send(chunk(["index": 0, "text": t.text, "logprobs": logprobs, "finish_reason": NSNull()]))
+                if chat { try await send(chunk(["index": 0, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()])) }
+                var summary: GenerationSummary?
+                for await event in stream {
+                    if connection.isClosed {
+                        // Nobody is reading: stop generating (the write below would fail later anyway).
+                        stream.cancel()
+                        throw APIError(499, "the client closed the connection", type: "invalid_request_error", code: "client_closed")
                     }
-                case .summary(let s):
-                    summary = s
+                    if ContinuousClock.now > deadline {
+                        // Over time: stop generating and say so in the stream (the status line is sent).
+                        stream.cancel()
+                        try await send(APIError(504, "the request took longer than \(timeout)", type: "server_error", code: "timeout").json)
+                        try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                        try await writer.finish(nil)
+                        metrics.request(endpoint, 504)
+                        return
+                    }
+                    switch event {
+                    case .token(let t):
+                        let logprobs = r.logprobs ? logprobsObject([t], chat: chat) : NSNull()
+                        if chat {
+                            try await send(chunk(["index": 0, "delta": ["content": t.text], "logprobs": logprobs, "finish_reason": NSNull()]))
+                        } else {
+                            try await send(chunk(["index": 0, "text": t.text, "logprobs": logprobs, "finish_reason": NSNull()]))
+                        }
+                    case .summary(let s):
+                        summary = s
+                    }
                 }
+                let reason = finishReason(summary)
+                let last: [String: Any] = chat ? ["index": 0, "delta": [String: Any](), "logprobs": NSNull(), "finish_reason": reason]
+                                               : ["index": 0, "text": "", "logprobs": NSNull(), "finish_reason": reason]
+                try await send(chunk(last, usage: r.includeUsage ? usage(summary) : NSNull()))
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                try await writer.finish(nil)
+                if let summary { metrics.record(summary) }
+                metrics.request(endpoint, 200)
+            } catch {
+                // The status line went out as 200; what the stream came to is counted here.
+                metrics.request(endpoint, connection.isClosed ? 499 : 500)
+                throw error
             }
-            let reason = finishReason(summary)
-            let last: [String: Any] = chat ? ["index": 0, "delta": [String: Any](), "logprobs": NSNull(), "finish_reason": reason]
-                                           : ["index": 0, "text": "", "logprobs": NSNull(), "finish_reason": reason]
-            try await send(chunk(last, usage: r.includeUsage ? usage(summary) : NSNull()))
-            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
-            try await writer.finish(nil)
-            if let summary { metrics.record(summary) }
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }

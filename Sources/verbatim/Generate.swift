@@ -91,6 +91,8 @@ struct Generate: AsyncParsableCommand {
                 configuration.completionCache = !noCompletionCache
             }
             engine = try Engine(model: lm, tokenizer: try Tokenizer(file: file), configuration: configuration)
+        } catch let error as CacheError {
+            throw CLIError("cache folder \(cache ?? "-"): \(error.message)")   // the folder, not the model, is at fault
         } catch {
             throw CLIError("\(model.path): \(error)")
         }

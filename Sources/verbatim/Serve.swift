@@ -41,6 +41,8 @@ struct Serve: AsyncParsableCommand {
             let tokenizer = try Tokenizer(file: file)
             let engine = try Engine(model: lm, tokenizer: tokenizer, configuration: configuration)
             service = VerbatimService(engine: engine, tokenizer: tokenizer, cache: store, modelDigest: lm.digest, configuration: server)
+        } catch let error as CacheError {
+            throw CLIError("cache folder \(cache): \(error.message)")   // the folder, not the model, is at fault
         } catch {
             throw CLIError("\(model.path): \(error)")
         }

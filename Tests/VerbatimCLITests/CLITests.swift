@@ -130,6 +130,16 @@ struct CLITests {
         let corrupt = try CLI.run(["tokenize", "--model", path, "x"])
         #expect(corrupt.status == 1)
         #expect(corrupt.stderr.contains("truncated") && corrupt.stderr.contains(path))
+        // A bad cache folder is named as the cache folder, not blamed on the model.
+        let badCache = try CLI.run(["generate", "--cache", path, "--max-tokens", "1", "--text", "x"])
+        #expect(badCache.status == 1)
+        #expect(badCache.stderr.contains("cache folder \(path)") && !badCache.stderr.contains(CLI.modelPath), "\(badCache.stderr)")
+        // A FIFO as the model is refused at once (it used to wait forever for a writer).
+        let fifo = path + ".fifo"
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { try? FileManager.default.removeItem(atPath: fifo) }
+        let pipe = try CLI.run(["info", "--model", fifo])
+        #expect(pipe.status == 1 && pipe.stderr.contains("not a regular file"))
     }
 }
 

@@ -195,6 +195,13 @@ struct GGUFFuzzTests {
         #expect(throws: GGUFError(.cannotOpen, "cannot open: No such file or directory", path: path + ".missing")) {
             try GGUFFile(path: path + ".missing")
         }
+        // A FIFO, a directory and a device are refused at once, never waited on.
+        let fifo = path + ".fifo"
+        try #require(mkfifo(fifo, 0o600) == 0)
+        defer { FileManagerShim.remove(fifo) }
+        for special in [fifo, "/tmp", "/dev/zero"] {
+            #expect(throws: GGUFError(.cannotOpen, "not a regular file", path: special)) { try GGUFFile(path: special) }
+        }
     }
 }
 

@@ -14,7 +14,8 @@ public final class MappedBytes: @unchecked Sendable {
 
     /// Maps the whole file read-only.
     public init(path: String) throws(GGUFError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (the type check below refuses it).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw GGUFError(.cannotOpen, "cannot open: \(Self.errnoText())", path: path) }
         defer { close(fd) }
         var info = stat()
