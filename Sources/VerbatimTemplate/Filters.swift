@@ -25,8 +25,10 @@ extension Builtins {
                 default: throw TemplateError(.type, "range expected 1 to 3 arguments, got \(bounds.count)", line: r.line)
                 }
                 guard step != 0 else { throw TemplateError(.type, "range() arg 3 must not be zero", line: r.line) }
-                let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
-                guard count <= maxRange else { throw TemplateError(.limit, "range() of \(count) items is longer than \(maxRange)", line: r.line) }
+                // In Double: the bounds may be any Int, and their difference must not trap.
+                let span = step > 0 ? Double(stop) - Double(start) : Double(start) - Double(stop)
+                let count = span <= 0 ? 0 : (span / Double(step.magnitude)).rounded(.up)
+                guard count <= Double(maxRange) else { throw TemplateError(.limit, "range() of \(count) items is longer than \(maxRange)", line: r.line) }
                 return .list(stride(from: start, to: stop, by: step).map(Value.int))
             })
         case "dict":
@@ -128,7 +130,7 @@ extension Builtins {
                                            "default", "d", "join", "first", "last", "list", "string", "int", "float", "abs",
                                            "round", "items", "dictsort", "selectattr", "rejectattr", "select", "reject", "map",
                                            "unique", "sort", "reverse", "sum", "min", "max", "safe", "indent", "format",
-                                           "escape", "e", "attr", "wordcount", "center", "batch", "truncate"]
+                                           "escape", "e", "attr", "wordcount"]
 
     static func filter(_ name: String, _ v: Value, _ a: Args, _ k: Kwargs, _ r: Renderer) throws(TemplateError) -> Value {
         func arg(_ i: Int, _ key: String) -> Value? { Methods.argument(a, k, i, key) }
@@ -312,7 +314,10 @@ extension Builtins {
             var indentation = Text("    ")
             switch arg(0, "width") {
             case .string(let s)?: indentation = s
-            case let w?: indentation = Text(String(repeating: " ", count: max(0, try int(w, "width", r) ?? 4)))
+            case let w?:
+                let width = max(0, try int(w, "width", r) ?? 4)
+                try r.checkSize(width)
+                indentation = Text(String(repeating: " ", count: width))
             case nil: break
             }
             let first = arg(1, "first")?.truthy ?? false

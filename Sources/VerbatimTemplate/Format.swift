@@ -43,7 +43,8 @@ enum Format {
             var flags = Set<Unicode.Scalar>()
             while i < s.count, "-+ 0#".unicodeScalars.contains(s[i]) { flags.insert(s[i]); i += 1 }
             var width = 0
-            while i < s.count, let d = Int(String(s[i])) { width = width * 10 + d; i += 1 }
+            while i < s.count, let d = Int(String(s[i])) { width = min(width * 10 + d, Int(Int32.max)); i += 1 }
+            try r.checkSize(width)
             var precision: Int? = nil
             if i < s.count, s[i] == "." {
                 i += 1
@@ -171,7 +172,9 @@ enum JSONOutput {
     static func dump(_ v: Value, indent: Value?, ensureASCII: Bool, separators: Value?, sortKeys: Bool, _ r: Renderer) throws(TemplateError) -> Text {
         var indentUnit: String? = nil
         switch indent {
-        case .int(let n)?: indentUnit = String(repeating: " ", count: max(0, n))
+        case .int(let n)?:
+            try r.checkSize(n)
+            indentUnit = String(repeating: " ", count: max(0, n))
         case .string(let t)?: indentUnit = t.string
         case nil, .none?: break
         case let other?: throw TemplateError(.type, "tojson indent must be an integer or a string, not \(other.typeName)", line: r.line)
@@ -319,6 +322,9 @@ public struct CalendarTime: Sendable, Equatable {
 
     /// C's strftime in the C locale for the directives templates use; `%-d` style (no padding) as glibc.
     func format(_ f: String, line: Int) throws(TemplateError) -> String {
+        guard (1...12).contains(month), (1...31).contains(day) else {
+            throw TemplateError(.type, "strftime_now: \(year)-\(month)-\(day) is not a date", line: line)
+        }
         var out = ""
         var it = f.unicodeScalars.makeIterator()
         while let u = it.next() {

@@ -176,16 +176,22 @@ enum Builtins {
         case (.add, .list(let x), .list(let y)): return .list(x + y)
         case (.add, .tuple(let x), .tuple(let y)): return .tuple(x + y)
         case (.multiply, .string(let t), .int(let n)), (.multiply, .int(let n), .string(let t)):
-            try r.checkSize(t.string.utf8.count * max(n, 0))
+            try r.checkSize(repeatedSize(t.string.utf8.count, n))
             return .string(t.derived(String(repeating: t.string, count: max(n, 0))))
         case (.multiply, .list(let x), .int(let n)), (.multiply, .int(let n), .list(let x)):
-            try r.checkSize(x.count * max(n, 0))
+            try r.checkSize(repeatedSize(x.count, n))
             return .list(Array(repeatElement(x, count: max(n, 0)).joined()))
         case (.modulo, .string(let t), _):
             return .string(try Format.percent(t, b, r))
         default:
             throw typeError()
         }
+    }
+
+    /// The size of `n` repetitions, saturating instead of overflowing (`'x' * 2**62` is a limit error, not a trap).
+    static func repeatedSize(_ size: Int, _ n: Int) -> Int {
+        let (total, overflow) = size.multipliedReportingOverflow(by: max(n, 0))
+        return overflow ? .max : total
     }
 
     static func compare(_ op: CompareOp, _ a: Value, _ b: Value, _ r: Renderer) throws(TemplateError) -> Bool {

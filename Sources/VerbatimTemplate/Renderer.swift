@@ -263,9 +263,6 @@ final class Renderer {
             default: throw TemplateError(.type, "'\(f.typeName)' object is not callable", line: line)
             }
         case .filter(let o, let name, let args):
-            if name == "default" || name == "d" {   // the one filter that must see an undefined value unevaluated-safe
-                return try applyFilter(name, try eval(o, scope), args, scope)
-            }
             return try applyFilter(name, try eval(o, scope), args, scope)
         case .test(let o, let name, let args, let negated):
             let (positional, _) = try evalArguments(args, scope)

@@ -54,6 +54,11 @@ struct TemplateRendererTests {
         #expect(error("{{ 'x' * 100000000 }}")?.code == .limit)
         #expect(error("{% set s = namespace(t='xxxxxxxx') %}{% for i in range(40) %}{% set s.t = s.t ~ s.t %}{% endfor %}")?.code == .limit)
         #expect(error("{{ 9223372036854775807 + 1 }}")?.code == .limit)
+        // Sizes and counts near Int's limits are limit errors, never an arithmetic trap.
+        for huge in ["{{ 'x' * 9223372036854775807 }}", "{{ [1, 2] * 9223372036854775807 }}", "{{ range(-9223372036854775807, 9223372036854775807) }}",
+                     "{{ '%99999999999999999999d' % 1 }}", "{{ 'a\\nb' | indent(9223372036854775807) }}", "{{ [1] | tojson(indent=9223372036854775807) }}"] {
+            #expect(error(huge)?.code == .limit, "\(huge)")
+        }
         let small = TemplateLimits(steps: 100, outputBytes: 64, callDepth: 2)
         #expect(error("{% for i in range(1000) %}x{% endfor %}", limits: small)?.code == .limit)
     }
@@ -102,5 +107,6 @@ struct TemplateRendererTests {
         let now = CalendarTime(year: 2026, month: 7, day: 26, hour: 9, minute: 5, second: 3)
         let r = try Template("{{ strftime_now('%d %b %Y|%A %B %-d %H:%M:%S %j %y %p %I') }}").render([:], now: now)
         #expect(r.text == "26 Jul 2026|Sunday July 26 09:05:03 207 26 AM 09")
+        #expect(throws: TemplateError.self) { try Template("{{ strftime_now('%b') }}").render([:], now: CalendarTime(year: 2026, month: 13, day: 1)) }
     }
 }
