@@ -86,22 +86,62 @@ public final class Engine: Sendable {
 
     deinit { shared.stop(cancelRunning: true) }
 
-    /// Token ids of a prompt, as `generate` would feed them.
-    public func tokens(of prompt: Prompt, parameters: GenerateParameters = GenerateParameters()) throws(EngineError) -> [TokenID] {
-        switch prompt {
-        case .tokens(let ids):
+    /// Token ids of a prompt, as `generate` would feed them. A prompt longer than the context
+    /// window is refused (`.contextExceeded`) as soon as tokenizing reaches that length, without
+    /// encoding the rest. `budget` lets another thread stop the work (`.cancelled`); its
+    /// `maxTokens` replaces the context window as the limit.
+    public func tokens(of prompt: Prompt, parameters: GenerateParameters = GenerateParameters(),
+                       budget: EncodeBudget? = nil) throws(EngineError) -> [TokenID] {
+        let context = model.config.contextLength
+        let budget = budget ?? EncodeBudget(maxTokens: context)
+        if case .tokens(let ids) = prompt {
             for id in ids where id < 0 || Int(id) >= tokenizer.count {
                 throw EngineError(.invalidToken, "token id \(id) is out of range (vocabulary has \(tokenizer.count) tokens)")
             }
             return ids
-        case .text(let text):
-            return tokenizer.encode(text, parseSpecial: parameters.parseSpecialTokens,
-                                    addBOS: parameters.addSpecialTokens ? nil : false)
-        case .chat(let messages, let options):
-            do { return try tokenizer.encodeChat(messages, options: options) } catch {
-                throw EngineError(.invalidPrompt, error.code == .templateRaised ? "the chat template refused the messages: \(error.message)" : error.message)
+        }
+        do throws(TokenizerError) {
+            switch prompt {
+            case .tokens(let ids):
+                return ids
+            case .text(let text):
+                return try tokenizer.encode(text, parseSpecial: parameters.parseSpecialTokens,
+                                            addBOS: parameters.addSpecialTokens ? nil : false, budget: budget)
+            case .chat(let messages, let options):
+                return try tokenizer.encodeChat(messages, options: options, budget: budget)
+            }
+        } catch {
+            switch error.code {
+            case .tooManyTokens:
+                throw EngineError(.contextExceeded, "the prompt is longer than \(budget.maxTokens) tokens (the context window is \(context) tokens)")
+            case .cancelled: throw EngineError(.cancelled, "tokenizing the prompt was cancelled")
+            case .templateRaised: throw EngineError(.invalidPrompt, "the chat template refused the messages: \(error.message)")
+            default: throw EngineError(.invalidPrompt, error.message)
             }
         }
+    }
+
+    /// `tokens(of:parameters:)` on a thread of its own, so a long prompt or a heavy chat
+    /// template never holds one of the caller's cooperative threads (a server's `/health`
+    /// stays prompt). Cancelling the calling task stops the work between pieces
+    /// (`.cancelled`).
+    public func tokenize(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters()) async throws(EngineError) -> [TokenID] {
+        let budget = EncodeBudget(maxTokens: model.config.contextLength)
+        let result: Result<[TokenID], EngineError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let thread = Thread {
+                    continuation.resume(returning: Result { () throws(EngineError) in
+                        try self.tokens(of: prompt, parameters: parameters, budget: budget)
+                    })
+                }
+                thread.name = "verbatim-tokenize"
+                thread.stackSize = 8 << 20   // template rendering recurses (bounded by TemplateLimits)
+                thread.start()
+            }
+        } onCancel: {
+            budget.cancel()
+        }
+        return try result.get()
     }
 
     /// Starts a generation. Problems with the request are thrown here, before any event.

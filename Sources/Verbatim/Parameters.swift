@@ -76,6 +76,8 @@ public struct EngineError: Error, Equatable, CustomStringConvertible, Sendable {
     public enum Code: String, Sendable {
         case emptyPrompt, contextExceeded, invalidToken, invalidParameters, invalidPrompt
         case outOfKVMemory, queueFull, shutDown, modelLoad
+        /// The caller stopped the work (`Engine.tokenize` in a cancelled task).
+        case cancelled
     }
     public let code: Code
     public let message: String

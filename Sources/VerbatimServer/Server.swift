@@ -17,7 +17,9 @@ public struct ServerConfiguration: Sendable {
     /// API keys; nil serves without authentication (one shared tenant).
     public var tenants: TenantDirectory?
     public var maxBodyBytes = 1 << 20
-    /// A request still running after this is cancelled.
+    /// A request still running after this is cancelled, whatever it is doing (reading its
+    /// body, tokenizing, generating): 504, or an error event on a stream. SIGTERM waits at most
+    /// this long (plus the cache flush) for in-flight requests.
     public var requestTimeout: Duration = .seconds(600)
 
     public init(modelName: String) { self.modelName = modelName }
@@ -175,6 +177,7 @@ public final class VerbatimService: Sendable {
         case .contextExceeded: APIError(400, e.message, code: "context_length_exceeded")
         case .queueFull: APIError(429, e.message, type: "rate_limit_error", code: "queue_full")
         case .shutDown: APIError(503, e.message, type: "server_error", code: "shutting_down")
+        case .cancelled: APIError(499, e.message, code: "client_closed")
         default: APIError(400, e.message, code: e.code.rawValue)
         }
     }
@@ -193,43 +196,77 @@ public final class VerbatimService: Sendable {
 
     private func generate(_ request: Request, _ context: ServiceRequestContext, chat: Bool) async throws -> Response {
         let tenant = try tenant(request)
+        // One time limit for the whole request: reading, tokenizing, generating.
+        let deadline = ContinuousClock.now + configuration.requestTimeout
+        let connection = await ConnectionWatch.state(of: context.channel)
         var request = request
-        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        let limit = configuration.maxBodyBytes
+        let body: ByteBuffer
+        do {
+            // Under the time limit too: a client that stops sending without closing is cut off.
+            body = try await untilDone(deadline, connection) { [request] in
+                var request = request
+                return try await request.collectBody(upTo: limit)
+            }
+        } catch let error as NIOTooManyBytesError {
+            throw error
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw error
+        } catch let error as APIError {
+            throw error
+        } catch {
+            // The connection ended before the body did: the client left.
+            throw APIError(499, "the client closed the connection before sending the whole body (\(error))", code: "client_closed")
+        }
         let parsed = try GenerationRequest.parse(Data(buffer: body), chat: chat)
         if let model = parsed.model, model != configuration.modelName {
             throw APIError(404, "the model '\(model)' does not exist; this server serves '\(configuration.modelName)'", param: "model", code: "model_not_found")
         }
         let salt = tenant.map(TenantDirectory.salt(tenant:)) ?? []
-        let tokens = try engine.tokens(of: parsed.prompt, parameters: parsed.parameters)
+        // Tokenizing (and rendering a chat template) runs on a thread of its own, cancelled when
+        // the client leaves or the time is up, so hostile prompts never stall other endpoints.
+        let engine = self.engine
+        let tokens = try await untilDone(deadline, connection) { try await engine.tokenize(parsed.prompt, parameters: parsed.parameters) }
         let stream = try engine.generate(.tokens(tokens), parameters: parsed.parameters, salt: salt,
                                          sharedPrefixTokens: salt.isEmpty ? 0 : sharedPrefixes.length(of: tokens))
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let created = Int(Date().timeIntervalSince1970)
-        let connection = await ConnectionWatch.state(of: context.channel)
         if parsed.stream {
-            return streamingResponse(stream, parsed, id: id, created: created, chat: chat, connection: connection)
+            return streamingResponse(stream, parsed, id: id, created: created, chat: chat, connection: connection, deadline: deadline)
         }
-        // The first of three: the answer, the time limit, the client going away.
-        enum Outcome: Sendable { case done(Collected), timedOut, disconnected }
-        let timeout = configuration.requestTimeout
-        let outcome = try await withThrowingTaskGroup(of: Outcome.self) { group in
-            group.addTask { .done(await Collected.gather(stream)) }
-            group.addTask { try await Task.sleep(for: timeout); return .timedOut }
-            group.addTask { try await connection.waitUntilClosed(); return .disconnected }
-            defer { group.cancelAll() }
-            let first = try await group.next()!
-            if case .done = first {} else { stream.cancel() }
-            return first
-        }
-        let collected: Collected
-        switch outcome {
-        case .done(let c): collected = c
-        case .timedOut: throw APIError(504, "the request took longer than \(timeout)", type: "server_error", code: "timeout")
-        case .disconnected: throw APIError(499, "the client closed the connection", type: "invalid_request_error", code: "client_closed")
-        }
+        let collected = try await untilDone(deadline, connection, onStop: { stream.cancel() }) { await Collected.gather(stream) }
         if let summary = collected.summary { metrics.record(summary) }
         return Self.json(200, completionObject(collected, parsed, id: id, created: created, chat: chat))
     }
+
+    /// The first of three: `work` finishing, the deadline (504), the client going away (499).
+    /// `onStop` runs when `work` lost, before waiting for it to wind down (it must make `work`
+    /// end, as cancelling a generation's stream does; task cancellation is signalled too).
+    private func untilDone<T: Sendable>(_ deadline: ContinuousClock.Instant, _ connection: ConnectionState,
+                                        onStop: @escaping @Sendable () -> Void = {},
+                                        _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let outcome = try await withThrowingTaskGroup(of: RaceOutcome<T>.self) { group in
+            group.addTask { .done(try await work()) }
+            group.addTask { try await Task.sleep(until: deadline, clock: .continuous); return .timedOut }
+            group.addTask { try await connection.waitUntilClosed(); return .disconnected }
+            defer { group.cancelAll() }
+            do {
+                let first = try await group.next()!
+                if case .done = first {} else { onStop() }
+                return first
+            } catch {
+                onStop()
+                throw error
+            }
+        }
+        switch outcome {
+        case .done(let value): return value
+        case .timedOut: throw APIError(504, "the request took longer than \(configuration.requestTimeout)", type: "server_error", code: "timeout")
+        case .disconnected: throw APIError(499, "the client closed the connection", type: "invalid_request_error", code: "client_closed")
+        }
+    }
+
+    enum RaceOutcome<T: Sendable>: Sendable { case done(T), timedOut, disconnected }
 
     /// Everything a non-streaming response needs.
     struct Collected: Sendable {
@@ -297,12 +334,11 @@ public final class VerbatimService: Sendable {
     /// goes away is seen by the connection watch (or makes a write fail); either drops the
     /// stream, which cancels the generation.
     private func streamingResponse(_ stream: GenerationStream, _ r: GenerationRequest, id: String, created: Int, chat: Bool,
-                                   connection: ConnectionState) -> Response {
+                                   connection: ConnectionState, deadline: ContinuousClock.Instant) -> Response {
         let model = configuration.modelName, fingerprint = systemFingerprint, timeout = configuration.requestTimeout
         let endpoint = chat ? "chat" : "completions"
         let body = ResponseBody { [self] writer in
             do {
-                let deadline = ContinuousClock.now + timeout
                 func send(_ object: [String: Any]) async throws {
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                     try await writer.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))

@@ -10,7 +10,7 @@ import VerbatimServer
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve /v1/completions, /v1/chat/completions, /v1/models, /health and /metrics over HTTP.",
-        discussion: "SIGTERM or SIGINT: stop accepting, finish in-flight requests, flush the cache, exit 0.")
+        discussion: "SIGTERM or SIGINT: stop accepting, finish in-flight requests (each within --request-timeout), flush the cache, exit 0.")
 
     @OptionGroup var model: ModelOption
     @Option(help: "Cache folder (LMDB) for KV prefixes and completions.") var cache: String
@@ -21,6 +21,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "JSON file of tenants and their API keys; without it no key is asked for.") var tenants: String?
     @Option(help: "The model name clients use (default: the file name without .gguf).") var modelName: String?
     @Option(help: "KV memory in MiB.") var kvMemory = 512
+    @Option(help: "Seconds a request may run (reading, tokenizing, generating) before it is stopped; SIGTERM waits at most this long for in-flight requests.")
+    var requestTimeout = 600.0
 
     func run() async throws {
         let file = try model.open()
@@ -28,6 +30,8 @@ struct Serve: AsyncParsableCommand {
         var server = ServerConfiguration(modelName: name)
         server.host = host
         server.port = port
+        guard requestTimeout > 0, requestTimeout.isFinite else { throw CLIError("--request-timeout must be a positive number of seconds") }
+        server.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
         do {
             if let tenants { server.tenants = try TenantDirectory(file: tenants) }
         } catch { throw CLIError(error.message) }

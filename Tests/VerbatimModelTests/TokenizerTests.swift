@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import VerbatimModel
 
@@ -157,6 +158,83 @@ struct TokenizerTests {
         // A caller-supplied template works where the model has none.
         let plain = try ChatTemplate(source: "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}")
         #expect(try t2.renderChat([ChatMessage(role: .custom("narrator"), content: "x")], options: ChatOptions(template: plain)).text == "narrator: x\n")
+    }
+
+    /// Hostile texts of `n` characters: one long word, one repeated special-token opener,
+    /// runs of whitespace, a special token's prefix repeated, random letters and spaces.
+    static func hostileTexts(_ n: Int) -> [(name: String, text: String)] {
+        var random = ""
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<n {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let letter = (state >> 33) % 27
+            random.unicodeScalars.append(letter == 26 ? " " : Unicode.Scalar(UInt8(97 + letter)))
+        }
+        return [("one word", String(repeating: "z", count: n)),
+                ("special opener", String(repeating: "<", count: n)),
+                ("spaces", String(repeating: " ", count: n)),
+                ("newlines and tabs", String(repeating: "\n\t", count: n / 2)),
+                ("special prefix", String(repeating: "<|im_", count: n / 5) + String(repeating: "<start_of", count: n / 9)),
+                ("random", random)]
+    }
+
+    /// Work (counted, not timed) for a text, through a budget that never stops it.
+    static func work(_ tokenizer: Tokenizer, _ text: String, chat: Bool) throws -> Int {
+        let budget = EncodeBudget()
+        if chat {
+            // The model's own template, or (Gemma's file has none) one in its turn format.
+            let template = try tokenizer.chatTemplate
+                ?? ChatTemplate(source: "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}")
+            _ = try tokenizer.encodeChat([ChatMessage(role: .user, content: text)], options: ChatOptions(template: template), budget: budget)
+        } else {
+            _ = try tokenizer.encode(text, parseSpecial: true, budget: budget)
+        }
+        return budget.workDone
+    }
+
+    @Test("hostile prompts cost work linear in their length on both tokenizers, as text and as chat content")
+    func linearWork() throws {
+        let gemma = try Tokenizer(file: gemmaModel.get())
+        for (name, tokenizer) in [("BPE (SmolLM2)", try Self.real.get()), ("SentencePiece (Gemma 3)", gemma)] {
+            let small = Self.hostileTexts(20_000), large = Self.hostileTexts(80_000)
+            for ((kind, a), (_, b)) in zip(small, large) {
+                for chat in [false, true] {
+                    let w1 = try Self.work(tokenizer, a, chat: chat), w4 = try Self.work(tokenizer, b, chat: chat)
+                    // Linear growth gives 4x for 4x the text; quadratic would give 16x.
+                    #expect(w1 > 20_000 && Double(w4) / Double(w1) < 4.5,
+                            "\(name), \(kind), chat \(chat): work \(w1) -> \(w4) (\(Double(w4) / Double(w1))x for 4x the text)")
+                }
+            }
+        }
+    }
+
+    @Test("a budget stops an encode early: over maxTokens, or cancelled from another thread, with a typed error")
+    func budget() throws {
+        for tokenizer in [try Self.real.get(), try Tokenizer(file: gemmaModel.get())] {
+            let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 4000)
+            let full = EncodeBudget()
+            let all = try tokenizer.encode(text, budget: full)
+            #expect(all == tokenizer.encode(text), "a budget that does not stop it changes nothing")
+            let limited = EncodeBudget(maxTokens: 100)
+            #expect(throws: TokenizerError(.tooManyTokens, "the text is longer than 100 tokens")) { try tokenizer.encode(text, budget: limited) }
+            // What remains is one linear pass to find special tokens (and BPE's pre-tokenizer
+            // split); merging, the costly part, stops at the limit.
+            #expect(limited.workDone < full.workDone / 2, "stopped near the limit: \(limited.workDone) of \(full.workDone)")
+            let cancelled = EncodeBudget()
+            cancelled.cancel()
+            #expect(throws: TokenizerError(.cancelled, "tokenization was cancelled")) { try tokenizer.encode(text, budget: cancelled) }
+            #expect(cancelled.workDone == 0, "nothing done once cancelled: \(cancelled.workDone)")
+            // One long word is one piece (BPE) or one fragment (SentencePiece): still stopped within it.
+            let word = String(repeating: "z", count: 400_000)
+            let wordBudget = EncodeBudget()
+            let stopper = Thread { usleep(20_000); wordBudget.cancel() }
+            stopper.start()
+            let started = ContinuousClock.now
+            #expect(throws: TokenizerError.self) { try tokenizer.encode(word, budget: wordBudget) }
+            let whole = EncodeBudget()
+            _ = try tokenizer.encode(word, budget: whole)
+            #expect(wordBudget.workDone < whole.workDone, "cancelled inside the piece: \(wordBudget.workDone) of \(whole.workDone) (\(ContinuousClock.now - started))")
+        }
     }
 
     @Test("unsupported tokenizers are clear errors")

@@ -327,6 +327,69 @@ struct ServerTests {
         await server.stop()
     }
 
+    @Test("hostile prompts: /health answers promptly while they are tokenized, each ends in a 400 naming the limit, the server goes on")
+    func hostilePrompts() async throws {
+        let server = try await TestServer.start()
+        defer { try? FileManager.default.removeItem(atPath: server.cacheFolder) }
+        // One 600 000-character word: below the floor that refuses it unmerged, so each is
+        // merged in full (about half a second) before it is found longer than the context.
+        let body = String(decoding: try JSONSerialization.data(withJSONObject: ["model": "smollm2", "prompt": String(repeating: "z", count: 600_000),
+                                                                               "max_tokens": 4]), as: UTF8.self)
+        let started = ContinuousClock.now
+        let requests = Task {
+            try await withThrowingTaskGroup(of: TestServer.Reply.self) { group in
+                // Six: the test's HTTP client keeps at most eight connections to one host.
+                for _ in 0..<6 {
+                    group.addTask { try await server.send("/v1/completions", raw: body) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        var slowest = Duration.zero
+        var log: [String] = []
+        for path in ["/health", "/metrics", "/health", "/metrics", "/health"] {
+            let asked = ContinuousClock.now
+            let reply = try await server.send(path, method: "GET")
+            slowest = max(slowest, ContinuousClock.now - asked)
+            log.append("\(path) at \(asked - started) took \(ContinuousClock.now - asked)")
+            #expect(reply.status == 200)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let replies = try await requests.value
+        let hostileTime = ContinuousClock.now - started
+        for reply in replies {
+            let error = reply.json["error"] as? [String: Any]
+            #expect(reply.status == 400 && error?["code"] as? String == "context_length_exceeded", "\(reply.status) \(reply.text.prefix(200))")
+            #expect((error?["message"] as? String ?? "").contains("8192"), "the message names the limit: \(reply.text.prefix(200))")
+        }
+        // Tokenizing runs on threads of its own: the service's tasks stay free for other endpoints.
+        #expect(slowest < .milliseconds(300) && slowest * 3 < hostileTime,
+                "slowest /health or /metrics: \(slowest), while the hostile requests took \(hostileTime): \(log)")
+        let ok = try await server.send("/v1/completions", json: ["model": "smollm2", "prompt": "Hi", "max_tokens": 2, "temperature": 0])
+        #expect(ok.status == 200)
+        await server.stop()
+    }
+
+    @Test("a request body cut off by the client counts as 499 (the client left) in /metrics, not as a 500")
+    func cutOffBody() async throws {
+        let server = try await TestServer.start()
+        defer { try? FileManager.default.removeItem(atPath: server.cacheFolder) }
+        for _ in 0..<3 {
+            // Promises 1000 bytes, sends 20, then closes the connection.
+            try sendRaw(port: server.port, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"prompt\": \"Hello, wor")
+        }
+        var counted: [Substring] = []
+        for _ in 0..<100 where counted.isEmpty {
+            try await Task.sleep(for: .milliseconds(20))
+            let metrics = try await server.send("/metrics", method: "GET")
+            counted = metrics.text.split(separator: "\n").filter { $0.hasPrefix("verbatim_requests_total") && $0.contains("endpoint=\"completions\"") }
+        }
+        #expect(!counted.contains { $0.contains("status=\"5") }, "\(counted)")
+        #expect(counted.contains { $0.contains("status=\"499\"") && $0.hasSuffix(" 3") }, "\(counted)")
+        await server.stop()
+    }
+
     @Test("load: 32 concurrent clients, 512 requests; identical requests give one completion; memory stays flat")
     func load() async throws {
         let server = try await TestServer.start()
@@ -407,6 +470,24 @@ struct ServerTests {
                 == (cold.json["choices"] as? [[String: Any]])?.first?["message"] as? [String: String])
         await second.stop()
     }
+}
+
+/// Opens a TCP connection to the loopback port, writes `text` and closes it.
+func sendRaw(port: Int, _ text: String) throws {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    let bytes = Array(text.utf8)
+    guard send(fd, bytes, bytes.count, 0) == bytes.count else { throw POSIXError(.EIO) }
+    usleep(50_000)   // let the server read what came before the connection closes
 }
 
 /// Resident set size of this process, from /proc.

@@ -127,8 +127,10 @@ extension Tokenizer {
     /// Control tokens are recognised only in the template's own text, so a message holding
     /// "<|im_end|>" cannot end its turn early; whenever no message holds control-token text,
     /// the tokens equal those of encoding the rendered text with special parsing. The model's
-    /// BOS is added (per `add_bos_token`) unless the template already wrote it.
-    public func encodeChat(_ messages: [ChatMessage], options: ChatOptions = ChatOptions()) throws(TokenizerError) -> [TokenID] {
-        encode(try renderChat(messages, options: options))
+    /// BOS is added (per `add_bos_token`) unless the template already wrote it. `budget`
+    /// bounds the encoding of the rendered text (rendering has its own `TemplateLimits`).
+    public func encodeChat(_ messages: [ChatMessage], options: ChatOptions = ChatOptions(),
+                           budget: EncodeBudget? = nil) throws(TokenizerError) -> [TokenID] {
+        try encode(try renderChat(messages, options: options), budget: budget)
     }
 }

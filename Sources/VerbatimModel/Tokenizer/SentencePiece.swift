@@ -11,6 +11,16 @@ struct SentencePieceEncoder: Sendable {
     /// byte -> its `<0xXX>` token, or -1.
     let byteTokens: [TokenID]
     let unknownID: TokenID?
+    /// Characters in the longest token.
+    let longestToken: Int
+
+    /// The fewest tokens a fragment of `characters` characters can encode to: every final
+    /// symbol is a token of at most `longestToken` characters, or one byte token per byte.
+    /// 0 when a character can vanish (a byte with neither a byte token nor an unknown token).
+    func fewestTokens(characters: Int) -> Int {
+        guard unknownID != nil || !byteTokens.contains(-1) else { return 0 }
+        return (characters + longestToken - 1) / max(1, longestToken)
+    }
 
     static let spaceMark: Unicode.Scalar = "\u{2581}"
 
@@ -26,12 +36,17 @@ struct SentencePieceEncoder: Sendable {
     }
 
     /// Appends the tokens of `fragment` (characters of one fragment; spaces not yet marked).
-    func encode(_ fragment: ArraySlice<Unicode.Scalar>, spacePrefix: Bool, into out: inout [TokenID]) {
+    /// Returns the work done (characters, heap operations and bytes of candidate texts looked
+    /// up; a candidate is at most two tokens long, so the work is O(n log n)). A cancelled
+    /// `budget` stops it within a few thousand heap operations.
+    @discardableResult
+    func encode(_ fragment: ArraySlice<Unicode.Scalar>, spacePrefix: Bool, into out: inout [TokenID],
+                budget: EncodeBudget? = nil) throws(TokenizerError) -> Int {
         var chars: [Unicode.Scalar] = []
         chars.reserveCapacity(fragment.count + 1)
         if spacePrefix { chars.append(Self.spaceMark) }
         for c in fragment { chars.append(c == " " ? Self.spaceMark : c) }
-        guard !chars.isEmpty else { return }
+        guard !chars.isEmpty else { return 0 }
         // Symbols as a linked list over `chars`: start, length (0: merged away), prev, next.
         let n = chars.count
         var start = Array(0..<n), length = [Int](repeating: 1, count: n)
@@ -39,7 +54,9 @@ struct SentencePieceEncoder: Sendable {
         next[n - 1] = -1
         var heap: [Candidate] = []
         var bytes: [UInt8] = []
+        var work = n
         func text(_ a: Int, _ len: Int) -> [UInt8] {
+            work += len
             bytes.removeAll(keepingCapacity: true)
             for c in chars[a..<(a + len)] { UTF8.encode(c) { bytes.append($0) } }
             return bytes
@@ -49,6 +66,7 @@ struct SentencePieceEncoder: Sendable {
             push(Candidate(score: scores[Int(id)], left: l, right: r, length: length[l] + length[r]))
         }
         func push(_ c: Candidate) {
+            work += 1
             heap.append(c)
             var i = heap.count - 1
             while i > 0 {
@@ -58,6 +76,7 @@ struct SentencePieceEncoder: Sendable {
             }
         }
         func pop() -> Candidate {
+            work += 1
             let top = heap[0]
             let last = heap.removeLast()
             if !heap.isEmpty {
@@ -75,7 +94,10 @@ struct SentencePieceEncoder: Sendable {
             return top
         }
         for i in 1..<n { consider(i - 1, i) }
+        var pops = 0
         while !heap.isEmpty {
+            pops += 1
+            if pops & 0x3FFF == 0 { try budget?.check(produced: 0) }
             let c = pop()
             // Stale when either side has merged since (its length changed or it is gone).
             guard length[c.left] > 0, length[c.right] > 0, length[c.left] + length[c.right] == c.length,
@@ -100,5 +122,6 @@ struct SentencePieceEncoder: Sendable {
             }
             i = next[i]
         }
+        return work
     }
 }

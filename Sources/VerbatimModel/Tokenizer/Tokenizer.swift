@@ -10,6 +10,10 @@ public struct TokenizerError: Error, Equatable, CustomStringConvertible, Sendabl
         case templateRaised
         /// The chat template failed while rendering (a construct the renderer refuses, a type error).
         case templateFailed
+        /// The text is longer than the encode's `EncodeBudget.maxTokens`.
+        case tooManyTokens
+        /// The encode's `EncodeBudget` was cancelled.
+        case cancelled
     }
     public let code: Code
     public let message: String
@@ -55,13 +59,17 @@ public struct Tokenizer: Sendable {
 
     /// Bytes each token stands for when decoded (control tokens: their text).
     private let tokenBytes: [[UInt8]]
+    /// Bytes in the longest token: a BPE piece of n byte symbols merges into at least n / this.
+    private let longestTokenBytes: Int
     /// byte -> token of its byte-level character, or -1 when the vocabulary has none
     private let byteTokens: [TokenID]
     /// (left << 32 | right) -> (rank, merged token)
     private let merges: [UInt64: (rank: Int32, result: TokenID)]
     /// Tokens split out of text before encoding, longest first (ties: lower id).
     private let specialTokens: [(scalars: [Unicode.Scalar], id: TokenID, always: Bool)]
-    private let specialFirstScalars: Set<Unicode.Scalar>
+    /// The first two scalars of every special token (one, with `singleMark` as the second, for
+    /// one-scalar tokens): where a text can hold a special token at all.
+    private let specialStarts: Set<UInt64>
     private let sentencePiece: SentencePieceEncoder?
 
     public var count: Int { tokens.count }
@@ -168,7 +176,8 @@ public struct Tokenizer: Sendable {
             let byteFallback = (0..<256).map { b in
                 idOfBytes[Array(("<0x" + String(UInt8(b), radix: 16, uppercase: true).leftPadded(to: 2) + ">").utf8)] ?? -1
             }
-            sentencePiece = SentencePieceEncoder(idOf: idOfBytes, scores: scores, byteTokens: byteFallback, unknownID: unknownID)
+            sentencePiece = SentencePieceEncoder(idOf: idOfBytes, scores: scores, byteTokens: byteFallback, unknownID: unknownID,
+                                                 longestToken: tokens.map(\.unicodeScalars.count).max() ?? 1)
             tokenBytes = zip(tokens, kinds).map { text, kind in
                 switch kind {
                 case .byte: // <0xXX>
@@ -192,12 +201,13 @@ public struct Tokenizer: Sendable {
                 }
             }
         }
+        longestTokenBytes = max(1, tokenBytes.map(\.count).max() ?? 1)
         let specials = zip(tokens, kinds).enumerated()
             .filter { [.control, .userDefined, .unknown].contains($0.element.1) && !$0.element.0.isEmpty }
             .map { (scalars: Array($0.element.0.unicodeScalars), id: TokenID($0.offset), always: $0.element.1 == .userDefined) }
             .sorted { $0.scalars.count > $1.scalars.count || ($0.scalars.count == $1.scalars.count && $0.id < $1.id) }
         specialTokens = specials
-        specialFirstScalars = Set(specials.map { $0.scalars[0] })
+        specialStarts = Set(specials.map { Self.startKey($0.scalars, 0, single: $0.scalars.count == 1) })
     }
 
     // MARK: - Encoding
@@ -206,24 +216,33 @@ public struct Tokenizer: Sendable {
     /// `<|im_start|>`) become those tokens; without, they are plain text. `addBOS` defaults to
     /// the model's `tokenizer.ggml.add_bos_token` (false for SmolLM2).
     public func encode(_ text: String, parseSpecial: Bool = false, addBOS: Bool? = nil) -> [TokenID] {
+        Self.unbounded { () throws(TokenizerError) in try encode(text, parseSpecial: parseSpecial, addBOS: addBOS, budget: nil) }
+    }
+
+    /// `encode(_:parseSpecial:addBOS:)` within `budget`: throws `.tooManyTokens` or `.cancelled`
+    /// as soon as the next piece shows it, without encoding the rest of the text.
+    public func encode(_ text: String, parseSpecial: Bool = false, addBOS: Bool? = nil,
+                       budget: EncodeBudget?) throws(TokenizerError) -> [TokenID] {
         let scalars = Array(text.unicodeScalars)
         var out: [TokenID] = []
         if addBOS ?? self.addBOS, let bos = bosID { out.append(bos) }
-        encode(scalars, specials: specialMatches(scalars, parseSpecial: parseSpecial), into: &out)
+        try encode(scalars, specials: specialMatches(scalars, parseSpecial: parseSpecial, budget: budget), into: &out, budget: budget)
         return out
     }
 
     /// The text between special tokens encoded as text runs, the special tokens as themselves.
-    private func encode(_ scalars: [Unicode.Scalar], specials: [(Int, Int, TokenID)], into out: inout [TokenID]) {
+    private func encode(_ scalars: [Unicode.Scalar], specials: [(Int, Int, TokenID)], into out: inout [TokenID],
+                        budget: EncodeBudget?) throws(TokenizerError) {
         var start = 0
         var afterSpecial = true // SentencePiece's space prefix goes at the start and after specials
         for (at, length, id) in specials {
-            encodeFragment(scalars, start..<at, afterSpecial: afterSpecial, into: &out)
+            try encodeFragment(scalars, start..<at, afterSpecial: afterSpecial, into: &out, budget: budget)
             out.append(id)
             start = at + length
             afterSpecial = true
         }
-        if start < scalars.count { encodeFragment(scalars, start..<scalars.count, afterSpecial: afterSpecial, into: &out) }
+        if start < scalars.count { try encodeFragment(scalars, start..<scalars.count, afterSpecial: afterSpecial, into: &out, budget: budget) }
+        try budget?.check(produced: out.count)
     }
 
     /// Token ids of a rendered chat template. Control tokens are split out only where the text
@@ -231,6 +250,11 @@ public struct Tokenizer: Sendable {
     /// are encoded whole across the boundaries between template and caller text. `addBOS`
     /// (default: the model's rule) adds BOS unless the text already starts with it.
     public func encode(_ rendered: RenderedText, addBOS: Bool? = nil) -> [TokenID] {
+        Self.unbounded { () throws(TokenizerError) in try encode(rendered, addBOS: addBOS, budget: nil) }
+    }
+
+    /// `encode(_ rendered:addBOS:)` within `budget`.
+    public func encode(_ rendered: RenderedText, addBOS: Bool? = nil, budget: EncodeBudget?) throws(TokenizerError) -> [TokenID] {
         let scalars = Array(rendered.text.unicodeScalars)
         var untrusted = [Bool](repeating: false, count: scalars.count)
         if !rendered.untrustedRanges.isEmpty {
@@ -241,26 +265,53 @@ public struct Tokenizer: Sendable {
                 offset += UTF8.width(u)
             }
         }
-        let matches = specialMatches(scalars, parseSpecial: true, blocked: untrusted)
+        budget?.add(work: scalars.count)
+        let matches = try specialMatches(scalars, parseSpecial: true, blocked: untrusted, budget: budget)
         var out: [TokenID] = []
         if addBOS ?? self.addBOS, let bos = bosID, !(matches.first.map { $0.0 == 0 && $0.2 == bos } ?? false) { out.append(bos) }
-        encode(scalars, specials: matches, into: &out)
+        try encode(scalars, specials: matches, into: &out, budget: budget)
         return out
+    }
+
+    /// Runs an encode that has no budget, so cannot stop early.
+    private static func unbounded(_ body: () throws(TokenizerError) -> [TokenID]) -> [TokenID] {
+        do { return try body() } catch { preconditionFailure("an encode without a budget stopped early: \(error)") }
+    }
+
+    private static let singleMark: UInt64 = 0xFFFF_FFFF
+
+    /// Key of the scalars at `i` and `i + 1` (or of `i` alone) in `specialStarts`.
+    @inline(__always) private static func startKey(_ s: [Unicode.Scalar], _ i: Int, single: Bool) -> UInt64 {
+        UInt64(s[i].value) << 32 | (single ? singleMark : UInt64(s[i + 1].value))
     }
 
     /// Where special tokens occur in the text, in text order: each special token in turn,
     /// longest first, takes its leftmost non-overlapping occurrences in what earlier ones left
     /// (llama.cpp's partition). User-defined tokens always; control and unknown ones only with
     /// `parseSpecial`, and never over a `blocked` position (caller text in a chat prompt).
-    private func specialMatches(_ s: [Unicode.Scalar], parseSpecial: Bool, blocked: [Bool] = []) -> [(Int, Int, TokenID)] {
+    /// A token is looked for only where the text holds its first two scalars, so a text of
+    /// one repeated character costs one pass, not one per special token sharing it.
+    private func specialMatches(_ s: [Unicode.Scalar], parseSpecial: Bool, blocked: [Bool] = [],
+                                budget: EncodeBudget?) throws(TokenizerError) -> [(Int, Int, TokenID)] {
+        try budget?.check(produced: 0)
         guard !specialTokens.isEmpty, !s.isEmpty else { return [] }
-        var positions: [Unicode.Scalar: [Int]] = [:]
-        for (i, c) in s.enumerated() where specialFirstScalars.contains(c) { positions[c, default: []].append(i) }
+        var positions: [UInt64: [Int]] = [:]
+        for i in s.indices {
+            let single = Self.startKey(s, i, single: true)
+            if specialStarts.contains(single) { positions[single, default: []].append(i) }
+            if i + 1 < s.count {
+                let pair = Self.startKey(s, i, single: false)
+                if specialStarts.contains(pair) { positions[pair, default: []].append(i) }
+            }
+        }
+        budget?.add(work: s.count)
         guard !positions.isEmpty else { return [] }
         var taken = [Bool](repeating: false, count: s.count)
         var found: [(Int, Int, TokenID)] = []
         for special in specialTokens where special.always || parseSpecial {
-            guard let starts = positions[special.scalars[0]] else { continue }
+            guard let starts = positions[Self.startKey(special.scalars, 0, single: special.scalars.count == 1)] else { continue }
+            try budget?.check(produced: 0)
+            budget?.add(work: starts.count)
             let length = special.scalars.count
             for p in starts where p + length <= s.count && !taken[p] {
                 var matches = true
@@ -274,27 +325,42 @@ public struct Tokenizer: Sendable {
         return found.sorted { $0.0 < $1.0 }
     }
 
-    private func encodeFragment(_ scalars: [Unicode.Scalar], _ range: Range<Int>, afterSpecial: Bool, into out: inout [TokenID]) {
+    private func encodeFragment(_ scalars: [Unicode.Scalar], _ range: Range<Int>, afterSpecial: Bool, into out: inout [TokenID],
+                                budget: EncodeBudget?) throws(TokenizerError) {
+        try budget?.check(produced: out.count)
         if let sentencePiece {
-            sentencePiece.encode(scalars[range], spacePrefix: addSpacePrefix && afterSpecial, into: &out)
+            // A fragment merges as a whole (SentencePiece has no pre-tokenizer): O(n log n). Its
+            // token count has a floor known before merging; over the limit, it is not merged.
+            if let budget, out.count + sentencePiece.fewestTokens(characters: range.count) > budget.maxTokens {
+                throw budget.tooManyTokens
+            }
+            let work = try sentencePiece.encode(scalars[range], spacePrefix: addSpacePrefix && afterSpecial, into: &out, budget: budget)
+            budget?.add(work: work)
         } else {
-            encodeText(scalars, range, into: &out)
+            try encodeText(scalars, range, into: &out, budget: budget)
         }
     }
 
     /// Encodes plain text (no special tokens) and appends the ids.
-    func encodeText(_ scalars: [Unicode.Scalar], _ range: Range<Int>, into out: inout [TokenID]) {
+    func encodeText(_ scalars: [Unicode.Scalar], _ range: Range<Int>, into out: inout [TokenID],
+                    budget: EncodeBudget? = nil) throws(TokenizerError) {
         guard !range.isEmpty else { return }
         var pieces: [Range<Int>] = []
         preTokenizer.split(scalars, range, into: &pieces)
+        budget?.add(work: range.count)
         var symbols: [TokenID] = []
         var utf8: [UInt8] = []
         for piece in pieces {
+            try budget?.check(produced: out.count)
             symbols.removeAll(keepingCapacity: true)
             utf8.removeAll(keepingCapacity: true)
             for c in scalars[piece] { UTF8.encode(c) { utf8.append($0) } }
             for b in utf8 where byteTokens[Int(b)] >= 0 { symbols.append(byteTokens[Int(b)]) }
-            mergePairs(&symbols)
+            if let budget, out.count + (symbols.count + longestTokenBytes - 1) / longestTokenBytes > budget.maxTokens {
+                throw budget.tooManyTokens   // known before merging
+            }
+            let work = try mergePairs(&symbols, budget: budget)
+            budget?.add(work: work + utf8.count)
             out.append(contentsOf: symbols)
         }
     }
@@ -302,9 +368,14 @@ public struct Tokenizer: Sendable {
     /// Applies merges in rank order, leftmost first among equal ranks: a heap of candidate pairs
     /// over a linked list of symbols, so a long piece costs O(n log n), not O(n²) (a hostile
     /// prompt of one 300 000-character "word" must not stall the engine).
-    private func mergePairs(_ symbols: inout [TokenID]) {
+    /// Returns the heap operations done (the work, for `EncodeBudget`).
+    /// A cancelled `budget` stops it within a few thousand heap operations (one piece can be
+    /// the whole text).
+    @discardableResult
+    private func mergePairs(_ symbols: inout [TokenID], budget: EncodeBudget?) throws(TokenizerError) -> Int {
         let n = symbols.count
-        guard n > 1 else { return }
+        guard n > 1 else { return 0 }
+        var work = 0
         var next = Array(1...n)          // n: no right neighbour
         var prev = Array(-1..<(n - 1))   // -1: no left neighbour
         var heap = PairHeap()
@@ -313,6 +384,7 @@ public struct Tokenizer: Sendable {
             guard left >= 0, right < n else { return }
             let key = UInt64(UInt32(symbols[left])) << 32 | UInt64(UInt32(symbols[right]))
             if let m = merges[key] {
+                work += 1
                 heap.push(PairHeap.Candidate(rank: m.rank, left: Int32(left), right: Int32(right),
                                              leftToken: symbols[left], rightToken: symbols[right], result: m.result))
             }
@@ -320,6 +392,8 @@ public struct Tokenizer: Sendable {
         for k in 0..<(n - 1) { push(k) }
         var removed = [Bool](repeating: false, count: n)
         while let c = heap.pop() {
+            work += 1
+            if work & 0x3FFF == 0 { try budget?.check(produced: 0) }
             let left = Int(c.left), right = Int(c.right)
             // Stale when either side has merged since the candidate was pushed.
             guard !removed[left], !removed[right], next[left] == right,
@@ -336,6 +410,7 @@ public struct Tokenizer: Sendable {
         var k = 0
         while k < n { out.append(symbols[k]); k = next[k] }
         symbols = out
+        return work
     }
 
     // MARK: - Decoding
