@@ -256,3 +256,58 @@ struct CrossCheckCLITests {
         if let first = digests.first, let second = otherDigests.first { #expect(first != second) }
     }
 }
+
+@Suite("verbatim serve as a process")
+struct ServeCommandTests {
+    @Test("serve: SIGTERM with a long generation and a hostile prompt in flight exits 0 within the request time limit and a few seconds")
+    func serveStopsInTime() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("verbatim-sigterm-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: CLI.binary)
+        server.arguments = ["serve", "--model", CLI.modelPath, "--cache", dir.appendingPathComponent("cache").path,
+                            "--port", "0", "--request-timeout", "3"]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        var banner = ""
+        while !banner.contains("\n") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            banner += String(decoding: chunk, as: UTF8.self)
+        }
+        let url = try #require(banner.split(separator: " ").first { $0.hasPrefix("http://") }.map(String.init), "banner: \(banner)")
+        // A generation far longer than the time limit, and a prompt that takes a while to tokenize.
+        let hostile = dir.appendingPathComponent("hostile.json")
+        try JSONSerialization.data(withJSONObject: ["prompt": String(repeating: "z", count: 600_000), "max_tokens": 4]).write(to: hostile)
+        func curl(_ body: String) throws -> (Process, Pipe) {
+            let p = Process(), pipe = Pipe()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            p.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json", "-d", body, url + "/v1/completions"]
+            p.standardOutput = pipe
+            try p.run()
+            return (p, pipe)
+        }
+        let long = try curl(#"{"prompt": "1, 2, 3, 4,", "max_tokens": 3000, "temperature": 0}"#)
+        let slow = try curl("@" + hostile.path)
+        usleep(700_000)
+        #expect(server.isRunning)
+        kill(server.processIdentifier, SIGTERM)
+        let signalled = ContinuousClock.now
+        while server.isRunning && ContinuousClock.now - signalled < .seconds(30) { usleep(20_000) }
+        let took = ContinuousClock.now - signalled
+        #expect(!server.isRunning, "still running 30 s after SIGTERM")
+        if server.isRunning { server.terminate() }
+        server.waitUntilExit()
+        #expect(server.terminationStatus == 0)
+        #expect(took < .seconds(3 + 5), "stopped \(took) after SIGTERM (request limit 3 s)")
+        // Each in-flight request got its answer: the generation cut off by the limit, the hostile prompt refused.
+        for ((p, pipe), expected) in [(long, ["200", "504"]), (slow, ["400"])] {
+            p.waitUntilExit()
+            let code = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(expected.contains(code), "HTTP \(code)")
+        }
+    }
+}
