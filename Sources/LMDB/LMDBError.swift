@@ -49,6 +49,9 @@ public struct LMDBError: Error, Equatable, CustomStringConvertible, Sendable {
     }
 
     public var isMapFull: Bool { code == MDB_MAP_FULL }
+
+    /// Codes that mean the file's pages are damaged, not that an operation was refused.
+    public static let damageCodes: Set<Int32> = [MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_PANIC, EIO]
     public var isDiskFull: Bool { code == ENOSPC }
 
     public var description: String {

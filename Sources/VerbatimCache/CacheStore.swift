@@ -3,7 +3,17 @@ import LMDB
 import VerbatimModel
 
 public struct CacheError: Error, Equatable, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable { case cannotCreate, permissionDenied, notAVerbatimCache, newerFormat, storage, notFound, inUse, readersFull }
+    public enum Code: String, Sendable {
+        case cannotCreate, permissionDenied, notAVerbatimCache, newerFormat, storage, notFound, inUse, readersFull
+        /// LMDB found a damaged page (`MDB_CORRUPTED`, `MDB_PAGE_NOTFOUND`, ...): `cachectl salvage` keeps what still verifies.
+        case damaged
+    }
+
+    /// The error for an LMDB failure that means the file is damaged, else nil.
+    public static func damage(_ error: any Error, _ directory: String) -> CacheError? {
+        guard let e = error as? LMDBError, LMDBError.damageCodes.contains(e.code) else { return nil }
+        return CacheError(.damaged, "\(directory) is damaged (\(e.description)); `cachectl salvage --path \(directory)` keeps every entry that still verifies, `cachectl reset --path \(directory) --yes` empties it")
+    }
     public let code: Code
     public let message: String
     public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
@@ -69,8 +79,17 @@ public final class CacheStore: @unchecked Sendable {
     private var writerDone = true      // until the writer thread starts (a failed init has none)
     /// Signalled once the writer thread holds no reference to the store any more.
     private var writerExited: DispatchSemaphore?
-    /// Set when writes stopped working (full map that eviction cannot relieve, full disk).
+    /// Set while writes fail (full map that eviction cannot relieve, full disk, damage); the
+    /// writer tries again at `retryAt`, backing off from 1 s to a minute, and clears it when a
+    /// write works. Meanwhile new entries are dropped (counted), reads go on.
     private var failure: String?
+    private var retryAt: ContinuousClock.Instant?
+    private var backoff: Duration = .seconds(1)
+    /// Since this store opened (the persistent counters `writes.failed`/`writes.dropped` get
+    /// them too, with the next write that works).
+    private var failedWrites = 0, droppedWrites = 0
+    /// Why the file is damaged, once a read or write has found it so (logged once).
+    private var damage: String?
 
     enum WriteOp {
         case put(key: Digest128, value: [UInt8], payloadBytes: Int, kind: EntryIdentity.Kind, siblings: Digest128?)
@@ -134,8 +153,10 @@ public final class CacheStore: @unchecked Sendable {
             case -30793: .notAVerbatimCache          // MDB_INVALID
             case -30790: .readersFull                // MDB_READERS_FULL
             case -30798: .notAVerbatimCache          // MDB_NOTFOUND: a database the cache always has
+            case _ where LMDBError.damageCodes.contains(e.code): .damaged
             default: .storage
             }
+            if code == .damaged, let damage = CacheError.damage(e, directory) { throw damage }
             throw CacheError(code, code == .readersFull
                 ? "\(directory): every LMDB reader slot is taken (too many processes or threads reading at once): \(e.description)"
                 : e.description)
@@ -212,12 +233,46 @@ public final class CacheStore: @unchecked Sendable {
     public func flush() {
         tierLink?.flush()
         lock.lock()
-        while (!queue.isEmpty || !deltas.isEmpty || busy) && !writerDone { lock.broadcast(); lock.wait() }
+        // While writes fail, what waits for the retry is not waited for.
+        while (busy || (failure == nil && (!queue.isEmpty || !deltas.isEmpty))) && !writerDone { lock.broadcast(); lock.wait() }
         lock.unlock()
     }
 
-    /// Why writes stopped, if they did (the cache then serves reads only).
+    /// Why writes are failing now, if they are (the cache then serves reads only, and tries
+    /// writing again after a back-off).
     public var writeFailure: String? { lock.withLock { failure } }
+
+    /// How the store is doing, for monitoring (`/metrics`).
+    public struct Health: Sendable, Equatable {
+        /// Entries whose write failed, since the store opened.
+        public var failedWrites: Int
+        /// Entries not written because the writer was behind or writes were failing.
+        public var droppedWrites: Int
+        /// Why writes are failing now (nil: they work).
+        public var writeFailure: String?
+        /// Why the file is damaged, once found (nil: no damage seen).
+        public var damage: String?
+    }
+
+    public var health: Health {
+        lock.withLock { Health(failedWrites: failedWrites, droppedWrites: droppedWrites, writeFailure: failure, damage: damage) }
+    }
+
+    /// Notes an LMDB failure: damage is logged once and remembered (reads become misses).
+    func noteFailure(_ error: any Error) {
+        guard let damaged = CacheError.damage(error, directory) else { return }
+        lock.withLock {
+            guard damage == nil else { return }
+            damage = damaged.message
+            FileHandle.standardError.write(Data("verbatim cache: \(damaged.message); serving from compute meanwhile\n".utf8))
+        }
+    }
+
+    /// Test support: makes the next `count` commits fail with `code` (as a full disk would).
+    package func injectWriteFailures(_ count: Int, code: Int32 = ENOSPC) {
+        lock.withLock { injectedFailures = (count, code) }
+    }
+    private var injectedFailures: (count: Int, code: Int32) = (0, 0)
 
     // MARK: - Counters
 
@@ -251,6 +306,7 @@ public final class CacheStore: @unchecked Sendable {
             }
             if let local { return local }
         } catch {
+            noteFailure(error)
             return nil   // an unreadable cache is a miss, never a failure of the request
         }
         guard let tierLink, let bytes = tierLink.fetch([key])[key] else { return nil }
@@ -288,6 +344,15 @@ public final class CacheStore: @unchecked Sendable {
         tierLink?.enqueue(SharedTierEntry(key: key, kind: identity.kind, payloadBytes: payload.count, bytes: value))
     }
 
+    /// Stores an entry found by salvage as it was (creation time included), waiting for the
+    /// writer instead of dropping the entry when it is behind.
+    func putSalvaged(_ key: Digest128, _ stored: [UInt8], identity: EntryIdentity) {
+        if lock.withLock({ pendingBytes + stored.count > options.maxPendingWriteBytes / 2 }) { flush() }
+        let payload = stored.withUnsafeBytes { EntryCodec.storedPayloadLength($0) }
+        enqueue(.put(key: key, value: stored, payloadBytes: payload, kind: identity.kind, siblings: Self.siblingGroup(identity)),
+                bytes: stored.count)
+    }
+
     /// The sibling group a KV block is indexed under (nil for completions).
     static func siblingGroup(_ identity: EntryIdentity) -> Digest128? {
         identity.kind == .kvBlock ? ContentAddress.kvSiblings(of: identity, blockSize: identity.tokens.count) : nil
@@ -306,8 +371,10 @@ public final class CacheStore: @unchecked Sendable {
     func enqueue(_ op: WriteOp, bytes: Int) {
         lock.lock()
         defer { lock.unlock() }
-        if bytes > 0 && (pendingBytes + bytes > options.maxPendingWriteBytes || failure != nil) {
+        let suspended = failure != nil && (retryAt.map { ContinuousClock.now < $0 } ?? false)
+        if bytes > 0 && (pendingBytes + bytes > options.maxPendingWriteBytes || suspended) {
             deltas["writes.dropped", default: 0] += 1
+            droppedWrites += 1
             return
         }
         queue.append(op)
@@ -321,7 +388,17 @@ public final class CacheStore: @unchecked Sendable {
         var tick: UInt64 = (try? env.read { txn in try counter(txn, "tick") }) ?? 0
         while true {
             lock.lock()
-            while queue.isEmpty && deltas.isEmpty && !stopping { lock.wait() }
+            while !stopping {
+                let pending = !queue.isEmpty || !deltas.isEmpty
+                if pending, let retryAt, ContinuousClock.now < retryAt {
+                    // Writes are failing: wait out the back-off (new entries are dropped meanwhile).
+                    let (seconds, attoseconds) = (retryAt - ContinuousClock.now).components
+                    _ = lock.wait(until: Date(timeIntervalSinceNow: Double(seconds) + Double(attoseconds) * 1e-18))
+                    continue
+                }
+                if pending { break }
+                lock.wait()
+            }
             if queue.isEmpty && deltas.isEmpty && stopping { writerDone = true; lock.broadcast(); lock.unlock(); return }
             let batch = queue
             let batchDeltas = deltas
@@ -331,39 +408,62 @@ public final class CacheStore: @unchecked Sendable {
             busy = true
             lock.unlock()
 
-            commit(batch, batchDeltas, &tick)
-            evictIfNeeded(&tick)
+            let written = commit(batch, batchDeltas, &tick)
+            if written { evictIfNeeded(&tick) }
 
             lock.lock()
             busy = false
+            // Stopping while writes fail: one last try was made; what is left is dropped.
+            if !written && stopping { queue.removeAll(); deltas.removeAll() }
             lock.broadcast()
             lock.unlock()
         }
     }
 
-    private func commit(_ batch: [WriteOp], _ deltas: [String: Int64], _ tick: inout UInt64) {
+    /// Commits a batch; false if the write failed (the batch's entries are dropped and counted,
+    /// its counter deltas kept for the next try, and writes back off).
+    private func commit(_ batch: [WriteOp], _ deltas: [String: Int64], _ tick: inout UInt64) -> Bool {
         var attempt = 0
         while true {
             var t = tick
             do {
+                let injected: Int32? = lock.withLock {
+                    guard injectedFailures.count > 0 else { return nil }
+                    injectedFailures.count -= 1
+                    return injectedFailures.code
+                }
+                if let injected { throw LMDBError(code: injected, operation: "mdb_txn_commit (injected)", path: directory) }
                 try env.write { txn in try apply(batch, deltas, txn, &t) }
                 tick = t
-                return
+                lock.withLock {
+                    if let failure {
+                        FileHandle.standardError.write(Data("verbatim cache: writes resumed in \(directory) (they failed with \(failure))\n".utf8))
+                    }
+                    failure = nil
+                    retryAt = nil
+                    backoff = .seconds(1)
+                }
+                return true
             } catch let e as LMDBError where e.isMapFull && attempt == 0 {
                 // Make room (a quarter of the budget) and try once more.
                 attempt += 1
                 evict(targetBytes: max(0, payloadBytes() - options.byteBudget / 4), cause: "budget", &tick)
             } catch {
+                noteFailure(error)
+                let entries = batch.reduce(0) { n, op in if case .put = op { n + 1 } else { n } }
                 lock.withLock {
                     if failure == nil {
-                        failure = "\(error)"
-                        FileHandle.standardError.write(Data("verbatim cache: writes disabled after \(error); serving without caching new entries\n".utf8))
+                        FileHandle.standardError.write(Data("verbatim cache: writes to \(directory) failed (\(error)); serving without caching new entries, retrying in \(backoff)\n".utf8))
                     }
+                    failure = "\(error)"
+                    retryAt = ContinuousClock.now + backoff
+                    backoff = min(backoff * 2, .seconds(60))
+                    failedWrites += entries
+                    // The counters are not lost: they go with the next write that works.
+                    for (name, delta) in deltas { self.deltas[name, default: 0] += delta }
+                    self.deltas["writes.failed", default: 0] += Int64(entries)
                 }
-                try? env.write { txn in
-                    try self.add(txn, "writes.failed", Int64(batch.count))
-                }
-                return
+                return false
             }
         }
     }
@@ -535,6 +635,7 @@ extension CacheStore {
                 return payloads.count
             }
         } catch {
+            noteFailure(error)
             return 0
         }
     }
@@ -592,6 +693,7 @@ extension CacheStore {
                 }
             }
         } catch {
+            noteFailure(error)
             return nil
         }
     }

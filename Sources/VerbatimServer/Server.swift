@@ -31,6 +31,7 @@ final class ServerMetrics: Sendable {
     let promptTokens: Counter, completionTokens: Counter, prefixHitTokens: Counter, completionHits: Counter
     let ttft: DurationHistogram, tpot: DurationHistogram
     let queueDepth: Gauge, runningRequests: Gauge, cacheBytes: Gauge
+    let failedWrites: Gauge, droppedWrites: Gauge, writesFailing: Gauge, cacheDamaged: Gauge
 
     init() {
         promptTokens = registry.makeCounter(name: "verbatim_prompt_tokens_total", help: "Prompt tokens received")
@@ -44,6 +45,10 @@ final class ServerMetrics: Sendable {
         queueDepth = registry.makeGauge(name: "verbatim_queue_depth", help: "Requests waiting for KV memory")
         runningRequests = registry.makeGauge(name: "verbatim_running_requests", help: "Requests being generated")
         cacheBytes = registry.makeGauge(name: "verbatim_cache_payload_bytes", help: "Bytes of KV blocks and completions in the cache")
+        failedWrites = registry.makeGauge(name: "verbatim_cache_failed_writes", help: "Cache entries whose write failed (full disk, damage) since the service started")
+        droppedWrites = registry.makeGauge(name: "verbatim_cache_dropped_writes", help: "Cache entries not written (writer behind, or writes failing) since the service started")
+        writesFailing = registry.makeGauge(name: "verbatim_cache_writes_failing", help: "1 while cache writes fail (retried with a back-off), else 0")
+        cacheDamaged = registry.makeGauge(name: "verbatim_cache_damaged", help: "1 once the cache file was found damaged (run cachectl salvage), else 0")
     }
 
     func request(_ endpoint: String, _ status: Int) {
@@ -124,6 +129,13 @@ public final class VerbatimService: Sendable {
             let stats = engine.stats
             metrics.queueDepth.set(Double(stats.queuedRequests))
             metrics.runningRequests.set(Double(stats.runningRequests))
+            if let cache {
+                let health = cache.health
+                metrics.failedWrites.set(Double(health.failedWrites))
+                metrics.droppedWrites.set(Double(health.droppedWrites))
+                metrics.writesFailing.set(Double(health.writeFailure == nil ? 0 : 1))
+                metrics.cacheDamaged.set(Double(health.damage == nil ? 0 : 1))
+            }
             if let cache, let s = try? cacheStats(cache) {
                 metrics.cacheBytes.set(Double(s.payloadBytes))
                 // Entries served by each tier (local LMDB, a shared tier) and the shared tier's failures.

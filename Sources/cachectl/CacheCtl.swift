@@ -13,9 +13,10 @@ struct CacheCtl: AsyncParsableCommand {
             2 the folder does not exist; \
             3 not a Verbatim cache; 4 written by a newer Verbatim (format version); 5 permission denied; \
             6 every LMDB reader slot is taken; 7 the cache is in use (compact beside a writer); \
-            8 model file problem; 9 storage error; 64 bad arguments.
+            8 model file problem; 9 storage error; 10 the file is damaged (see salvage and reset); \
+            64 bad arguments.
             """,
-        subcommands: [Stats.self, List.self, Inspect.self, Verify.self, Evict.self, Compact.self, Warm.self]
+        subcommands: [Stats.self, List.self, Inspect.self, Verify.self, Evict.self, Compact.self, Warm.self, Salvage.self, Reset.self]
     )
 }
 
@@ -50,6 +51,11 @@ struct PathOption: ParsableArguments {
     }
 }
 
+/// A command that works on one cache folder (named in its errors).
+protocol PathCommand {
+    var folder: String { get }
+}
+
 /// A failure with its documented exit status; printed as one line on standard error.
 struct Failure: Error, CustomStringConvertible {
     let description: String
@@ -69,6 +75,7 @@ struct Failure: Error, CustomStringConvertible {
         case .readersFull: 6
         case .inUse: 7
         case .cannotCreate, .storage: 9
+        case .damaged: 10
         }
         self.init("cachectl: \(error.message)", status: status)
     }
@@ -93,6 +100,11 @@ extension ParsableCommand {
         } catch let e as ExitCode {
             throw e
         } catch {
+            if let damage = CacheError.damage(error, (self as? any PathCommand)?.folder ?? "the cache folder") {
+                let f = Failure(damage)
+                FileHandle.standardError.write(Data((f.description + "\n").utf8))
+                throw ExitCode(f.status)
+            }
             FileHandle.standardError.write(Data("cachectl: \(error)\n".utf8))
             throw ExitCode(Failure.storage)
         }
@@ -211,3 +223,11 @@ func parseKey(_ text: String) throws -> Digest128 {
 extension EntryIdentity.Kind {
     var name: String { self == .kvBlock ? "kv_block" : "completion" }
 }
+
+extension Stats: PathCommand { var folder: String { path.resolved } }
+extension List: PathCommand { var folder: String { path.resolved } }
+extension Inspect: PathCommand { var folder: String { path.resolved } }
+extension Verify: PathCommand { var folder: String { path.resolved } }
+extension Evict: PathCommand { var folder: String { path.resolved } }
+extension Compact: PathCommand { var folder: String { path.resolved } }
+extension Warm: PathCommand { var folder: String { path.resolved } }

@@ -213,3 +213,52 @@ struct Warm: AsyncParsableCommand {
         return prompts
     }
 }
+
+/// `cachectl salvage`: rebuild a damaged cache from the entries that still verify.
+struct Salvage: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rebuild a damaged cache from every entry that still verifies; report what was lost.",
+        discussion: """
+            Reads data.mdb page by page (not through its possibly damaged index), keeps each entry \
+            whose header and payload checksum hold, and swaps a fresh file in; the damaged file \
+            stays beside it as data.mdb.damaged. Refuses (exit 7) while a process has the cache open \
+            for writing. Works on a sound cache too (it then keeps every entry).
+            """)
+
+    @OptionGroup var path: PathOption
+
+    func run() throws {
+        try guarded {
+            let r = try CacheStore.salvage(directory: path.resolved)
+            print("salvaged \(path.resolved): \(r.salvaged) entries kept (\(r.kvBlocks) KV blocks, \(r.completions) completions, "
+                  + "\(Format.bytes(r.payloadBytes)) of payload) from \(r.pagesScanned) pages; \(r.rejected) found damaged")
+            if let recorded = r.recorded, let lost = r.lost {
+                print("the damaged file recorded \(recorded) entries: \(lost) lost")
+            } else {
+                print("the damaged file's counters were unreadable: how many entries it held is unknown")
+            }
+            print("the damaged file is kept as \(path.resolved)/data.mdb.damaged")
+        }
+    }
+}
+
+/// `cachectl reset`: empty a cache, damaged or not.
+struct Reset: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Empty a cache folder (a damaged one too): every entry is removed.",
+        discussion: "Refuses (exit 7) while a process has the cache open for writing. Needs --yes.")
+
+    @OptionGroup var path: PathOption
+    @Flag(help: "Confirm that every entry goes.") var yes = false
+
+    func run() throws {
+        try guarded {
+            guard yes else { throw Failure("cachectl: reset removes every entry of \(path.resolved); pass --yes to confirm", status: 64) }
+            let removed = try CacheStore.reset(directory: path.resolved)
+            print("reset \(path.resolved): removed \(Format.bytes(removed)); the cache is empty")
+        }
+    }
+}
+
+extension Salvage: PathCommand { var folder: String { path.resolved } }
+extension Reset: PathCommand { var folder: String { path.resolved } }

@@ -283,6 +283,142 @@ struct CacheStoreTests {
         #expect(store.writeFailure != nil || evicted > 0)
     }
 
+    /// Entry `i` of a test cache: block `i` of its own chain, payloads of two sizes (inline in
+    /// a leaf page, and in overflow pages).
+    static func entry(_ i: Int) -> (key: Digest128, identity: EntryIdentity, payload: [UInt8]) {
+        let tokens = (0..<32).map { TokenID(i * 32 + $0) }
+        let key = ContentAddress.kvChain(model: model, profile: profile, salt: [], blockSize: 32, tokens: tokens, count: 1)[0]
+        return (key, kvIdentity(tokens), payload(i, bytes: i % 2 == 0 ? 64 : 6000))
+    }
+
+    static func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let end = Date(timeIntervalSinceNow: seconds)
+        while !condition() && Date() < end { usleep(20_000) }
+        return condition()
+    }
+
+    @Test("writes that fail on a full disk back off and resume once space returns; failed and dropped writes are counted")
+    func fullDiskRecovers() throws {
+        let dir = temporaryFolder()
+        // A real full disk where the test may mount a small tmpfs (root in a container); an
+        // injected ENOSPC at the same place in the writer otherwise.
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir]
+        mount.standardError = FileHandle.nullDevice
+        let mounted = (try? mount.run()).map { mount.waitUntilExit(); return mount.terminationStatus == 0 } ?? false
+        defer {
+            if mounted {
+                let umount = Process()
+                umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+                umount.arguments = [dir]
+                try? umount.run()
+                umount.waitUntilExit()
+            }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let folder = dir + "/cache", filler = dir + "/filler"
+        var store: CacheStore? = try CacheStore(directory: folder)
+        let first = Self.entry(1)
+        first.payload.withUnsafeBytes { store!.put(first.key, identity: first.identity, payload: $0) }
+        store!.flush()
+        #expect(readBack(store!, first.key, first.identity) == first.payload)
+        if mounted {
+            // Fill the disk to the last byte.
+            FileManager.default.createFile(atPath: filler, contents: nil)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+            let chunk = Data(repeating: 7, count: 4096)
+            while (try? handle.write(contentsOf: chunk)) != nil {}
+            try? handle.close()
+        } else {
+            store!.injectWriteFailures(1_000_000)
+        }
+        for i in 2..<12 { let e = Self.entry(i); e.payload.withUnsafeBytes { store!.put(e.key, identity: e.identity, payload: $0) } }
+        #expect(Self.waitUntil(10) { store!.writeFailure != nil }, "the full disk was never noticed (mounted: \(mounted))")
+        #expect(store!.health.failedWrites > 0)
+        // While writes fail, new entries are dropped and counted; reads go on.
+        let late = Self.entry(12)
+        late.payload.withUnsafeBytes { store!.put(late.key, identity: late.identity, payload: $0) }
+        #expect(store!.health.droppedWrites > 0)
+        #expect(readBack(store!, first.key, first.identity) == first.payload)
+        // Space comes back: within the back-off, writes work again without a restart.
+        if mounted { try FileManager.default.removeItem(atPath: filler) } else { store!.injectWriteFailures(0) }
+        #expect(Self.waitUntil(20) { store!.writeFailure == nil }, "writes did not resume: \(store!.writeFailure ?? "")")
+        let after = Self.entry(13)
+        after.payload.withUnsafeBytes { store!.put(after.key, identity: after.identity, payload: $0) }
+        store!.flush()
+        #expect(readBack(store!, after.key, after.identity) == after.payload)
+        let counters = try store!.stats().counters
+        #expect(counters["writes.failed", default: 0] > 0 && counters["writes.dropped", default: 0] > 0, "\(counters)")
+        store = nil
+    }
+
+    @Test("a damaged index page: reads are misses and the damage is reported; salvage keeps every entry that verifies and says what was lost; reset empties")
+    func damagedIndexSalvage() throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let count = 400
+        do {
+            let store = try CacheStore(directory: dir)
+            for i in 0..<count {
+                let e = Self.entry(i)
+                e.payload.withUnsafeBytes { store.put(e.key, identity: e.identity, payload: $0) }
+                if i % 50 == 49 { store.flush() }
+            }
+            store.flush()
+        }
+        // Damage: every branch page's child pointers point past the file (what a flipped index
+        // page gives LMDB: MDB_PAGE_NOTFOUND), and one payload in an overflow page is flipped.
+        var file = try Data(contentsOf: URL(fileURLWithPath: dir + "/data.mdb"))
+        let pageSize = 4096
+        var branches = 0
+        file.withUnsafeMutableBytes { bytes in
+            for page in 2..<(bytes.count / pageSize) {
+                let base = page * pageSize
+                let flags = bytes.loadUnaligned(fromByteOffset: base + 10, as: UInt16.self)
+                guard flags == 0x01 else { continue }   // P_BRANCH alone
+                let lower = Int(bytes.loadUnaligned(fromByteOffset: base + 12, as: UInt16.self))
+                for slot in 0..<((lower - 16) / 2) {
+                    let node = base + Int(bytes.loadUnaligned(fromByteOffset: base + 16 + 2 * slot, as: UInt16.self))
+                    for k in 0..<6 { bytes[node + k] = 0xFF }
+                }
+                branches += 1
+            }
+        }
+        #expect(branches > 0, "the test cache has branch pages")
+        let victim = Self.entry(1)
+        let at = try #require(file.range(of: Data(victim.payload[100..<164])))
+        file[at.lowerBound] ^= 0x55
+        try file.write(to: URL(fileURLWithPath: dir + "/data.mdb"))
+
+        do {
+            let store = try CacheStore(directory: dir)
+            let e = Self.entry(2)
+            #expect(readBack(store, e.key, e.identity) == nil, "a damaged index is a miss")
+            #expect(store.health.damage?.contains("MDB_PAGE_NOTFOUND") == true, "\(store.health)")
+        }
+        let report = try CacheStore.salvage(directory: dir)
+        #expect(report.salvaged == count - 1 && report.rejected >= 1, "\(report)")
+        #expect(report.recorded == count && report.lost == 1, "\(report)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/data.mdb.damaged"))
+        do {
+            let store = try CacheStore(directory: dir)
+            var differing = 0
+            for i in 0..<count where i != 1 {
+                let e = Self.entry(i)
+                if readBack(store, e.key, e.identity) != e.payload { differing += 1 }
+            }
+            #expect(differing == 0, "\(differing) salvaged entries differ")
+            #expect(readBack(store, victim.key, victim.identity) == nil)
+            #expect(try store.verifyAll().corrupt.isEmpty)
+            #expect(try store.stats().kvBlocks == count - 1)
+            #expect(throws: CacheError.self) { try CacheStore.reset(directory: dir) }   // in use by `store`
+        }
+        #expect(try CacheStore.reset(directory: dir) > 0)
+        #expect(try CacheStore(directory: dir).stats().kvBlocks == 0)
+    }
+
     @Test("bad folders get typed errors: a file, another program's folder, a newer format, an impossible path")
     func badFolders() throws {
         let file = temporaryFolder() + ".txt"
