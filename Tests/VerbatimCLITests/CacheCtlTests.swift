@@ -318,6 +318,49 @@ struct CacheCtlTests {
         #expect(try cachectl(["ls", "--kind", "blocks", "--path", newer]).status == 64)
     }
 
+    @Test("a damaged index page: commands exit 10 naming salvage; salvage keeps every entry and reports; reset needs --yes and empties")
+    func damagedCache() throws {
+        let cache = CacheProcessTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let model = Digest128(high: 3, low: 4), count = 300
+        do {
+            let store = try CacheStore(directory: cache)
+            for i in 0..<count {
+                let tokens = (0..<32).map { TokenID(i * 32 + $0) }
+                let key = ContentAddress.kvChain(model: model, profile: "p", salt: [], blockSize: 32, tokens: tokens, count: 1)[0]
+                let identity = EntryIdentity(kind: .kvBlock, model: model, profile: "p", saltDigest: EntryIdentity.saltDigest([]),
+                                             parent: nil, tokens: tokens, sampling: [])
+                [UInt8](repeating: UInt8(i & 0xFF), count: 200).withUnsafeBytes { store.put(key, identity: identity, payload: $0) }
+            }
+            store.flush()
+        }
+        // Every branch page's child pointers now point past the file: LMDB's MDB_PAGE_NOTFOUND.
+        var file = try Data(contentsOf: URL(fileURLWithPath: cache + "/data.mdb"))
+        file.withUnsafeMutableBytes { bytes in
+            for page in 2..<(bytes.count / 4096) where bytes.loadUnaligned(fromByteOffset: page * 4096 + 10, as: UInt16.self) == 0x01 {
+                let base = page * 4096, lower = Int(bytes.loadUnaligned(fromByteOffset: base + 12, as: UInt16.self))
+                for slot in 0..<((lower - 16) / 2) {
+                    let node = base + Int(bytes.loadUnaligned(fromByteOffset: base + 16 + 2 * slot, as: UInt16.self))
+                    for k in 0..<6 { bytes[node + k] = 0xFF }
+                }
+            }
+        }
+        try file.write(to: URL(fileURLWithPath: cache + "/data.mdb"))
+        let listed = try cachectl(["ls", "--path", cache])
+        #expect(listed.status == 10 && listed.stderr.contains("damaged") && listed.stderr.contains("cachectl salvage --path \(cache)"), "\(listed.status) \(listed.stderr)")
+        let salvaged = try cachectl(["salvage", "--path", cache])
+        let report = String(decoding: salvaged.stdout, as: UTF8.self)
+        #expect(salvaged.status == 0 && report.contains("\(count) entries kept") && report.contains("recorded \(count) entries: 0 lost"), "\(report) \(salvaged.stderr)")
+        let verified = try cachectl(["verify", "--path", cache])
+        #expect(verified.status == 0, "\(verified.stderr)")
+        let stats = try json(try cachectl(["stats", "--json", "--path", cache]))
+        #expect(stats["entries.kv_blocks"] as? Int == count, "\(stats)")
+        #expect(try cachectl(["reset", "--path", cache]).status == 64, "reset without --yes refuses")
+        let reset = try cachectl(["reset", "--yes", "--path", cache])
+        #expect(reset.status == 0, "\(reset.stderr)")
+        #expect(try json(try cachectl(["stats", "--json", "--path", cache]))["entries.kv_blocks"] as? Int == 0)
+    }
+
     // MARK: - Helpers that damage a cache on purpose
 
     /// Replaces an entry with one whose payload `change` altered, with a matching checksum.
