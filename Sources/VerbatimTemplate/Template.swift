@@ -28,7 +28,6 @@ public struct Template: Sendable {
     }
 }
 
-extension Template: @unchecked Sendable {}
 extension Statement: @unchecked Sendable {}
 
 /// A rendered template and which parts of it came from the caller's data.
