@@ -166,6 +166,32 @@ void *vk_alloc_huge(size_t bytes) {
 
 void vk_free_huge(void *p) { free(p); }
 
+static size_t lazy_size(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    size_t size = (bytes + huge - 1) / huge * huge;
+    return size == 0 ? huge : size;
+}
+
+void *vk_alloc_lazy(size_t bytes) {
+    size_t size = lazy_size(bytes);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const char *env = getenv("VERBATIM_HUGE_PAGES");
+    if (!(env && env[0] == '0')) (void)madvise(p, size, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+void vk_free_lazy(void *p, size_t bytes) { if (p) munmap(p, lazy_size(bytes)); }
+
+void vk_discard(void *p, size_t bytes) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)p + page - 1) / page * page;
+    uintptr_t end = ((uintptr_t)p + bytes) / page * page;
+    if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 float *vk_scratch(int tid, int64_t floats) {
     if (scratch_len[tid] < floats) { // grows rarely: only past the largest size seen
         free(scratch_ptr[tid]);

@@ -84,8 +84,12 @@ final class EngineWorker: @unchecked Sendable {
 
     func run() {
         var paused = false
+        var discarded = false
         while true {
             let idle = waiting.isEmpty && running.isEmpty
+            // Idle: KV memory goes back to the OS until the next request needs it.
+            if idle && !discarded { pass.cache.discardFreeBlocks() }
+            discarded = idle
             let (incoming, accepting, cancelAll) = shared.take(idle: idle, timeout: paused ? 0.001 : nil)
             waiting += incoming
             if cancelAll {

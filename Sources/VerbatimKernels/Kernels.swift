@@ -250,14 +250,29 @@ public final class PagedKVMemory: @unchecked Sendable {
             base: nil, kv_type: type.rawValue, block_size: Int32(blockSize), n_layers: Int32(layers),
             n_kv_heads: Int32(kvHeads), head_dim: Int32(headDim), n_blocks: Int64(blockCount))
         let bytes = vk_kv_bytes(&layout)
-        // Huge pages, like the weights: attention streams a sequence's blocks.
-        guard let memory = vk_alloc_huge(bytes) else { fatalError("out of memory for \(bytes) bytes of KV") }
+        // Zero pages committed as blocks are first written (huge pages where allowed, like the
+        // weights: attention streams a sequence's blocks), so the reserve costs no memory idle.
+        guard let memory = vk_alloc_lazy(bytes) else { fatalError("out of address space for \(bytes) bytes of KV") }
         storage = memory
-        storage.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        storageBytes = bytes
         layout.base = storage
     }
 
-    deinit { vk_free_huge(storage) }
+    private let storageBytes: Int
+
+    deinit { vk_free_lazy(storage, storageBytes) }
+
+    /// Gives the memory of these blocks back to the OS (they read as zeros until written
+    /// again). For blocks no sequence holds; the engine calls it when it goes idle.
+    public func discard(blocks: [Int32]) {
+        var run: (start: Int, count: Int)?
+        for block in blocks.sorted() {
+            if let r = run, r.start + r.count == Int(block) { run = (r.start, r.count + 1); continue }
+            if let r = run { vk_discard(storage + r.start * blockBytes, r.count * blockBytes) }
+            run = (Int(block), 1)
+        }
+        if let r = run { vk_discard(storage + r.start * blockBytes, r.count * blockBytes) }
+    }
 
     /// The bytes of physical block `index` (for the prefix cache).
     public func block(_ index: Int) -> UnsafeMutableRawBufferPointer {

@@ -108,6 +108,43 @@ struct EngineTests {
         await engine.shutdown()
     }
 
+    @Test("KV memory is committed as it is used and given back when the engine goes idle; the bits do not change")
+    func kvMemoryOnDemand() async throws {
+        func anonymous() -> Int {   // RssAnon of this process, bytes
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") } ?? ""
+            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+        }
+        _ = try realLlama.get()
+        let before = anonymous()
+        let engine = try realEngine { $0.kvMemoryBytes = 512 << 20 }
+        let reserved = anonymous() - before
+        #expect(reserved < 32 << 20, "an idle engine with 512 MiB of KV memory holds \(reserved >> 20) MiB")
+        // About 1 400 prompt tokens: 60 MiB of KV (45 KiB a token) while it runs.
+        let prompt = String(repeating: "The river flows past the old mill and under the bridge. ", count: 110)
+        let parameters = GenerateParameters(maxTokens: 8, temperature: 0)
+        var used = 0
+        var tokens: [TokenID] = []
+        for await event in try engine.generate(.text(prompt), parameters: parameters) {
+            if case .token(let t) = event {
+                tokens.append(t.id)
+                used = max(used, anonymous() - before)
+            }
+        }
+        #expect(used > reserved + (40 << 20), "KV memory in use: \(used >> 20) MiB (idle \(reserved >> 20) MiB)")
+        var idle = Int.max
+        for _ in 0..<100 where idle >= reserved + (16 << 20) {
+            try await Task.sleep(for: .milliseconds(20))
+            idle = anonymous() - before
+        }
+        #expect(idle < reserved + (16 << 20), "idle again: \(idle >> 20) MiB held (in use: \(used >> 20) MiB)")
+        // Blocks given back read as zeros and are written before they are read: same tokens again.
+        var again: [TokenID] = []
+        for await event in try engine.generate(.text(prompt), parameters: parameters) { if case .token(let t) = event { again.append(t.id) } }
+        #expect(again == tokens)
+        await engine.shutdown()
+    }
+
     @Test("a consumer that stops reading pauses its request: the engine buffers at most the stream capacity")
     func backpressure() async throws {
         let engine = try tinyEngine { $0.streamBufferCapacity = 4 }

@@ -75,6 +75,14 @@ int vk_pack(int type, int64_t k, int64_t n, const void *src, void *dst);
 void *vk_alloc_huge(size_t bytes);
 void vk_free_huge(void *p);
 
+/// Zero-filled memory committed only as it is touched (an anonymous mapping, on huge pages
+/// where allowed): KV memory reserved up front costs resident memory only once it is used.
+/// Release with vk_free_lazy(p, bytes).
+void *vk_alloc_lazy(size_t bytes);
+void vk_free_lazy(void *p, size_t bytes);
+/// Gives the whole pages inside [p, p + bytes) back to the OS; they read as zeros afterwards.
+void vk_discard(void *p, size_t bytes);
+
 /// Decodes one source row of k values (ggml layout) to floats with the same
 /// dequantisation as the linear kernels (e.g. for an embedding lookup).
 int vk_dequantize_row(int type, int64_t k, const void *src, float *out);

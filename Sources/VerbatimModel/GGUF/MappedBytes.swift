@@ -56,5 +56,13 @@ public final class MappedBytes: @unchecked Sendable {
 
     public var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
+    /// Drops the mapped file's pages from this process's resident memory (they are read
+    /// again from the file if touched). For after load, once the weights are packed: the
+    /// mapping then costs nothing until an embedding row is looked up.
+    public func discardResidentPages() {
+        guard isMapped else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), count, MADV_DONTNEED)
+    }
+
     private static func errnoText() -> String { String(cString: strerror(errno)) }
 }

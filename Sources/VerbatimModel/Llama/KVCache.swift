@@ -70,6 +70,10 @@ public final class KVCache {
         lengths[sequence] = nil
     }
 
+    /// Returns the memory of every free block to the OS (committed again as blocks are
+    /// reused). Cheap to call when nothing runs; the next writes fault the pages back in.
+    public func discardFreeBlocks() { memory.discard(blocks: freeBlocks) }
+
     /// Drops positions from `length` on, returning whole blocks past it to the free list.
     public func truncate(_ sequence: SequenceID, to length: Int) {
         guard var table = tables[sequence] else { return }

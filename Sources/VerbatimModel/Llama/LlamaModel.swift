@@ -121,6 +121,9 @@ public final class LlamaModel: @unchecked Sendable {
         } * 4
         let ropeTables = (localRope == nil ? 1 : 2) * config.contextLength * config.headDimension * 4
         residentBytes = packedBytes + norms + ropeTables
+        // Packed and digested: the file's pages are no longer needed resident (embedding rows
+        // are read from it on demand).
+        file.bytes.discardResidentPages()
     }
 
     /// Writes the embedding of `token` into `row` (D floats), dequantised from the file.
