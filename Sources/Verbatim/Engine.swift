@@ -11,6 +11,12 @@ public struct EngineConfiguration: Sendable {
     public var kvType: KVType = .f32
     /// Tokens per step: decode tokens of running requests first, then prefill chunks of others.
     public var maxBatchTokens = 256
+    /// Which prompts get what a step's budget leaves after the decode rows.
+    public var prefillOrder: PrefillOrder = .shortestFirst
+    /// `.shortestFirst`: a prompt passed over this many steps in a row goes first.
+    public var maxPrefillDelaySteps = 8
+    /// Requests admitted (generating or prefilling) at once; more wait in the queue.
+    public var maxRunningRequests = 256
     /// Requests waiting for KV memory beyond this are refused (`queueFull`).
     public var maxQueuedRequests = 4096
     /// Unread events per request before the engine pauses that request (backpressure).
@@ -22,6 +28,18 @@ public struct EngineConfiguration: Sendable {
     public var completionCache = true
 
     public init() {}
+}
+
+/// The order in which prompts waiting to be prefilled share a step. No order changes a bit of
+/// any output: it decides only who waits.
+public enum PrefillOrder: String, Sendable, CaseIterable, Codable {
+    /// Admission order: the oldest prompt is finished first (a short prompt waits behind it).
+    case arrival
+    /// Fewest prompt tokens left first, so short prompts are not stuck behind long ones; a
+    /// prompt passed over for `maxPrefillDelaySteps` steps goes first.
+    case shortestFirst = "shortest-first"
+    /// The budget split evenly between every prompt being prefilled.
+    case roundRobin = "round-robin"
 }
 
 /// What the engine is doing now (a snapshot).
@@ -56,8 +74,9 @@ public final class Engine: Sendable {
     }
 
     public init(model: LlamaModel, tokenizer: Tokenizer, configuration: EngineConfiguration = EngineConfiguration()) throws(EngineError) {
-        guard configuration.blockSize > 0, configuration.maxBatchTokens > 0, configuration.streamBufferCapacity > 0 else {
-            throw EngineError(.invalidParameters, "blockSize, maxBatchTokens and streamBufferCapacity must be positive")
+        guard configuration.blockSize > 0, configuration.maxBatchTokens > 0, configuration.streamBufferCapacity > 0,
+              configuration.maxRunningRequests > 0, configuration.maxPrefillDelaySteps >= 0 else {
+            throw EngineError(.invalidParameters, "blockSize, maxBatchTokens, streamBufferCapacity and maxRunningRequests must be positive")
         }
         self.model = model
         self.tokenizer = tokenizer

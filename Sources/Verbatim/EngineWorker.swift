@@ -16,6 +16,7 @@ final class EngineRequest: @unchecked Sendable {
 
     var sequence: SequenceID = -1
     var prefilled = 0                  // context tokens whose KV is written
+    var prefillDelay = 0               // steps in a row this prefilling request got no rows
     /// Tokens to prefill: the prompt, plus (when continuing a cached completion) all replayed
     /// tokens but the last, which is fed as the first decode token.
     var context: [TokenID]
@@ -139,7 +140,7 @@ final class EngineWorker: @unchecked Sendable {
 
     /// Admits waiting requests in order while their whole KV need fits (no preemption later).
     private func admit() {
-        while let r = waiting.first {
+        while let r = waiting.first, running.count < configuration.maxRunningRequests {
             let blocks = (r.positionsNeeded + pass.cache.blockSize - 1) / pass.cache.blockSize
             guard blocks <= pass.cache.freeBlockCount else { break }
             waiting.removeFirst()
@@ -162,17 +163,48 @@ final class EngineWorker: @unchecked Sendable {
             batch.append(BatchToken(sequence: r.sequence, position: r.prompt.count + r.generated.count - 1, token: last, wantsLogits: true))
             rowOwners.append(r)
         }
-        for r in running where r.isPrefilling && batch.count < budget {
-            let end = min(r.context.count, r.prefilled + budget - batch.count)
-            for p in r.prefilled..<end {
-                batch.append(BatchToken(sequence: r.sequence, position: p, token: r.context[p],
-                                        wantsLogits: r.isScoring || (p == r.context.count - 1 && r.generated.isEmpty)))
-                rowOwners.append(r)
+        // Then prompt chunks, in the configured order. Which rows share a step never changes a
+        // bit of any output (the kernels are batch-invariant): the order only decides who waits.
+        let prefilling = running.filter { $0.isPrefilling }
+        let before = prefilling.map(\.prefilled)
+        switch configuration.prefillOrder {
+        case .arrival:
+            for r in prefilling where batch.count < budget { addPrefill(r, rows: budget - batch.count) }
+        case .shortestFirst:
+            // Fewest prompt tokens left first; one passed over for maxPrefillDelaySteps steps
+            // goes before them (oldest first), so a long prompt is never starved.
+            let limit = configuration.maxPrefillDelaySteps
+            let order = prefilling.indices.sorted { a, b in
+                let (ra, rb) = (prefilling[a], prefilling[b])
+                let (starvedA, starvedB) = (ra.prefillDelay >= limit, rb.prefillDelay >= limit)
+                if starvedA != starvedB { return starvedA }
+                let (leftA, leftB) = (ra.context.count - ra.prefilled, rb.context.count - rb.prefilled)
+                return starvedA || leftA == leftB ? a < b : leftA < leftB
             }
-            r.prefilled = end
-            if !r.isPrefilling && !r.isScoring { pendingBlockWrites.append(r) }
+            for i in order where batch.count < budget { addPrefill(prefilling[i], rows: budget - batch.count) }
+        case .roundRobin:
+            // An even share of what is left for each, then what they could not use to the rest.
+            var open = prefilling
+            while batch.count < budget && !open.isEmpty {
+                let share = max(1, (budget - batch.count) / open.count)
+                for r in open where batch.count < budget { addPrefill(r, rows: min(share, budget - batch.count)) }
+                open.removeAll { !$0.isPrefilling }
+            }
         }
+        for (r, was) in zip(prefilling, before) { r.prefillDelay = r.prefilled > was ? 0 : r.prefillDelay + 1 }
         return !batch.isEmpty
+    }
+
+    /// Adds up to `rows` of `r`'s next prompt tokens to the batch.
+    private func addPrefill(_ r: EngineRequest, rows: Int) {
+        let end = min(r.context.count, r.prefilled + rows)
+        for p in r.prefilled..<end {
+            batch.append(BatchToken(sequence: r.sequence, position: p, token: r.context[p],
+                                    wantsLogits: r.isScoring || (p == r.context.count - 1 && r.generated.isEmpty)))
+            rowOwners.append(r)
+        }
+        r.prefilled = end
+        if !r.isPrefilling && !r.isScoring { pendingBlockWrites.append(r) }
     }
 
     private func handle(row: Int, logits: UnsafeBufferPointer<Float>) {

@@ -21,10 +21,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "JSON file of tenants and their API keys; without it no key is asked for.") var tenants: String?
     @Option(help: "The model name clients use (default: the file name without .gguf).") var modelName: String?
     @Option(help: "KV memory in MiB.") var kvMemory = 512
+    @Option(help: "Tokens per engine step: decode rows first, then prompt chunks.") var maxBatchTokens = 256
+    @Option(help: "Which prompts share a step's budget first: shortest-first (a prompt passed over for --max-prefill-delay steps goes first), arrival, round-robin. No order changes a bit of any output.")
+    var prefillOrder = "shortest-first"
+    @Option(help: "shortest-first: steps a prompt may be passed over before it goes first.") var maxPrefillDelay = 8
+    @Option(help: "Requests admitted at once; more wait in the queue.") var maxRunning = 256
     @Option(help: "Seconds a request may run (reading, tokenizing, generating) before it is stopped; SIGTERM waits at most this long for in-flight requests.")
     var requestTimeout = 600.0
 
     func run() async throws {
+        guard let order = PrefillOrder(rawValue: prefillOrder) else {
+            throw CLIError("--prefill-order must be one of \(PrefillOrder.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard maxBatchTokens > 0, maxRunning > 0, maxPrefillDelay >= 0 else {
+            throw CLIError("--max-batch-tokens and --max-running must be positive, --max-prefill-delay not negative")
+        }
         let file = try model.open()
         let name = modelName ?? URL(fileURLWithPath: model.path).deletingPathExtension().lastPathComponent
         var server = ServerConfiguration(modelName: name)
@@ -40,6 +51,10 @@ struct Serve: AsyncParsableCommand {
             let lm = try LlamaModel(file: file)
             var configuration = EngineConfiguration()
             configuration.kvMemoryBytes = kvMemory << 20
+            configuration.maxBatchTokens = maxBatchTokens
+            configuration.prefillOrder = order
+            configuration.maxPrefillDelaySteps = maxPrefillDelay
+            configuration.maxRunningRequests = maxRunning
             let store = try CacheStore(directory: cache, options: try cacheOptions(sharedCache: sharedCache))
             configuration.cache = store
             let tokenizer = try Tokenizer(file: file)
