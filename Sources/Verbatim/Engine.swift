@@ -62,6 +62,22 @@ public final class Engine: Sendable {
     public let numericsProfile: String
     let shared: EngineShared
 
+    /// `init(modelPath:configuration:)` off the caller's thread: reading and packing the weights
+    /// takes seconds for a large model, which must not hold a cooperative thread.
+    public static func load(modelPath: String, configuration: EngineConfiguration = EngineConfiguration()) async throws(EngineError) -> Engine {
+        let result: Result<Engine, EngineError> = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(returning: Result { () throws(EngineError) in try Engine(modelPath: modelPath, configuration: configuration) })
+            }
+            thread.name = "verbatim-load"
+            thread.start()
+        }
+        return try result.get()
+    }
+
+    /// Loads a GGUF model file (weights packed for the kernels, tokenizer and chat template
+    /// read) and starts the engine thread. Synchronous and slow (seconds for a large model):
+    /// from async code use `Engine.load(modelPath:configuration:)`.
     public convenience init(modelPath: String, configuration: EngineConfiguration = EngineConfiguration()) throws(EngineError) {
         do {
             let file = try GGUFFile(path: modelPath)
@@ -183,6 +199,42 @@ public final class Engine: Sendable {
                                     sharedPrefixTokens: sharedPrefixTokens)
         try shared.submit(request, maxQueued: configuration.maxQueuedRequests)
         return GenerationStream(lifetime: RequestLifetime(channel))
+    }
+
+    /// `generate` for one tenant of a multi-tenant service: cache entries are shared only between
+    /// requests of the same tenant (the salt is derived from the name, never taken from a request).
+    public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters(),
+                         tenant: String) throws(EngineError) -> GenerationStream {
+        try generate(prompt, parameters: parameters, salt: ContentAddress.tenantSalt(tenant))
+    }
+
+    /// The whole answer at once: what a generation streamed, gathered. Throws the engine's error
+    /// when the generation ended abnormally.
+    public func respond(to prompt: Prompt, parameters: GenerateParameters = GenerateParameters(),
+                        tenant: String? = nil) async throws(EngineError) -> GenerationResult {
+        let stream = try generate(prompt, parameters: parameters, salt: tenant.map(ContentAddress.tenantSalt) ?? [])
+        var result = GenerationResult()
+        for await event in stream {
+            switch event {
+            case .token(let token):
+                result.tokens.append(token)
+                result.text += token.text
+            case .summary(let summary):
+                result.summary = summary
+            }
+        }
+        if let failure = result.summary?.failure { throw failure }
+        return result
+    }
+
+    /// Log-probabilities of `continuation` after `prompt`: element i is log p(continuation
+    /// token i | the prompt and the continuation's tokens before it). The continuation is
+    /// tokenized on its own (no BOS), as a model would have generated it after the prompt.
+    public func score(prompt: Prompt, continuation: String) async throws(EngineError) -> [Float] {
+        let head = try tokens(of: prompt)
+        let tail = tokenizer.encode(continuation, addBOS: false)
+        guard !head.isEmpty else { throw EngineError(.emptyPrompt, "the prompt has no tokens") }
+        return try await score(head + tail).suffix(tail.count).map { $0 ?? .nan }
     }
 
     /// Teacher-forced log-probabilities: element i is log p(tokens[i] | tokens[..<i]), nil for

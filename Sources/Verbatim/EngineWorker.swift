@@ -309,8 +309,19 @@ final class EngineWorker: @unchecked Sendable {
         release(r)
     }
 
+    /// Ends a request abnormally: a scoring call throws `error`, a stream ends with a summary
+    /// whose stop reason is `.failed` and whose `failure` is `error`.
     private func fail(_ r: EngineRequest, _ error: EngineError) {
-        if let scoring = r.scoring { scoring.resume(returning: .failure(error)); r.scoring = nil }
+        if let scoring = r.scoring {
+            scoring.resume(returning: .failure(error))
+            r.scoring = nil
+        } else {
+            let now = ContinuousClock.now
+            r.channel.send(.summary(GenerationSummary(
+                promptTokens: r.prompt.count, cachedPromptTokens: r.cachedPromptTokens, generatedTokens: r.generated.count,
+                completionFromCache: r.completionFromCache, timeToFirstToken: (r.firstToken ?? now) - r.submitted,
+                totalTime: now - r.submitted, stopReason: .failed, seed: r.sampler.seed, failure: error)))
+        }
         release(r)
     }
 

@@ -13,7 +13,7 @@ public enum Prompt: Sendable, Equatable {
 }
 
 /// How to generate. Every field that changes the output is part of the completion cache key.
-public struct GenerateParameters: Sendable, Equatable, Hashable {
+public struct GenerateParameters: Sendable, Equatable, Hashable, Codable {
     public var maxTokens: Int = 256
     /// 0 means greedy (argmax, ties to the lowest id).
     public var temperature: Float = 0
@@ -72,8 +72,8 @@ public struct GenerateParameters: Sendable, Equatable, Hashable {
 }
 
 /// A problem with a request or the engine, by code, with a message that names it.
-public struct EngineError: Error, Equatable, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable {
+public struct EngineError: Error, Equatable, CustomStringConvertible, Sendable, Codable {
+    public enum Code: String, Sendable, Codable {
         case emptyPrompt, contextExceeded, invalidToken, invalidParameters, invalidPrompt
         case outOfKVMemory, queueFull, shutDown, modelLoad
         /// The caller stopped the work (`Engine.tokenize` in a cancelled task).
@@ -103,12 +103,14 @@ public struct GeneratedToken: Sendable, Equatable {
     }
 }
 
-public enum StopReason: String, Sendable, Equatable {
+public enum StopReason: String, Sendable, Equatable, Codable {
     case eos, stop, length, cancelled
+    /// The engine could not go on (a forward step failed); `GenerationSummary.failure` says why.
+    case failed
 }
 
-/// The last event of every generation.
-public struct GenerationSummary: Sendable, Equatable {
+/// The last event of every generation, also when it ends abnormally (`stopReason == .failed`).
+public struct GenerationSummary: Sendable, Equatable, Codable {
     public var promptTokens: Int
     /// Prompt tokens whose KV came from the cache instead of being computed.
     public var cachedPromptTokens: Int
@@ -120,6 +122,30 @@ public struct GenerationSummary: Sendable, Equatable {
     public var stopReason: StopReason
     /// The seed used (the one given, or the random one picked): replaying with it gives the same output.
     public var seed: UInt64
+    /// Why the generation ended abnormally (`stopReason == .failed`); nil otherwise.
+    public var failure: EngineError?
+
+    public init(promptTokens: Int, cachedPromptTokens: Int, generatedTokens: Int, completionFromCache: Bool,
+                timeToFirstToken: Duration, totalTime: Duration, stopReason: StopReason, seed: UInt64, failure: EngineError? = nil) {
+        self.promptTokens = promptTokens
+        self.cachedPromptTokens = cachedPromptTokens
+        self.generatedTokens = generatedTokens
+        self.completionFromCache = completionFromCache
+        self.timeToFirstToken = timeToFirstToken
+        self.totalTime = totalTime
+        self.stopReason = stopReason
+        self.seed = seed
+        self.failure = failure
+    }
+}
+
+/// A whole generation at once (`Engine.respond(to:parameters:tenant:)`).
+public struct GenerationResult: Sendable, Equatable {
+    /// The generated text (the tokens' text deltas joined).
+    public var text = ""
+    public var tokens: [GeneratedToken] = []
+    public var summary: GenerationSummary?
+    public init() {}
 }
 
 public enum GenerationEvent: Sendable, Equatable {

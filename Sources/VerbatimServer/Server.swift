@@ -247,6 +247,9 @@ public final class VerbatimService: Sendable {
             return streamingResponse(stream, parsed, id: id, created: created, chat: chat, connection: connection, deadline: deadline)
         }
         let collected = try await untilDone(deadline, connection, onStop: { stream.cancel() }) { await Collected.gather(stream) }
+        if let failure = collected.summary?.failure {
+            throw APIError(500, "generation failed: \(failure.message)", type: "server_error", code: failure.code.rawValue)
+        }
         if let summary = collected.summary { metrics.record(summary) }
         return Self.json(200, completionObject(collected, parsed, id: id, created: created, chat: chat))
     }
@@ -386,6 +389,14 @@ public final class VerbatimService: Sendable {
                         }
                     case .summary(let s):
                         summary = s
+                        if let failure = s.failure {
+                            // The status line went out as 200: the failure is an error event.
+                            try await send(APIError(500, "generation failed: \(failure.message)", type: "server_error", code: failure.code.rawValue).json)
+                            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                            try await writer.finish(nil)
+                            metrics.request(endpoint, 500)
+                            return
+                        }
                     }
                 }
                 let reason = finishReason(summary)
