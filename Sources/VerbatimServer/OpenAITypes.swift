@@ -132,10 +132,11 @@ struct GenerationRequest: Sendable {
                                  topLogprobs: topLogprobs, stream: stream, includeUsage: includeUsage)
     }
 
-    var prompt: Prompt {
+    /// The prompt; chats render with `template` when given (else the model's own).
+    func prompt(template: ChatTemplate?) -> Prompt {
         switch input {
         case .text(let t): .text(t)
-        case .chat(let m): .chat(m, options: ChatOptions())
+        case .chat(let m): .chat(m, options: ChatOptions(template: template))
         }
     }
 

@@ -17,6 +17,9 @@ public struct ServerConfiguration: Sendable {
     /// API keys; nil serves without authentication (one shared tenant).
     public var tenants: TenantDirectory?
     public var maxBodyBytes = 1 << 20
+    /// The chat template for `/v1/chat/completions` in place of the model's own (required for a
+    /// model whose file has none, such as a base model).
+    public var chatTemplate: ChatTemplate?
     /// A request still running after this is cancelled, whatever it is doing (reading its
     /// body, tokenizing, generating): 504, or an error event on a stream. SIGTERM waits at most
     /// this long (plus the cache flush) for in-flight requests.
@@ -238,7 +241,8 @@ public final class VerbatimService: Sendable {
         // Tokenizing (and rendering a chat template) runs on a thread of its own, cancelled when
         // the client leaves or the time is up, so hostile prompts never stall other endpoints.
         let engine = self.engine
-        let tokens = try await untilDone(deadline, connection) { try await engine.tokenize(parsed.prompt, parameters: parsed.parameters) }
+        let prompt = parsed.prompt(template: configuration.chatTemplate)
+        let tokens = try await untilDone(deadline, connection) { try await engine.tokenize(prompt, parameters: parsed.parameters) }
         let stream = try engine.generate(.tokens(tokens), parameters: parsed.parameters, salt: salt,
                                          sharedPrefixTokens: salt.isEmpty ? 0 : sharedPrefixes.length(of: tokens))
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)

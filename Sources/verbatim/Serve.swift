@@ -21,6 +21,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "JSON file of tenants and their API keys; without it no key is asked for.") var tenants: String?
     @Option(help: "The model name clients use (default: the file name without .gguf).") var modelName: String?
     @Option(help: "KV memory in MiB.") var kvMemory = 512
+    @Option(help: "A Jinja chat template file for /v1/chat/completions in place of the model's own (needed for a model without one).")
+    var chatTemplate: String?
     @Option(help: "Tokens per engine step: decode rows first, then prompt chunks. Smaller steps let a short prompt start sooner while long ones prefill (64: first token in about 0.2 s behind three 1000-token prompts on 2 cores, at the same throughput here).")
     var maxBatchTokens = 64
     @Option(help: "Which prompts share a step's budget first: shortest-first (a prompt passed over for --max-prefill-delay steps goes first), arrival, round-robin. No order changes a bit of any output.")
@@ -42,6 +44,13 @@ struct Serve: AsyncParsableCommand {
         var server = ServerConfiguration(modelName: name)
         server.host = host
         server.port = port
+        if let chatTemplate {
+            do {
+                server.chatTemplate = try ChatTemplate(source: String(contentsOfFile: chatTemplate, encoding: .utf8))
+            } catch {
+                throw CLIError("chat template \(chatTemplate): \(error)")
+            }
+        }
         guard requestTimeout > 0, requestTimeout.isFinite else { throw CLIError("--request-timeout must be a positive number of seconds") }
         server.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
         do {

@@ -25,7 +25,7 @@ final class TestServer: Sendable {
     let cacheFolder: String
 
     static func start(cacheFolder: String? = nil, tenants: TenantDirectory? = nil, maxBodyBytes: Int = 1 << 20,
-                      timeout: Duration = .seconds(600)) async throws -> TestServer {
+                      timeout: Duration = .seconds(600), chatTemplate: ChatTemplate? = nil) async throws -> TestServer {
         let folder = cacheFolder ?? NSTemporaryDirectory() + "verbatim-server-\(UInt32.random(in: 0...UInt32.max))"
         let file = try GGUFFile(path: modelPath)
         let model = try LlamaModel(file: file)
@@ -40,6 +40,7 @@ final class TestServer: Sendable {
         server.tenants = tenants
         server.maxBodyBytes = maxBodyBytes
         server.requestTimeout = timeout
+        server.chatTemplate = chatTemplate
         let service = VerbatimService(engine: engine, tokenizer: tokenizer, cache: store, modelDigest: model.digest, configuration: server)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let task = Task { try await service.run(handleSignals: false) { continuation.yield($0) } }
@@ -368,6 +369,18 @@ struct ServerTests {
                 "slowest /health or /metrics: \(slowest), while the hostile requests took \(hostileTime): \(log)")
         let ok = try await server.send("/v1/completions", json: ["model": "smollm2", "prompt": "Hi", "max_tokens": 2, "temperature": 0])
         #expect(ok.status == 200)
+        await server.stop()
+    }
+
+    @Test("a configured chat template replaces the model's own for /v1/chat/completions")
+    func chatTemplateOverride() async throws {
+        let template = try ChatTemplate(source: "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant]")
+        let server = try await TestServer.start(chatTemplate: template)
+        defer { try? FileManager.default.removeItem(atPath: server.cacheFolder) }
+        let reply = try await server.send("/v1/chat/completions", json: ["model": "smollm2", "messages": [["role": "user", "content": "Hi there"]],
+                                                                        "max_tokens": 1, "temperature": 0])
+        let expected = server.service.engine.tokenizer.encode("[user] Hi there\n[assistant]")
+        #expect(reply.status == 200 && (reply.json["usage"] as? [String: Any])?["prompt_tokens"] as? Int == expected.count, "\(reply.text)")
         await server.stop()
     }
 
