@@ -300,13 +300,18 @@ final class EngineWorker: @unchecked Sendable {
             scoring.resume(returning: .failure(EngineError(.shutDown, "the engine shut down before scoring finished")))
             r.scoring = nil
         } else {
-            let now = ContinuousClock.now
-            r.channel.send(.summary(GenerationSummary(
-                promptTokens: r.prompt.count, cachedPromptTokens: r.cachedPromptTokens, generatedTokens: r.generated.count,
-                completionFromCache: r.completionFromCache, timeToFirstToken: (r.firstToken ?? now) - r.submitted,
-                totalTime: now - r.submitted, stopReason: reason, seed: r.sampler.seed)))
+            r.channel.send(.summary(summary(r, reason)))
         }
         release(r)
+    }
+
+    /// The last event of `r`'s stream.
+    private func summary(_ r: EngineRequest, _ reason: StopReason, failure: EngineError? = nil) -> GenerationSummary {
+        let now = ContinuousClock.now
+        return GenerationSummary(
+            promptTokens: r.prompt.count, cachedPromptTokens: r.cachedPromptTokens, generatedTokens: r.generated.count,
+            completionFromCache: r.completionFromCache, timeToFirstToken: (r.firstToken ?? now) - r.submitted,
+            totalTime: now - r.submitted, stopReason: reason, seed: r.sampler.seed, failure: failure)
     }
 
     /// Ends a request abnormally: a scoring call throws `error`, a stream ends with a summary
@@ -316,11 +321,7 @@ final class EngineWorker: @unchecked Sendable {
             scoring.resume(returning: .failure(error))
             r.scoring = nil
         } else {
-            let now = ContinuousClock.now
-            r.channel.send(.summary(GenerationSummary(
-                promptTokens: r.prompt.count, cachedPromptTokens: r.cachedPromptTokens, generatedTokens: r.generated.count,
-                completionFromCache: r.completionFromCache, timeToFirstToken: (r.firstToken ?? now) - r.submitted,
-                totalTime: now - r.submitted, stopReason: .failed, seed: r.sampler.seed, failure: error)))
+            r.channel.send(.summary(summary(r, .failed, failure: error)))
         }
         release(r)
     }

@@ -52,45 +52,53 @@ public struct Sampler {
         var maxLogit = -Float.infinity
         for c in candidates { maxLogit = max(maxLogit, logits[Int(c)]) }
         // Weights exp((l - max) / T) with the project's exp, summed in candidate order in Double.
-        // The exps run as one array call: the vector paths give the scalar exp's bits, at a
-        // fraction of the cost over a whole vocabulary.
-        scaled.removeAll(keepingCapacity: true)
-        for c in candidates { scaled.append((logits[Int(c)] - maxLogit) / parameters.temperature) }
-        scaled.withUnsafeMutableBufferPointer { Kernels.exp($0.baseAddress!, $0.baseAddress!, count: $0.count) }
-        weights.removeAll(keepingCapacity: true)
-        var maxWeight = 0.0
-        for e in scaled {
-            let w = Double(e)
-            weights.append(w)
-            maxWeight = max(maxWeight, w)
-        }
-        if parameters.minP > 0 {
-            let floor = Double(parameters.minP) * maxWeight
-            for i in weights.indices where weights[i] < floor { weights[i] = 0 }
-        }
-        var total = 0.0
-        for w in weights { total += w }
-        if parameters.topP < 1 {
-            // Candidates are sorted: keep the shortest prefix reaching topP of the mass.
-            var cumulative = 0.0
-            var cut = weights.count
-            for (i, w) in weights.enumerated() {
-                cumulative += w
-                if cumulative >= Double(parameters.topP) * total { cut = i + 1; break }
+        // The exps run as one array call (the vector paths give the scalar exp's bits), and the
+        // loops over a whole vocabulary run on raw buffers sized once.
+        let count = candidates.count
+        if scaled.count < count { scaled = [Float](repeating: 0, count: count) }
+        if weights.count < count { weights = [Double](repeating: 0, count: count) }
+        let temperature = parameters.temperature, minP = parameters.minP, topP = parameters.topP
+        let target = Self.uniform(seed: seed, step: step)
+        return candidates.withUnsafeBufferPointer { cand -> TokenID in
+            scaled.withUnsafeMutableBufferPointer { sc -> TokenID in
+                weights.withUnsafeMutableBufferPointer { w -> TokenID in
+                    for i in 0..<count { sc[i] = (logits[Int(cand[i])] - maxLogit) / temperature }
+                    Kernels.exp(sc.baseAddress!, sc.baseAddress!, count: count)
+                    var maxWeight = 0.0
+                    for i in 0..<count {
+                        w[i] = Double(sc[i])
+                        maxWeight = max(maxWeight, w[i])
+                    }
+                    if minP > 0 {
+                        let floor = Double(minP) * maxWeight
+                        for i in 0..<count where w[i] < floor { w[i] = 0 }
+                    }
+                    var total = 0.0
+                    for i in 0..<count { total += w[i] }
+                    if topP < 1 {
+                        // Candidates are sorted: keep the shortest prefix reaching topP of the mass.
+                        var cumulative = 0.0
+                        var cut = count
+                        for i in 0..<count {
+                            cumulative += w[i]
+                            if cumulative >= Double(topP) * total { cut = i + 1; break }
+                        }
+                        for i in cut..<count { w[i] = 0 }
+                        total = 0
+                        for i in 0..<count { total += w[i] }
+                    }
+                    let goal = target * total
+                    var cumulative = 0.0
+                    var last = cand[0]
+                    for i in 0..<count where w[i] > 0 {
+                        cumulative += w[i]
+                        last = cand[i]
+                        if cumulative > goal { return TokenID(cand[i]) }
+                    }
+                    return TokenID(last)
+                }
             }
-            for i in cut..<weights.count { weights[i] = 0 }
-            total = 0
-            for w in weights { total += w }
         }
-        let target = Self.uniform(seed: seed, step: step) * total
-        var cumulative = 0.0
-        var last = candidates[0]
-        for (i, c) in candidates.enumerated() where weights[i] > 0 {
-            cumulative += weights[i]
-            last = c
-            if cumulative > target { return TokenID(c) }
-        }
-        return TokenID(last)
     }
 
     /// The `k` first elements in `order`, sorted (a bounded selection; k is small).
