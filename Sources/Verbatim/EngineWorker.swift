@@ -311,7 +311,8 @@ final class EngineWorker: @unchecked Sendable {
         return GenerationSummary(
             promptTokens: r.prompt.count, cachedPromptTokens: r.cachedPromptTokens, generatedTokens: r.generated.count,
             completionFromCache: r.completionFromCache, timeToFirstToken: (r.firstToken ?? now) - r.submitted,
-            totalTime: now - r.submitted, stopReason: reason, seed: r.sampler.seed, failure: failure)
+            totalTime: now - r.submitted, stopReason: reason, seed: r.parameters.temperature == 0 ? nil : r.sampler.seed,
+            failure: failure)
     }
 
     /// Ends a request abnormally: a scoring call throws `error`, a stream ends with a summary

@@ -120,13 +120,14 @@ public struct GenerationSummary: Sendable, Equatable, Codable {
     public var timeToFirstToken: Duration
     public var totalTime: Duration
     public var stopReason: StopReason
-    /// The seed used (the one given, or the random one picked): replaying with it gives the same output.
-    public var seed: UInt64
+    /// The seed used (the one given, or the random one picked): replaying with it gives the
+    /// same output. Nil for a greedy request (temperature 0), which draws nothing.
+    public var seed: UInt64?
     /// Why the generation ended abnormally (`stopReason == .failed`); nil otherwise.
     public var failure: EngineError?
 
     public init(promptTokens: Int, cachedPromptTokens: Int, generatedTokens: Int, completionFromCache: Bool,
-                timeToFirstToken: Duration, totalTime: Duration, stopReason: StopReason, seed: UInt64, failure: EngineError? = nil) {
+                timeToFirstToken: Duration, totalTime: Duration, stopReason: StopReason, seed: UInt64?, failure: EngineError? = nil) {
         self.promptTokens = promptTokens
         self.cachedPromptTokens = cachedPromptTokens
         self.generatedTokens = generatedTokens

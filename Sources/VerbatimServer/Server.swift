@@ -346,7 +346,7 @@ public final class VerbatimService: Sendable {
         if chat { choice["message"] = ["role": "assistant", "content": c.text] } else { choice["text"] = c.text }
         return ["id": id, "object": chat ? "chat.completion" : "text_completion", "created": created, "model": configuration.modelName,
                 "system_fingerprint": systemFingerprint, "choices": [choice], "usage": usage(c.summary),
-                "seed": c.summary.map { NSNumber(value: $0.seed) } ?? NSNull()]
+                "seed": c.summary?.seed.map { NSNumber(value: $0) } ?? NSNull()]
     }
 
     /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A client that

@@ -120,7 +120,7 @@ struct Generate: AsyncParsableCommand {
         store?.close()   // commits local writes and sends new entries to the shared tier
         if json {
             var object: [String: Any] = ["prompt_tokens": ids.map(Int.init), "tokens": tokens, "text": text,
-                                         "seed": summary?.seed ?? 0, "stop_reason": summary?.stopReason.rawValue ?? "",
+                                         "seed": summary?.seed.map { $0 as Any } ?? NSNull(), "stop_reason": summary?.stopReason.rawValue ?? "",
                                          "cached_prompt_tokens": summary?.cachedPromptTokens ?? 0,
                                          "completion_from_cache": summary?.completionFromCache ?? false]
             if logprobs { object["logprobs"] = probabilities }

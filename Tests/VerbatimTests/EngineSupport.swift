@@ -54,7 +54,7 @@ func collect(_ stream: GenerationStream, stopAfter limit: Int = .max) async -> C
             if c.tokens.count >= limit { return c }
         case .summary(let s):
             c.reason = s.stopReason
-            c.seed = s.seed
+            c.seed = s.seed ?? 0
         }
     }
     return c

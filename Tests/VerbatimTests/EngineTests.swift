@@ -208,7 +208,7 @@ struct EngineTests {
         await engine.shutdown()
     }
 
-    @Test("seeded sampling replays exactly; different seeds differ; an unseeded request reports its seed")
+    @Test("seeded sampling replays exactly; different seeds differ; an unseeded request reports its seed, a greedy one none")
     func seeds() async throws {
         let engine = try realEngine()
         func run(_ seed: UInt64?) async throws -> Completion {
@@ -221,6 +221,12 @@ struct EngineTests {
         let random = try await run(nil)
         let replay = try await run(random.seed)
         #expect(random.tokens == replay.tokens)
+        // A greedy request draws nothing: its summary has no seed.
+        var greedySeed: UInt64?? = .none
+        for await event in try engine.generate(.text("Once upon a time"), parameters: GenerateParameters(maxTokens: 2)) {
+            if case .summary(let s) = event { greedySeed = .some(s.seed) }
+        }
+        #expect(greedySeed == .some(nil))
         await engine.shutdown()
     }
 

@@ -19,7 +19,7 @@ for await event in try engine.generate(prompt, parameters: parameters, salt: Con
         generated.append(token.id)
         streamed.append(token.logprob ?? .nan)
     case .summary(let summary):
-        print("\n\(summary.stopReason), \(summary.generatedTokens) tokens, seed \(summary.seed), "
+        print("\n\(summary.stopReason), \(summary.generatedTokens) tokens, seed \(summary.seed.map(String.init) ?? "none (greedy)"), "
               + "\(summary.cachedPromptTokens) prompt tokens from the cache")
     }
 }
