@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VerbatimKernels
 import VerbatimCache
 import VerbatimModel
@@ -26,6 +27,10 @@ public struct EngineConfiguration: Sendable {
     /// Switches for the two halves of the cache.
     public var prefixCache = true
     public var completionCache = true
+    /// Public prefixes (a system prompt every tenant sends): with `generate(_:parameters:tenant:)`
+    /// their whole KV blocks are cached without the tenant's salt, so every tenant reuses them;
+    /// what follows stays the tenant's own.
+    public var sharedPrefixes: [SharedPrefix] = []
 
     public init() {}
 }
@@ -61,6 +66,8 @@ public final class Engine: Sendable {
     /// Names the numerics contract (NUMERICS.md); with the model digest it fixes every output bit.
     public let numericsProfile: String
     let shared: EngineShared
+    /// `configuration.sharedPrefixes` as tokens, made on first use (it needs the tokenizer).
+    private let sharedPrefixTokens = Mutex<SharedPrefixes?>(nil)
 
     /// `init(modelPath:configuration:)` off the caller's thread: reading and packing the weights
     /// takes seconds for a large model, which must not hold a cooperative thread.
@@ -203,16 +210,29 @@ public final class Engine: Sendable {
 
     /// `generate` for one tenant of a multi-tenant service: cache entries are shared only between
     /// requests of the same tenant (the salt is derived from the name, never taken from a request).
+    /// A prompt that begins with one of `configuration.sharedPrefixes` reuses its blocks
+    /// whichever tenant computed them.
     public func generate(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters(),
                          tenant: String) throws(EngineError) -> GenerationStream {
-        try generate(prompt, parameters: parameters, salt: ContentAddress.tenantSalt(tenant))
+        let ids = try tokens(of: prompt, parameters: parameters)
+        return try generate(.tokens(ids), parameters: parameters, salt: ContentAddress.tenantSalt(tenant),
+                            sharedPrefixTokens: declaredSharedPrefixes.length(of: ids))
+    }
+
+    /// `configuration.sharedPrefixes` as tokens.
+    var declaredSharedPrefixes: SharedPrefixes {
+        if let made = sharedPrefixTokens.withLock({ $0 }) { return made }
+        let made = SharedPrefixes(configuration.sharedPrefixes, engine: self)
+        sharedPrefixTokens.withLock { $0 = made }
+        return made
     }
 
     /// The whole answer at once: what a generation streamed, gathered. Throws the engine's error
     /// when the generation ended abnormally.
     public func respond(to prompt: Prompt, parameters: GenerateParameters = GenerateParameters(),
                         tenant: String? = nil) async throws(EngineError) -> GenerationResult {
-        let stream = try generate(prompt, parameters: parameters, salt: tenant.map(ContentAddress.tenantSalt) ?? [])
+        let stream: GenerationStream
+        if let tenant { stream = try generate(prompt, parameters: parameters, tenant: tenant) } else { stream = try generate(prompt, parameters: parameters) }
         var result = GenerationResult()
         for await event in stream {
             switch event {

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Verbatim   // the common path needs this import alone
+@testable import Verbatim   // the common path needs this import alone (@testable only to read the prefixes' token count)
 
 /// The embedding API as a service uses it: load, respond, tenants, scoring a continuation, Codable values.
 @Suite("Embedding API", .serialized)
@@ -29,6 +29,31 @@ struct EmbeddingAPITests {
         #expect(again.summary?.completionFromCache == true, "the same tenant hits its own completion")
         #expect(other.summary?.completionFromCache == false && other.summary?.cachedPromptTokens == 0, "another tenant never sees it")
         #expect(again.tokens == answer.tokens && other.tokens == answer.tokens)
+        await engine.shutdown()
+    }
+
+    @Test("shared prefixes declared in the configuration: another tenant reuses the public system prompt's whole blocks, never the private rest")
+    func sharedPrefixesInConfiguration() async throws {
+        let folder = NSTemporaryDirectory() + "verbatim-embedding-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let system = "You are the keeper of an old lighthouse on a rocky island. You answer questions about the sea, ships, "
+            + "storms and the lamp, in short and friendly sentences, and you never make up facts you are not sure of."
+        var configuration = EngineConfiguration()
+        configuration.kvMemoryBytes = 128 << 20
+        configuration.blockSize = 32
+        configuration.cache = try CacheStore(directory: folder)
+        configuration.sharedPrefixes = [.system(system)]
+        let engine = try await Engine.load(modelPath: try realModelPath(), configuration: configuration)
+        func ask(_ tenant: String, _ question: String) async throws -> GenerationSummary? {
+            let prompt = Prompt.chat([ChatMessage(role: .system, content: system), ChatMessage(role: .user, content: question)])
+            return try await engine.respond(to: prompt, parameters: GenerateParameters(maxTokens: 2), tenant: tenant).summary
+        }
+        let shared = engine.declaredSharedPrefixes.tokens.first?.count ?? 0
+        #expect(shared >= 32, "the system prompt covers \(shared) tokens")
+        _ = try await ask("acme", "How tall is the tower?")
+        await configuration.cache?.flushed()
+        let other = try await ask("globex", "What do you do in a storm?")
+        #expect(other?.cachedPromptTokens == shared / 32 * 32, "globex reused \(other?.cachedPromptTokens ?? -1) of \(shared) shared tokens")
         await engine.shutdown()
     }
 
