@@ -155,7 +155,9 @@ public final class Engine: Sendable {
         } catch {
             switch error.code {
             case .tooManyTokens:
-                throw EngineError(.contextExceeded, "the prompt is longer than \(budget.maxTokens) tokens (the context window is \(context) tokens)")
+                throw EngineError(.contextExceeded, budget.maxTokens == context
+                    ? "the prompt is longer than the context window of \(context) tokens"
+                    : "the prompt is longer than \(budget.maxTokens) tokens (the context window is \(context) tokens)")
             case .cancelled: throw EngineError(.cancelled, "tokenizing the prompt was cancelled")
             case .templateRaised: throw EngineError(.invalidPrompt, "the chat template refused the messages: \(error.message)")
             default: throw EngineError(.invalidPrompt, error.message)

@@ -17,6 +17,7 @@ final class EngineRequest: @unchecked Sendable {
     var sequence: SequenceID = -1
     var prefilled = 0                  // context tokens whose KV is written
     var prefillDelay = 0               // steps in a row this prefilling request got no rows
+    var prefilledAtStep = -1           // the last step that took some of its prompt
     /// Tokens to prefill: the prompt, plus (when continuing a cached completion) all replayed
     /// tokens but the last, which is fed as the first decode token.
     var context: [TokenID]
@@ -69,6 +70,8 @@ final class EngineWorker: @unchecked Sendable {
     private var rowOwners: [EngineRequest] = []
     /// Requests whose prefill finishes in this step: their new full blocks go to the cache after it.
     private var pendingBlockWrites: [EngineRequest] = []
+    /// The requests still prefilling, in the order they get this step's rows (reused: no allocation per step).
+    private var prefilling: [EngineRequest] = []
     private var logSoftmax: [Float]
     let cache: EngineCache?
 
@@ -165,39 +168,38 @@ final class EngineWorker: @unchecked Sendable {
         }
         // Then prompt chunks, in the configured order. Which rows share a step never changes a
         // bit of any output (the kernels are batch-invariant): the order only decides who waits.
-        let prefilling = running.filter { $0.isPrefilling }
-        let before = prefilling.map(\.prefilled)
-        switch configuration.prefillOrder {
-        case .arrival:
-            for r in prefilling where batch.count < budget { addPrefill(r, rows: budget - batch.count) }
-        case .shortestFirst:
+        prefilling.removeAll(keepingCapacity: true)
+        for r in running where r.isPrefilling { prefilling.append(r) }   // admission order
+        if configuration.prefillOrder == .shortestFirst {
             // Fewest prompt tokens left first; one passed over for maxPrefillDelaySteps steps
             // goes before them (oldest first), so a long prompt is never starved.
             let limit = configuration.maxPrefillDelaySteps
-            let order = prefilling.indices.sorted { a, b in
-                let (ra, rb) = (prefilling[a], prefilling[b])
-                let (starvedA, starvedB) = (ra.prefillDelay >= limit, rb.prefillDelay >= limit)
+            prefilling.sort { a, b in
+                let (starvedA, starvedB) = (a.prefillDelay >= limit, b.prefillDelay >= limit)
                 if starvedA != starvedB { return starvedA }
-                let (leftA, leftB) = (ra.context.count - ra.prefilled, rb.context.count - rb.prefilled)
-                return starvedA || leftA == leftB ? a < b : leftA < leftB
-            }
-            for i in order where batch.count < budget { addPrefill(prefilling[i], rows: budget - batch.count) }
-        case .roundRobin:
-            // An even share of what is left for each, then what they could not use to the rest.
-            var open = prefilling
-            while batch.count < budget && !open.isEmpty {
-                let share = max(1, (budget - batch.count) / open.count)
-                for r in open where batch.count < budget { addPrefill(r, rows: min(share, budget - batch.count)) }
-                open.removeAll { !$0.isPrefilling }
+                let (leftA, leftB) = (a.context.count - a.prefilled, b.context.count - b.prefilled)
+                return starvedA || leftA == leftB ? a.sequence < b.sequence : leftA < leftB
             }
         }
-        for (r, was) in zip(prefilling, before) { r.prefillDelay = r.prefilled > was ? 0 : r.prefillDelay + 1 }
+        if configuration.prefillOrder == .roundRobin {
+            // An even share of what is left for each, then what they could not use to the rest.
+            var open = prefilling.count
+            while batch.count < budget && open > 0 {
+                let share = max(1, (budget - batch.count) / open)
+                for r in prefilling where r.isPrefilling && batch.count < budget { addPrefill(r, rows: min(share, budget - batch.count)) }
+                open = prefilling.reduce(0) { $0 + ($1.isPrefilling ? 1 : 0) }
+            }
+        } else {
+            for r in prefilling where batch.count < budget { addPrefill(r, rows: budget - batch.count) }
+        }
+        for r in prefilling { r.prefillDelay = r.prefilledAtStep == steps ? 0 : r.prefillDelay + 1 }
         return !batch.isEmpty
     }
 
     /// Adds up to `rows` of `r`'s next prompt tokens to the batch.
     private func addPrefill(_ r: EngineRequest, rows: Int) {
         let end = min(r.context.count, r.prefilled + rows)
+        if end > r.prefilled { r.prefilledAtStep = steps }
         for p in r.prefilled..<end {
             batch.append(BatchToken(sequence: r.sequence, position: p, token: r.context[p],
                                     wantsLogits: r.isScoring || (p == r.context.count - 1 && r.generated.isEmpty)))
