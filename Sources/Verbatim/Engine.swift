@@ -262,17 +262,32 @@ public final class Engine: Sendable {
     /// Teacher-forced log-probabilities: element i is log p(tokens[i] | tokens[..<i]), nil for
     /// the first. Bitwise equal to the logprobs reported while generating the same tokens.
     public func score(_ tokens: [TokenID]) async throws(EngineError) -> [Float?] {
+        try await score(tokens, topLogprobs: 0).map(\.logprob)
+    }
+
+    /// Teacher-forced log-probabilities with the `topLogprobs` (0...20) most likely tokens at
+    /// each position: element i scores tokens[i] given tokens[..<i]. Each logprob and each
+    /// alternative is bitwise equal to what generating the same tokens reports. Cancelling the
+    /// calling task stops the work (`.cancelled`).
+    public func score(_ tokens: [TokenID], topLogprobs: Int) async throws(EngineError) -> [ScoredToken] {
+        guard (0...20).contains(topLogprobs) else {
+            throw EngineError(.invalidParameters, "topLogprobs must be in 0...20 (got \(topLogprobs))")
+        }
         _ = try self.tokens(of: .tokens(tokens))
         try checkFits(tokens.count, extra: 0)
         let shared = self.shared
-        let result: Result<[Float?], EngineError> = await withCheckedContinuation { continuation in
-            let channel = RequestChannel(capacity: 1) { shared.wake() }
-            let request = EngineRequest(prompt: tokens, parameters: GenerateParameters(maxTokens: 1), seed: 0,
-                                        channel: channel, tokenizer: tokenizer)
-            request.scoring = continuation
-            do throws(EngineError) { try shared.submit(request, maxQueued: configuration.maxQueuedRequests) } catch {
-                continuation.resume(returning: .failure(error))
+        let channel = RequestChannel(capacity: 1) { shared.wake() }
+        let result: Result<[ScoredToken], EngineError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let request = EngineRequest(prompt: tokens, parameters: GenerateParameters(maxTokens: 1, logprobs: true, topLogprobs: topLogprobs),
+                                            seed: 0, channel: channel, tokenizer: tokenizer)
+                request.scoring = continuation
+                do throws(EngineError) { try shared.submit(request, maxQueued: configuration.maxQueuedRequests) } catch {
+                    continuation.resume(returning: .failure(error))
+                }
             }
+        } onCancel: {
+            channel.cancel()
         }
         return try result.get()
     }

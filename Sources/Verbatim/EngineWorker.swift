@@ -11,8 +11,8 @@ final class EngineRequest: @unchecked Sendable {
     let channel: RequestChannel
     var sampler: Sampler
     var detokenizer: StreamingDetokenizer
-    var scoring: CheckedContinuation<Result<[Float?], EngineError>, Never>?
-    var scores: [Float?] = []
+    var scoring: CheckedContinuation<Result<[ScoredToken], EngineError>, Never>?
+    var scores: [ScoredToken] = []
 
     var sequence: SequenceID = -1
     var prefilled = 0                  // context tokens whose KV is written
@@ -136,7 +136,15 @@ final class EngineWorker: @unchecked Sendable {
     }
 
     private func dropCancelled() {
-        for r in running where r.channel.isCancelled { release(r) }
+        func drop(_ r: EngineRequest) {
+            if let scoring = r.scoring {
+                scoring.resume(returning: .failure(EngineError(.cancelled, "scoring was cancelled")))
+                r.scoring = nil
+            }
+            release(r)
+        }
+        for r in running where r.channel.isCancelled { drop(r) }
+        for r in waiting where r.channel.isCancelled { drop(r) }
         running.removeAll { $0.sequence < 0 }
         waiting.removeAll { $0.channel.isCancelled }
     }
@@ -215,10 +223,11 @@ final class EngineWorker: @unchecked Sendable {
         let vocab = logits.count
         if r.isScoring {
             let position = batch[row].position
-            if r.scores.isEmpty { r.scores.append(nil) }
+            if r.scores.isEmpty { r.scores.append(ScoredToken(id: r.prompt[0], logprob: nil)) }
             if position + 1 < r.prompt.count {
                 logSoftmax.withUnsafeMutableBufferPointer { Kernels.logSoftmax(x: logits.baseAddress!, y: $0.baseAddress!, rows: 1, n: vocab) }
-                r.scores.append(logSoftmax[Int(r.prompt[position + 1])])
+                let next = r.prompt[position + 1]
+                r.scores.append(ScoredToken(id: next, logprob: logSoftmax[Int(next)], topLogprobs: mostLikely(r.parameters.topLogprobs)))
             } else {
                 r.scoring?.resume(returning: .success(r.scores))
                 r.scoring = nil
@@ -234,14 +243,19 @@ final class EngineWorker: @unchecked Sendable {
         if r.parameters.logprobs || cache?.completions == true {
             logSoftmax.withUnsafeMutableBufferPointer { Kernels.logSoftmax(x: logits.baseAddress!, y: $0.baseAddress!, rows: 1, n: vocab) }
             logprob = logSoftmax[Int(token)]
-            if r.parameters.logprobs && r.parameters.topLogprobs > 0 {
-                let ids = Sampler.smallest(r.parameters.topLogprobs, of: Array(0..<Int32(vocab))) { a, b in
-                    self.logSoftmax[Int(a)] > self.logSoftmax[Int(b)] || (self.logSoftmax[Int(a)] == self.logSoftmax[Int(b)] && a < b)
-                }
-                top = ids.map { (TokenID($0), logSoftmax[Int($0)]) }
-            }
+            if r.parameters.logprobs { top = mostLikely(r.parameters.topLogprobs) }
         }
         emit(r, token: token, logprob: logprob, top: top)
+    }
+
+    /// The `k` most likely tokens of the row in `logSoftmax`, most likely first, ties to the
+    /// lowest id: the one place the alternatives of generated and scored tokens are chosen.
+    private func mostLikely(_ k: Int) -> [(id: TokenID, logprob: Float)] {
+        guard k > 0 else { return [] }
+        let ids = Sampler.smallest(k, of: Array(0..<Int32(logSoftmax.count))) { a, b in
+            self.logSoftmax[Int(a)] > self.logSoftmax[Int(b)] || (self.logSoftmax[Int(a)] == self.logSoftmax[Int(b)] && a < b)
+        }
+        return ids.map { (TokenID($0), logSoftmax[Int($0)]) }
     }
 
     /// Appends a token to a request, streams it (text delta, stop strings, logprobs) and

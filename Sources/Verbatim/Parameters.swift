@@ -58,6 +58,20 @@ public struct GenerateParameters: Sendable, Equatable, Hashable, Codable {
         self.topLogprobs = topLogprobs
     }
 
+    /// The seed of sample `index` of a request that asks for several samples from one `base`
+    /// seed (the server's `n`): sample 0 uses `base` itself, so one sample equals the request
+    /// alone; the others get well-mixed seeds that are the same on every run. Replaying sample
+    /// `index` alone with this seed gives its bits. Derived seeds are below 2^53, so they stay
+    /// exact as JSON numbers.
+    public static func sampleSeed(_ index: Int, base: UInt64) -> UInt64 {
+        guard index != 0 else { return base }
+        // SplitMix64's finaliser over base + index·golden ratio: neighbouring indexes land far apart.
+        var z = base &+ UInt64(truncatingIfNeeded: index) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return (z ^ (z >> 31)) >> 11
+    }
+
     /// Checks every field; the error names the field and the allowed range.
     public func validate() throws(EngineError) {
         func invalid(_ message: String) -> EngineError { EngineError(.invalidParameters, message) }
@@ -98,6 +112,30 @@ public struct GeneratedToken: Sendable, Equatable {
 
     public static func == (a: GeneratedToken, b: GeneratedToken) -> Bool {
         a.id == b.id && a.text == b.text && a.logprob?.bitPattern == b.logprob?.bitPattern
+            && a.topLogprobs.map(\.id) == b.topLogprobs.map(\.id)
+            && a.topLogprobs.map(\.logprob.bitPattern) == b.topLogprobs.map(\.logprob.bitPattern)
+    }
+}
+
+/// One token of a scored sequence (`Engine.score(_:topLogprobs:)`).
+public struct ScoredToken: Sendable, Equatable {
+    public var id: TokenID
+    /// log p(token | the tokens before it) under the model; nil for the first token, which has
+    /// nothing before it. Bitwise equal to the logprob reported when the same token is generated
+    /// after the same tokens.
+    public var logprob: Float?
+    /// The most likely tokens at this position, (token, logprob), most likely first (ties to the
+    /// lowest id); empty for the first token.
+    public var topLogprobs: [(id: TokenID, logprob: Float)]
+
+    public init(id: TokenID, logprob: Float?, topLogprobs: [(id: TokenID, logprob: Float)] = []) {
+        self.id = id
+        self.logprob = logprob
+        self.topLogprobs = topLogprobs
+    }
+
+    public static func == (a: ScoredToken, b: ScoredToken) -> Bool {
+        a.id == b.id && a.logprob?.bitPattern == b.logprob?.bitPattern
             && a.topLogprobs.map(\.id) == b.topLogprobs.map(\.id)
             && a.topLogprobs.map(\.logprob.bitPattern) == b.topLogprobs.map(\.logprob.bitPattern)
     }

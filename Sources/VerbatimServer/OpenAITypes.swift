@@ -27,9 +27,19 @@ public struct APIError: Error, Sendable {
 
 /// What both endpoints accept, decoded by hand from JSON so every wrong type names its field.
 struct GenerationRequest: Sendable {
-    enum Input: Sendable { case text(String), chat([ChatMessage]) }
+    enum Input: Sendable { case text(String), tokens([TokenID]), chat([ChatMessage]) }
+    /// Prompts and samples per prompt in one request, at most (the choices of a response).
+    static let maxChoices = 128
     var model: String?
-    var input: Input
+    /// One prompt (chat, or completions with a string or token ids) or several (completions).
+    var inputs: [Input]
+    /// Samples per prompt; sample j of every prompt uses `GenerateParameters.sampleSeed(j, base:)`.
+    var n: Int
+    /// Completions: the prompt comes back before the completion (text, and with `logprobs` its
+    /// tokens' log-probabilities); with `max_tokens: 0` it is scoring alone.
+    var echo: Bool
+    /// Also return each prompt's token ids (`prompt_token_ids`); generated ids always come back.
+    var returnTokenIDs: Bool
     var maxTokens: Int
     var temperature: Float
     var topP: Float
@@ -57,7 +67,10 @@ struct GenerationRequest: Sendable {
         }
         func integer(_ name: String) throws(APIError) -> Int? {
             guard let d = try number(name) else { return nil }
-            guard d == d.rounded(), abs(d) < 1e15 else { throw .invalid(name, "'\(name)' must be an integer") }
+            // Integers up to 2^53 are exact in JSON (and in every client's doubles).
+            guard d == d.rounded(), abs(d) <= 9_007_199_254_740_991 else {
+                throw .invalid(name, "'\(name)' must be an integer of at most 2^53 - 1 in size")
+            }
             return Int(d)
         }
         func boolean(_ name: String) throws(APIError) -> Bool? {
@@ -66,7 +79,7 @@ struct GenerationRequest: Sendable {
             return b
         }
 
-        let input: Input
+        let inputs: [Input]
         if chat {
             guard let raw = json["messages"] else { throw .invalid("messages", "'messages' is required") }
             guard let list = raw as? [Any], !list.isEmpty else { throw .invalid("messages", "'messages' must be a non-empty array") }
@@ -80,26 +93,27 @@ struct GenerationRequest: Sendable {
                 }
                 messages.append(ChatMessage(role: ChatRole(role), content: content))
             }
-            input = .chat(messages)
+            inputs = [.chat(messages)]
         } else {
             guard let raw = json["prompt"] else { throw .invalid("prompt", "'prompt' is required") }
-            if let text = raw as? String {
-                input = .text(text)
-            } else if let list = raw as? [Any], list.count == 1, let only = list[0] as? String {
-                input = .text(only)
-            } else {
-                throw .invalid("prompt", "'prompt' must be a string (or an array of one string)")
-            }
+            inputs = try parsePrompts(raw)
         }
 
+        let n = try integer("n") ?? 1
+        guard n >= 1, n * inputs.count <= maxChoices else {
+            throw .invalid("n", "'n' must be at least 1, and n times the number of prompts at most \(maxChoices) (got n = \(n), \(inputs.count) prompts)")
+        }
+        let echo = try boolean("echo") ?? false
+        if chat && echo { throw .invalid("echo", "'echo' is for /v1/completions only") }
         var maxTokens = chat ? 256 : 16
         if chat, let n = try integer("max_completion_tokens") { maxTokens = n } else if let n = try integer("max_tokens") { maxTokens = n }
-        guard maxTokens >= 1 else { throw .invalid("max_tokens", "'max_tokens' must be at least 1 (got \(maxTokens))") }
+        guard maxTokens >= (echo ? 0 : 1) else {
+            throw .invalid("max_tokens", "'max_tokens' must be at least 1, or 0 with 'echo': true (got \(maxTokens))")
+        }
         let temperature = try number("temperature") ?? 1
         guard temperature >= 0, temperature <= 2 else { throw .invalid("temperature", "'temperature' must be between 0 and 2 (got \(temperature))") }
         let topP = try number("top_p") ?? 1
         guard topP > 0, topP <= 1 else { throw .invalid("top_p", "'top_p' must be in (0, 1] (got \(topP))") }
-        if let n = try integer("n"), n != 1 { throw .invalid("n", "only n = 1 is supported (got \(n))") }
         var seed: UInt64?
         if let s = try integer("seed") {
             guard s >= 0 else { throw .invalid("seed", "'seed' must be a non-negative integer") }
@@ -127,16 +141,52 @@ struct GenerationRequest: Sendable {
         let stream = try boolean("stream") ?? false
         let options = try field("stream_options", [String: Any].self, "an object")
         let includeUsage = (options?["include_usage"] as? Bool) ?? false
-        return GenerationRequest(model: try field("model", String.self, "a string"), input: input, maxTokens: maxTokens,
+        return GenerationRequest(model: try field("model", String.self, "a string"), inputs: inputs, n: n, echo: echo,
+                                 returnTokenIDs: try boolean("return_token_ids") ?? false, maxTokens: maxTokens,
                                  temperature: Float(temperature), topP: Float(topP), seed: seed, stop: stop, logprobs: logprobs,
                                  topLogprobs: topLogprobs, stream: stream, includeUsage: includeUsage)
     }
 
-    /// The prompt; chats render with `template` when given (else the model's own).
-    func prompt(template: ChatTemplate?) -> Prompt {
-        switch input {
-        case .text(let t): .text(t)
-        case .chat(let m): .chat(m, options: ChatOptions(template: template))
+    /// `prompt` of the completions endpoint: a string, token ids, or an array of either.
+    private static func parsePrompts(_ raw: Any) throws(APIError) -> [Input] {
+        func tokenIDs(_ list: [Any]) -> [TokenID]? {
+            var ids: [TokenID] = []
+            ids.reserveCapacity(list.count)
+            for item in list {
+                guard let d = item as? Double, d == d.rounded(), d >= 0, d <= Double(Int32.max) else { return nil }
+                ids.append(TokenID(d))
+            }
+            return ids
+        }
+        let what = "'prompt' must be a string, an array of token ids, or an array of strings or of token-id arrays"
+        if let text = raw as? String { return [.text(text)] }
+        guard let list = raw as? [Any], !list.isEmpty else { throw .invalid("prompt", what + " (and not empty)") }
+        if list.allSatisfy({ $0 is Double }) {
+            guard let ids = tokenIDs(list) else { throw .invalid("prompt", "token ids in 'prompt' must be integers from 0 to \(Int32.max)") }
+            return [.tokens(ids)]
+        }
+        guard list.count <= maxChoices else { throw .invalid("prompt", "at most \(maxChoices) prompts in one request (got \(list.count))") }
+        var inputs: [Input] = []
+        for (i, item) in list.enumerated() {
+            if let text = item as? String {
+                inputs.append(.text(text))
+            } else if let inner = item as? [Any], !inner.isEmpty, let ids = tokenIDs(inner) {
+                inputs.append(.tokens(ids))
+            } else {
+                throw .invalid("prompt[\(i)]", what + "; prompt[\(i)] is neither a string nor a non-empty array of token ids")
+            }
+        }
+        return inputs
+    }
+
+    /// The prompts; chats render with `template` when given (else the model's own).
+    func prompts(template: ChatTemplate?) -> [Prompt] {
+        inputs.map { input in
+            switch input {
+            case .text(let t): .text(t)
+            case .tokens(let ids): .tokens(ids)
+            case .chat(let m): .chat(m, options: ChatOptions(template: template))
+            }
         }
     }
 

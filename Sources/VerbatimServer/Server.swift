@@ -241,21 +241,66 @@ public final class VerbatimService: Sendable {
         // Tokenizing (and rendering a chat template) runs on a thread of its own, cancelled when
         // the client leaves or the time is up, so hostile prompts never stall other endpoints.
         let engine = self.engine
-        let prompt = parsed.prompt(template: configuration.chatTemplate)
-        let tokens = try await untilDone(deadline, connection) { try await engine.tokenize(prompt, parameters: parsed.parameters) }
-        let stream = try engine.generate(.tokens(tokens), parameters: parsed.parameters, salt: salt,
-                                         sharedPrefixTokens: salt.isEmpty ? 0 : sharedPrefixes.length(of: tokens))
-        let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
-        let created = Int(Date().timeIntervalSince1970)
+        var prompts: [PromptInfo] = []
+        for prompt in parsed.prompts(template: configuration.chatTemplate) {
+            let tokens = try await untilDone(deadline, connection) { try await engine.tokenize(prompt, parameters: parsed.parameters) }
+            let text: String
+            switch prompt {
+            case .text(let t): text = t
+            case .tokens(let ids): text = (try? tokenizer.decode(ids, includeControl: true)) ?? ""
+            case .chat: text = ""
+            }
+            prompts.append(PromptInfo(tokens: tokens, text: text))
+        }
+        // Echo with logprobs: the prompt's own log-probabilities, once per prompt.
+        if parsed.echo && parsed.logprobs {
+            for p in prompts.indices {
+                let tokens = prompts[p].tokens
+                prompts[p].scored = try await untilDone(deadline, connection) {
+                    try await engine.score(tokens, topLogprobs: parsed.topLogprobs)
+                }
+            }
+        }
+        // Sample j of every prompt draws from sampleSeed(j, base:), so each choice can be replayed alone.
+        let baseSeed = parsed.seed ?? UInt64.random(in: 0..<(1 << 53))   // reported, and exact when sent back
+        var choices: [Choice] = []
+        for (p, prompt) in prompts.enumerated() {
+            for j in 0..<parsed.n {
+                choices.append(Choice(prompt: p, seed: GenerateParameters.sampleSeed(j, base: baseSeed)))
+            }
+        }
+        var streams: [GenerationStream] = []
+        if parsed.maxTokens > 0 {
+            for choice in choices {
+                var parameters = parsed.parameters
+                parameters.seed = choice.seed
+                let tokens = prompts[choice.prompt].tokens
+                streams.append(try engine.generate(.tokens(tokens), parameters: parameters, salt: salt,
+                                                   sharedPrefixTokens: salt.isEmpty ? 0 : sharedPrefixes.length(of: tokens)))
+            }
+        }
+        let reply = Reply(id: (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24),
+                          created: Int(Date().timeIntervalSince1970), chat: chat, request: parsed, prompts: prompts, choices: choices,
+                          seed: parsed.temperature == 0 ? nil : baseSeed)
         if parsed.stream {
-            return streamingResponse(stream, parsed, id: id, created: created, chat: chat, connection: connection, deadline: deadline)
+            return streamingResponse(streams, reply, connection: connection, deadline: deadline)
         }
-        let collected = try await untilDone(deadline, connection, onStop: { stream.cancel() }) { await Collected.gather(stream) }
-        if let failure = collected.summary?.failure {
-            throw APIError(500, "generation failed: \(failure.message)", type: "server_error", code: failure.code.rawValue)
+        let started = streams, count = choices.count
+        let collected = try await untilDone(deadline, connection, onStop: { for s in started { s.cancel() } }) {
+            await withTaskGroup(of: (Int, Collected).self) { group in
+                for (i, stream) in started.enumerated() { group.addTask { (i, await Collected.gather(stream)) } }
+                var all = [Collected](repeating: Collected(), count: count)
+                for await (i, c) in group { all[i] = c }
+                return all
+            }
         }
-        if let summary = collected.summary { metrics.record(summary) }
-        return Self.json(200, completionObject(collected, parsed, id: id, created: created, chat: chat))
+        for c in collected {
+            if let failure = c.summary?.failure {
+                throw APIError(500, "generation failed: \(failure.message)", type: "server_error", code: failure.code.rawValue)
+            }
+        }
+        for c in collected { if let summary = c.summary { metrics.record(summary) } }
+        return Self.json(200, completionObject(collected, reply))
     }
 
     /// The first of three: `work` finishing, the deadline (504), the client going away (499).
@@ -287,7 +332,32 @@ public final class VerbatimService: Sendable {
 
     enum RaceOutcome<T: Sendable>: Sendable { case done(T), timedOut, disconnected }
 
-    /// Everything a non-streaming response needs.
+    /// One prompt of a request: its tokens, its text (for echo), and its scores (echo with logprobs).
+    struct PromptInfo: Sendable {
+        var tokens: [TokenID]
+        var text: String
+        var scored: [ScoredToken]?
+    }
+
+    /// One choice of a response: which prompt it continues and the seed of its sample.
+    struct Choice: Sendable {
+        var prompt: Int
+        var seed: UInt64
+    }
+
+    /// What every part of one response shares.
+    struct Reply: Sendable {
+        var id: String
+        var created: Int
+        var chat: Bool
+        var request: GenerationRequest
+        var prompts: [PromptInfo]
+        var choices: [Choice]
+        /// The request's seed (given or picked); nil when greedy.
+        var seed: UInt64?
+    }
+
+    /// Everything a non-streaming response needs of one choice.
     struct Collected: Sendable {
         var tokens: [GeneratedToken] = []
         var text = ""
@@ -305,23 +375,36 @@ public final class VerbatimService: Sendable {
         }
     }
 
-    private func finishReason(_ summary: GenerationSummary?) -> String {
+    private func finishReason(_ summary: GenerationSummary?, _ r: GenerationRequest) -> String {
+        if r.maxTokens == 0 { return "length" }   // echo alone: nothing was to be generated
         switch summary?.stopReason {
-        case .length?: "length"
-        case .cancelled?: "cancelled"
-        default: "stop"
+        case .length?: return "length"
+        case .cancelled?: return "cancelled"
+        default: return "stop"
         }
     }
 
-    private func usage(_ summary: GenerationSummary?) -> [String: Any] {
-        let prompt = summary?.promptTokens ?? 0, generated = summary?.generatedTokens ?? 0
+    /// Prompt tokens count once per prompt (cached ones as its first sample found them),
+    /// completion tokens once per choice.
+    private func usage(_ summaries: [GenerationSummary?], _ reply: Reply) -> [String: Any] {
+        let prompt = reply.prompts.reduce(0) { $0 + $1.tokens.count }
+        let generated = summaries.reduce(0) { $0 + ($1?.generatedTokens ?? 0) }
+        var cached = 0
+        for p in reply.prompts.indices {
+            if let first = reply.choices.firstIndex(where: { $0.prompt == p }), first < summaries.count {
+                cached += summaries[first]?.cachedPromptTokens ?? 0
+            }
+        }
         return ["prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated,
-                "prompt_tokens_details": ["cached_tokens": summary?.cachedPromptTokens ?? 0]]
+                "prompt_tokens_details": ["cached_tokens": cached]]
     }
 
     private func tokenText(_ id: TokenID) -> String { (try? tokenizer.decode([id], includeControl: true)) ?? "" }
 
-    private func logprobsObject(_ tokens: [GeneratedToken], chat: Bool) -> Any {
+    /// The log-probabilities of a choice's part: its generated tokens, after the prompt's scored
+    /// tokens when they are echoed. Every value is the model's own log-probability (the full
+    /// softmax), never renormalised by top-k, top-p or min-p.
+    private func logprobsObject(_ tokens: [GeneratedToken], echoed: [ScoredToken] = [], textOffset: Int = 0, chat: Bool) -> Any {
         if chat {
             return ["content": tokens.map { t -> [String: Any] in
                 let text = tokenText(t.id)
@@ -332,51 +415,102 @@ public final class VerbatimService: Sendable {
                         }]
             }]
         }
+        func alternatives(_ top: [(id: TokenID, logprob: Float)]) -> [String: Double] {
+            Dictionary(top.map { (tokenText($0.id), Double($0.logprob)) }, uniquingKeysWith: max)
+        }
+        var names: [String] = [], values: [Any] = [], tops: [Any] = [], offsets: [Int] = []
         var offset = 0
-        var offsets: [Int] = []
-        for t in tokens { offsets.append(offset); offset += t.text.utf8.count }
-        return ["tokens": tokens.map { tokenText($0.id) }, "token_logprobs": tokens.map { Double($0.logprob ?? 0) },
-                "top_logprobs": tokens.map { t in Dictionary(t.topLogprobs.map { (tokenText($0.id), Double($0.logprob)) }, uniquingKeysWith: max) },
-                "text_offset": offsets]
+        for s in echoed {
+            let name = tokenText(s.id)
+            names.append(name)
+            values.append(s.logprob.map { Double($0) as Any } ?? NSNull())
+            tops.append(s.logprob == nil ? NSNull() : alternatives(s.topLogprobs))
+            offsets.append(offset)
+            offset += name.utf8.count
+        }
+        offset = max(offset, textOffset)
+        for t in tokens {
+            names.append(tokenText(t.id))
+            values.append(Double(t.logprob ?? 0))
+            tops.append(alternatives(t.topLogprobs))
+            offsets.append(offset)
+            offset += t.text.utf8.count
+        }
+        return ["tokens": names, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets]
     }
 
-    private func completionObject(_ c: Collected, _ r: GenerationRequest, id: String, created: Int, chat: Bool) -> [String: Any] {
-        var choice: [String: Any] = ["index": 0, "finish_reason": finishReason(c.summary),
-                                     "logprobs": r.logprobs ? logprobsObject(c.tokens, chat: chat) : NSNull()]
-        if chat { choice["message"] = ["role": "assistant", "content": c.text] } else { choice["text"] = c.text }
-        return ["id": id, "object": chat ? "chat.completion" : "text_completion", "created": created, "model": configuration.modelName,
-                "system_fingerprint": systemFingerprint, "choices": [choice], "usage": usage(c.summary),
-                "seed": c.summary?.seed.map { NSNumber(value: $0) } ?? NSNull()]
+    private func completionObject(_ collected: [Collected], _ reply: Reply) -> [String: Any] {
+        let r = reply.request
+        var choices: [[String: Any]] = []
+        for (index, choice) in reply.choices.enumerated() {
+            let c = index < collected.count ? collected[index] : Collected()
+            let prompt = reply.prompts[choice.prompt]
+            var object: [String: Any] = ["index": index, "finish_reason": finishReason(c.summary, r),
+                                         "token_ids": c.tokens.map { Int($0.id) }]
+            if r.logprobs {
+                object["logprobs"] = r.echo
+                    ? logprobsObject(c.tokens, echoed: prompt.scored ?? [], textOffset: prompt.text.utf8.count, chat: false)
+                    : logprobsObject(c.tokens, chat: reply.chat)
+            } else {
+                object["logprobs"] = NSNull()
+            }
+            if r.returnTokenIDs { object["prompt_token_ids"] = prompt.tokens.map(Int.init) }
+            if r.n > 1, reply.seed != nil { object["seed"] = NSNumber(value: choice.seed) }
+            if reply.chat { object["message"] = ["role": "assistant", "content": c.text] } else { object["text"] = (r.echo ? prompt.text : "") + c.text }
+            choices.append(object)
+        }
+        return ["id": reply.id, "object": reply.chat ? "chat.completion" : "text_completion", "created": reply.created,
+                "model": configuration.modelName, "system_fingerprint": systemFingerprint, "choices": choices,
+                "usage": usage(collected.map(\.summary), reply), "seed": reply.seed.map { NSNumber(value: $0) } ?? NSNull()]
     }
 
-    /// Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`. A client that
+    /// Server-sent events in OpenAI's chunk format: each choice's tokens as they come (chunks
+    /// of different choices interleave, told apart by `index`), a last chunk per choice with its
+    /// finish reason, the usage chunk on request (no choices), then `data: [DONE]`. A client that
     /// goes away is seen by the connection watch (or makes a write fail); either drops the
-    /// stream, which cancels the generation.
-    private func streamingResponse(_ stream: GenerationStream, _ r: GenerationRequest, id: String, created: Int, chat: Bool,
+    /// streams, which cancels the generations.
+    private func streamingResponse(_ streams: [GenerationStream], _ reply: Reply,
                                    connection: ConnectionState, deadline: ContinuousClock.Instant) -> Response {
         let model = configuration.modelName, fingerprint = systemFingerprint, timeout = configuration.requestTimeout
+        let chat = reply.chat, r = reply.request
         let endpoint = chat ? "chat" : "completions"
         let body = ResponseBody { [self] writer in
+            let events = ChoiceEvents.merge(streams)
             do {
                 func send(_ object: [String: Any]) async throws {
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
                     try await writer.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))
                 }
-                func chunk(_ choice: [String: Any], usage: Any = NSNull()) -> [String: Any] {
-                    ["id": id, "object": chat ? "chat.completion.chunk" : "text_completion", "created": created, "model": model,
-                     "system_fingerprint": fingerprint, "choices": [choice], "usage": usage]
+                func chunk(_ choices: [[String: Any]], usage: Any = NSNull()) -> [String: Any] {
+                    ["id": reply.id, "object": chat ? "chat.completion.chunk" : "text_completion", "created": reply.created, "model": model,
+                     "system_fingerprint": fingerprint, "choices": choices, "usage": usage]
                 }
-                if chat { try await send(chunk(["index": 0, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()])) }
-                var summary: GenerationSummary?
-                for await event in stream {
+                func part(_ index: Int, text: String, logprobs: Any = NSNull(), tokenIDs: [TokenID] = [], finish: String? = nil) -> [String: Any] {
+                    var object: [String: Any] = ["index": index, "logprobs": logprobs, "finish_reason": finish ?? NSNull()]
+                    if chat { object["delta"] = finish == nil ? ["content": text] : [String: Any]() } else { object["text"] = text }
+                    if finish == nil { object["token_ids"] = tokenIDs.map(Int.init) }
+                    return object
+                }
+                for index in reply.choices.indices {
+                    if chat {
+                        try await send(chunk([["index": index, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()]]))
+                    } else if r.echo {
+                        let prompt = reply.prompts[reply.choices[index].prompt]
+                        let logprobs = r.logprobs ? logprobsObject([], echoed: prompt.scored ?? [], chat: false) : NSNull()
+                        try await send(chunk([part(index, text: prompt.text, logprobs: logprobs)]))
+                    }
+                }
+                var summaries = [GenerationSummary?](repeating: nil, count: reply.choices.count)
+                var offsets = reply.choices.map { r.echo ? reply.prompts[$0.prompt].text.utf8.count : 0 }
+                for await (index, event) in events {
                     if connection.isClosed {
                         // Nobody is reading: stop generating (the write below would fail later anyway).
-                        stream.cancel()
+                        for s in streams { s.cancel() }
                         throw APIError(499, "the client closed the connection", type: "invalid_request_error", code: "client_closed")
                     }
                     if ContinuousClock.now > deadline {
                         // Over time: stop generating and say so in the stream (the status line is sent).
-                        stream.cancel()
+                        for s in streams { s.cancel() }
                         try await send(APIError(504, "the request took longer than \(timeout)", type: "server_error", code: "timeout").json)
                         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                         try await writer.finish(nil)
@@ -385,38 +519,72 @@ public final class VerbatimService: Sendable {
                     }
                     switch event {
                     case .token(let t):
-                        let logprobs = r.logprobs ? logprobsObject([t], chat: chat) : NSNull()
-                        if chat {
-                            try await send(chunk(["index": 0, "delta": ["content": t.text], "logprobs": logprobs, "finish_reason": NSNull()]))
-                        } else {
-                            try await send(chunk(["index": 0, "text": t.text, "logprobs": logprobs, "finish_reason": NSNull()]))
-                        }
+                        let logprobs = r.logprobs ? logprobsObject([t], textOffset: offsets[index], chat: chat) : NSNull()
+                        offsets[index] += t.text.utf8.count
+                        try await send(chunk([part(index, text: t.text, logprobs: logprobs, tokenIDs: [t.id])]))
                     case .summary(let s):
-                        summary = s
+                        summaries[index] = s
                         if let failure = s.failure {
                             // The status line went out as 200: the failure is an error event.
+                            for s in streams { s.cancel() }
                             try await send(APIError(500, "generation failed: \(failure.message)", type: "server_error", code: failure.code.rawValue).json)
                             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                             try await writer.finish(nil)
                             metrics.request(endpoint, 500)
                             return
                         }
+                        try await send(chunk([part(index, text: "", finish: finishReason(s, r))]))
                     }
                 }
-                let reason = finishReason(summary)
-                let last: [String: Any] = chat ? ["index": 0, "delta": [String: Any](), "logprobs": NSNull(), "finish_reason": reason]
-                                               : ["index": 0, "text": "", "logprobs": NSNull(), "finish_reason": reason]
-                try await send(chunk(last, usage: r.includeUsage ? usage(summary) : NSNull()))
+                if streams.isEmpty {   // echo alone: every choice ends at once
+                    for index in reply.choices.indices { try await send(chunk([part(index, text: "", finish: finishReason(nil, r))])) }
+                }
+                if r.includeUsage { try await send(chunk([], usage: usage(summaries, reply))) }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 try await writer.finish(nil)
-                if let summary { metrics.record(summary) }
+                for s in summaries { if let s { metrics.record(s) } }
                 metrics.request(endpoint, 200)
             } catch {
                 // The status line went out as 200; what the stream came to is counted here.
+                for s in streams { s.cancel() }
                 metrics.request(endpoint, connection.isClosed ? 499 : 500)
                 throw error
             }
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}
+
+/// The events of several generations as one sequence of (choice index, event), in the order
+/// they come. One generation keeps its backpressure (events are pulled as they are read);
+/// several are drained as they come (at most n × max_tokens events wait).
+enum ChoiceEvents {
+    static func merge(_ streams: [GenerationStream]) -> AsyncStream<(Int, GenerationEvent)> {
+        if streams.count == 1 {
+            let only = IteratorBox(streams[0].makeAsyncIterator())
+            return AsyncStream(unfolding: { await only.next().map { (0, $0) } }, onCancel: { streams[0].cancel() })
+        }
+        let (merged, feed) = AsyncStream.makeStream(of: (Int, GenerationEvent).self)
+        let task = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for (index, stream) in streams.enumerated() {
+                    group.addTask { for await event in stream { feed.yield((index, event)) } }
+                }
+            }
+            feed.finish()
+        }
+        feed.onTermination = { _ in
+            task.cancel()
+            for s in streams { s.cancel() }
+        }
+        return merged
+    }
+
+    /// One stream's iterator, read by one consumer at a time.
+    final class IteratorBox: @unchecked Sendable {
+        // Sendable: `next()` is called by the one task reading the merged sequence, never at once.
+        private var iterator: GenerationStream.Iterator
+        init(_ iterator: GenerationStream.Iterator) { self.iterator = iterator }
+        func next() async -> GenerationEvent? { await iterator.next() }
     }
 }

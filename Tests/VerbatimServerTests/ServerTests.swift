@@ -148,11 +148,12 @@ struct ServerTests {
         #expect(chunks.count == events.count - 1 && chunks.allSatisfy { $0["object"] as? String == "chat.completion.chunk" })
         let text = chunks.compactMap { (($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])?["content"] as? String }.joined()
         #expect(text == expected)
+        // The usage chunk comes last, with no choices (as OpenAI sends it); the finish reason before it.
         let lastChunk = chunks.last ?? [:]
         let lastUsage = lastChunk["usage"] as? [String: Any] ?? [:]
-        #expect(lastUsage["completion_tokens"] as? Int == 16)
-        let lastChoice = (lastChunk["choices"] as? [[String: Any]])?.first ?? [:]
-        #expect(lastChoice["finish_reason"] as? String == "length")
+        #expect(lastUsage["completion_tokens"] as? Int == 16 && (lastChunk["choices"] as? [Any])?.isEmpty == true)
+        let finishChoice = (chunks.dropLast().last?["choices"] as? [[String: Any]])?.first ?? [:]
+        #expect(finishChoice["finish_reason"] as? String == "length")
 
         let plain = try await server.send("/v1/completions", json: ["model": "smollm2", "prompt": "Once upon a time", "max_tokens": 6, "temperature": 0, "stream": true])
         #expect(plain.text.hasSuffix("data: [DONE]\n\n") && plain.text.contains("\"object\":\"text_completion\""))

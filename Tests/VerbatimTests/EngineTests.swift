@@ -243,4 +243,42 @@ struct EngineTests {
         }
         await engine.shutdown()
     }
+
+    @Test("scoring with alternatives reports the same top tokens and logprobs, bit for bit, as generating; a cancelled score throws .cancelled")
+    func scoringAlternatives() async throws {
+        let engine = try realEngine()
+        let prompt = try engine.tokens(of: .text("The longest river in Africa is"))
+        var generated: [GeneratedToken] = []
+        for await event in try engine.generate(.tokens(prompt), parameters: GenerateParameters(maxTokens: 10, temperature: 0.8, seed: 9,
+                                                                                               logprobs: true, topLogprobs: 5)) {
+            if case .token(let t) = event { generated.append(t) }
+        }
+        let scored = try await engine.score(prompt + generated.map(\.id), topLogprobs: 5)
+        #expect(scored.map(\.id) == prompt + generated.map(\.id))
+        #expect(scored[0].logprob == nil && scored[0].topLogprobs.isEmpty)
+        let tail = Array(scored.suffix(generated.count))
+        let differing = zip(tail, generated).filter { s, g in
+            s.logprob?.bitPattern != g.logprob?.bitPattern || s.topLogprobs.map(\.id) != g.topLogprobs.map(\.id)
+                || s.topLogprobs.map(\.logprob.bitPattern) != g.topLogprobs.map(\.logprob.bitPattern)
+        }.count
+        #expect(differing == 0, "\(differing) of \(generated.count) positions differ")
+        #expect(scored.dropFirst().allSatisfy { s in
+            s.topLogprobs.count == 5 && zip(s.topLogprobs, s.topLogprobs.dropFirst()).allSatisfy { $0.logprob >= $1.logprob }
+                && s.logprob! <= s.topLogprobs[0].logprob
+        })
+        await #expect(throws: EngineError.self) { _ = try await engine.score(prompt, topLogprobs: 21) }
+
+        // Cancelled before it could run: .cancelled, and the engine goes on.
+        let long = [TokenID](repeating: prompt[1], count: 1500)
+        let task = Task { try await engine.score(long, topLogprobs: 0) }
+        task.cancel()
+        do {
+            _ = try await task.value
+            Issue.record("a cancelled score returned")
+        } catch let error as EngineError {
+            #expect(error.code == .cancelled)
+        }
+        #expect(try await engine.score(prompt).count == prompt.count)
+        await engine.shutdown()
+    }
 }
