@@ -4,11 +4,16 @@ import VerbatimKernels
 import VerbatimCache
 import VerbatimModel
 
+/// How an ``Engine`` runs: KV memory, step size, scheduling, the cache. Fixed when the engine is
+/// made; none of these settings changes a bit of any output (the kernels are batch-invariant),
+/// except `kvType`, which is part of the numerics profile.
 public struct EngineConfiguration: Sendable {
     /// Tokens per KV block (the prefix cache uses the same size).
     public var blockSize = 32
     /// Bytes of KV memory; requests wait for room when it is full.
     public var kvMemoryBytes = 512 << 20
+    /// The element type of KV memory: `.f32` (default) or `.f16` (half the memory, a different
+    /// numerics profile: outputs and cache keys differ from `.f32`'s).
     public var kvType: KVType = .f32
     /// Tokens per step: decode tokens of running requests first, then prefill chunks of others.
     public var maxBatchTokens = 256
@@ -25,13 +30,17 @@ public struct EngineConfiguration: Sendable {
     /// The cache to use (none: compute everything).
     public var cache: CacheStore?
     /// Switches for the two halves of the cache.
+    /// Restore cached KV blocks of a prompt's prefix instead of computing them.
     public var prefixCache = true
+    /// Answer a repeated request (same prompt, parameters and seed) from its stored completion.
     public var completionCache = true
     /// Public prefixes (a system prompt every tenant sends): with `generate(_:parameters:tenant:)`
     /// their whole KV blocks are cached without the tenant's salt, so every tenant reuses them;
     /// what follows stays the tenant's own.
     public var sharedPrefixes: [SharedPrefix] = []
 
+    /// The defaults: 512 MiB of f32 KV memory, 32-token blocks, 256-token steps, shortest-first
+    /// prefill, no cache.
     public init() {}
 }
 
@@ -49,10 +58,15 @@ public enum PrefillOrder: String, Sendable, CaseIterable, Codable {
 
 /// What the engine is doing now (a snapshot).
 public struct EngineStats: Sendable, Equatable {
+    /// Requests admitted: prefilling or generating.
     public var runningRequests: Int
+    /// Requests waiting for KV memory or for a running slot.
     public var queuedRequests: Int
+    /// KV blocks held by running requests.
     public var kvBlocksInUse: Int
+    /// KV blocks the engine's memory holds in all (`kvMemoryBytes` / bytes per block).
     public var kvBlocksTotal: Int
+    /// Forward steps run since the engine started.
     public var steps: Int
 }
 
@@ -60,8 +74,11 @@ public struct EngineStats: Sendable, Equatable {
 /// dedicated thread owns the model's KV memory and runs every step on the kernels' worker pool
 /// (never on Swift's cooperative pool); callers talk to it through thread-safe queues.
 public final class Engine: Sendable {
+    /// The model, its weights packed for the kernels.
     public let model: LlamaModel
+    /// The model's tokenizer (and chat template).
     public let tokenizer: Tokenizer
+    /// The configuration the engine was made with.
     public let configuration: EngineConfiguration
     /// Names the numerics contract (NUMERICS.md); with the model digest it fixes every output bit.
     public let numericsProfile: String
@@ -96,6 +113,11 @@ public final class Engine: Sendable {
         }
     }
 
+    /// An engine over a loaded model: reserves KV memory (address space; pages are committed as
+    /// blocks are written) and starts the engine thread. Fast: the slow part, loading and packing
+    /// the weights (seconds for a large file), is `LlamaModel(file:)`; ``load(modelPath:configuration:)``
+    /// does both off the caller's thread. Throws `.invalidParameters` for a non-positive size in
+    /// `configuration` and `.outOfKVMemory` when `kvMemoryBytes` holds no block.
     public init(model: LlamaModel, tokenizer: Tokenizer, configuration: EngineConfiguration = EngineConfiguration()) throws(EngineError) {
         guard configuration.blockSize > 0, configuration.maxBatchTokens > 0, configuration.streamBufferCapacity > 0,
               configuration.maxRunningRequests > 0, configuration.maxPrefillDelaySteps >= 0 else {
@@ -306,6 +328,7 @@ public final class Engine: Sendable {
         }
     }
 
+    /// What the engine is doing now, as of its last step.
     public var stats: EngineStats { shared.snapshot() }
 
     /// Stops accepting requests. `cancelRunning`: end every queued and running request now

@@ -102,6 +102,7 @@ public struct GenerationStream: AsyncSequence, Sendable {
     public typealias Element = GenerationEvent
     let lifetime: RequestLifetime
 
+    /// Reads the events in order; `nil` after the summary.
     public struct Iterator: AsyncIteratorProtocol {
         let lifetime: RequestLifetime
         public mutating func next() async -> GenerationEvent? { await lifetime.channel.next() }

@@ -5,6 +5,7 @@ public enum Prompt: Sendable, Equatable {
     /// Text, encoded as plain text: control-token text in it (such as `<|im_start|>`) becomes
     /// control tokens only when `GenerateParameters.parseSpecialTokens` is set (trusted text).
     case text(String)
+    /// Token ids, fed as they are (no BOS added); each must be in the vocabulary.
     case tokens([TokenID])
     /// Chat messages, rendered by the model's chat template (or `options.template`), by
     /// default with its generation prompt. A template's `raise_exception` (for example roles
@@ -14,6 +15,7 @@ public enum Prompt: Sendable, Equatable {
 
 /// How to generate. Every field that changes the output is part of the completion cache key.
 public struct GenerateParameters: Sendable, Equatable, Hashable, Codable {
+    /// Tokens to generate at most (at least 1); generation also stops at the context window.
     public var maxTokens: Int = 256
     /// 0 means greedy (argmax, ties to the lowest id).
     public var temperature: Float = 0
@@ -42,6 +44,8 @@ public struct GenerateParameters: Sendable, Equatable, Hashable, Codable {
     /// For `.text` prompts: prepend BOS when the model asks for it.
     public var addSpecialTokens: Bool = true
 
+    /// Parameters with the given fields; the others keep their defaults (stop at EOS, no special
+    /// tokens parsed from text, BOS added when the model asks for it).
     public init(maxTokens: Int = 256, temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0,
                 seed: UInt64? = nil, stopTokens: [TokenID] = [], stopAtEOS: Bool = true, stopStrings: [String] = [],
                 logprobs: Bool = false, topLogprobs: Int = 0) {
@@ -87,20 +91,41 @@ public struct GenerateParameters: Sendable, Equatable, Hashable, Codable {
 
 /// A problem with a request or the engine, by code, with a message that names it.
 public struct EngineError: Error, Equatable, CustomStringConvertible, Sendable, Codable {
+    /// What went wrong; stable across versions (the server's error `code` is its raw value).
     public enum Code: String, Sendable, Codable {
-        case emptyPrompt, contextExceeded, invalidToken, invalidParameters, invalidPrompt
-        case outOfKVMemory, queueFull, shutDown, modelLoad
+        /// The prompt has no tokens.
+        case emptyPrompt
+        /// The prompt (with `maxTokens`) is longer than the model's context window.
+        case contextExceeded
+        /// A token id is outside the vocabulary.
+        case invalidToken
+        /// A parameter or configuration value is out of its range; the message names it.
+        case invalidParameters
+        /// The prompt could not be made into tokens (the chat template refused the messages, say).
+        case invalidPrompt
+        /// The request needs more KV memory than the engine has in all.
+        case outOfKVMemory
+        /// Too many requests are waiting (`maxQueuedRequests`).
+        case queueFull
+        /// The engine no longer accepts requests.
+        case shutDown
+        /// The model file could not be read or is not a supported model.
+        case modelLoad
         /// The caller stopped the work (`Engine.tokenize` in a cancelled task).
         case cancelled
     }
+    /// What went wrong.
     public let code: Code
+    /// Names the value or limit at fault.
     public let message: String
+    /// An error with its code and message.
     public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
     public var description: String { "engine error (\(code.rawValue)): \(message)" }
 }
 
 /// One generated token as streamed to the caller.
 public struct GeneratedToken: Sendable, Equatable {
+    /// The token.
     public var id: TokenID
     /// New text this token completes (never half a UTF-8 character; may be empty).
     public var text: String
@@ -119,6 +144,7 @@ public struct GeneratedToken: Sendable, Equatable {
 
 /// One token of a scored sequence (`Engine.score(_:topLogprobs:)`).
 public struct ScoredToken: Sendable, Equatable {
+    /// The token at this position.
     public var id: TokenID
     /// log p(token | the tokens before it) under the model; nil for the first token, which has
     /// nothing before it. Bitwise equal to the logprob reported when the same token is generated
@@ -128,6 +154,7 @@ public struct ScoredToken: Sendable, Equatable {
     /// lowest id); empty for the first token.
     public var topLogprobs: [(id: TokenID, logprob: Float)]
 
+    /// A scored token with its logprob and alternatives.
     public init(id: TokenID, logprob: Float?, topLogprobs: [(id: TokenID, logprob: Float)] = []) {
         self.id = id
         self.logprob = logprob
@@ -141,22 +168,35 @@ public struct ScoredToken: Sendable, Equatable {
     }
 }
 
+/// Why a generation ended.
 public enum StopReason: String, Sendable, Equatable, Codable {
-    case eos, stop, length, cancelled
+    /// The model's end-of-sequence token (kept in the output).
+    case eos
+    /// A stop token or stop string.
+    case stop
+    /// `maxTokens` tokens, or the context window is full.
+    case length
+    /// The caller stopped reading or cancelled, or the engine shut down with `cancelRunning`.
+    case cancelled
     /// The engine could not go on (a forward step failed); `GenerationSummary.failure` says why.
     case failed
 }
 
 /// The last event of every generation, also when it ends abnormally (`stopReason == .failed`).
 public struct GenerationSummary: Sendable, Equatable, Codable {
+    /// Tokens in the prompt.
     public var promptTokens: Int
     /// Prompt tokens whose KV came from the cache instead of being computed.
     public var cachedPromptTokens: Int
+    /// Tokens generated (or replayed from the completion cache).
     public var generatedTokens: Int
     /// Whether the whole completion came from the completion cache.
     public var completionFromCache: Bool
+    /// From the request's submission to its first token.
     public var timeToFirstToken: Duration
+    /// From the request's submission to this summary.
     public var totalTime: Duration
+    /// Why the generation ended.
     public var stopReason: StopReason
     /// The seed used (the one given, or the random one picked): replaying with it gives the
     /// same output. Nil for a greedy request (temperature 0), which draws nothing.
@@ -164,6 +204,7 @@ public struct GenerationSummary: Sendable, Equatable, Codable {
     /// Why the generation ended abnormally (`stopReason == .failed`); nil otherwise.
     public var failure: EngineError?
 
+    /// A summary with every field given (the engine makes them; this is for tests and replays).
     public init(promptTokens: Int, cachedPromptTokens: Int, generatedTokens: Int, completionFromCache: Bool,
                 timeToFirstToken: Duration, totalTime: Duration, stopReason: StopReason, seed: UInt64?, failure: EngineError? = nil) {
         self.promptTokens = promptTokens
@@ -182,12 +223,18 @@ public struct GenerationSummary: Sendable, Equatable, Codable {
 public struct GenerationResult: Sendable, Equatable {
     /// The generated text (the tokens' text deltas joined).
     public var text = ""
+    /// The generated tokens, in order.
     public var tokens: [GeneratedToken] = []
+    /// The generation's summary (nil only if the stream ended without one, which the engine never does).
     public var summary: GenerationSummary?
+    /// An empty result, filled as events come.
     public init() {}
 }
 
+/// One event of a ``GenerationStream``: tokens as they are made, then exactly one summary.
 public enum GenerationEvent: Sendable, Equatable {
+    /// A generated token with its text delta (and logprobs when asked for).
     case token(GeneratedToken)
+    /// The last event: counts, timings and why the generation ended.
     case summary(GenerationSummary)
 }

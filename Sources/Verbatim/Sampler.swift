@@ -5,12 +5,15 @@ import VerbatimModel
 /// draw for step t is a counter-based hash of (seed, t), never a shared random stream, so a
 /// seeded request gives the same tokens whatever runs beside it.
 public struct Sampler {
+    /// Temperature, top-k, top-p and min-p (the other fields are not the sampler's).
     public let parameters: GenerateParameters
+    /// The request's seed: the draw for step t depends on (seed, t) only.
     public let seed: UInt64
     private var candidates: [Int32] = []     // token ids kept, most likely first when sorted
     private var weights: [Double] = []
     private var scaled: [Float] = []         // (logit - max) / T per candidate, then its exp
 
+    /// A sampler for one request.
     public init(parameters: GenerateParameters, seed: UInt64) {
         self.parameters = parameters
         self.seed = seed

@@ -9,6 +9,7 @@ public enum SharedPrefix: Sendable, Equatable {
     /// Literal prompt text (control tokens such as `<|im_start|>` allowed).
     case text(String)
 
+    /// A shared-prefix list that is not `[{"system": ...}, {"text": ...}]`; the description names the entry.
     public struct ParseError: Error, CustomStringConvertible, Sendable {
         public let description: String
     }

@@ -3,18 +3,30 @@ import VerbatimModel
 /// What an entry was computed from. A lookup returns an entry only if all of it matches the
 /// request, so a hash collision (accidental or forged) can only be a miss.
 public struct EntryIdentity: Equatable, Sendable {
-    public enum Kind: UInt8, Sendable { case kvBlock = 1, completion = 2 }
+    /// What an entry holds; the raw value is the kind byte of the stored form.
+    public enum Kind: UInt8, Sendable {
+        /// The K and V rows of one full block of positions, every layer, keyed by its prefix chain.
+        case kvBlock = 1
+        /// A finished generation for a prompt and sampling identity; the payload is a `CompletionRecord`.
+        case completion = 2
+    }
+    /// Whether the entry is a KV block or a completion.
     public var kind: Kind
+    /// Digest of the model the entry was computed with (its tensor data and the metadata that changes outputs).
     public var model: Digest128
+    /// The numerics profile the entry was computed under, e.g. `verbatim-numerics/4 f32 kv=f16`.
     public var profile: String
     /// XXH3-128 of the tenant salt (the salt itself is not stored).
     public var saltDigest: Digest128
     /// KV block: the parent block's key (zero for block 0) and this block's tokens.
     /// Completion: nil parent, the whole prompt, and the sampling identity.
     public var parent: Digest128?
+    /// KV block: the block's tokens. Completion: the whole prompt.
     public var tokens: [TokenID]
+    /// Completion: the canonical bytes of the sampling parameters that change the output. KV block: empty.
     public var sampling: [UInt8]
 
+    /// Creates an identity from its parts; see the properties for what each kind puts in them.
     public init(kind: Kind, model: Digest128, profile: String, saltDigest: Digest128, parent: Digest128?,
                 tokens: [TokenID], sampling: [UInt8]) {
         self.kind = kind
@@ -26,6 +38,7 @@ public struct EntryIdentity: Equatable, Sendable {
         self.sampling = sampling
     }
 
+    /// The XXH3-128 digest of a tenant salt, as `saltDigest` records it; shared-prefix blocks record an empty salt's.
     public static func saltDigest(_ salt: [UInt8]) -> Digest128 {
         salt.withUnsafeBytes { ContentHasher.digest($0) }
     }

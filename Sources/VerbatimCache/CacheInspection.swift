@@ -4,20 +4,29 @@ import VerbatimModel
 
 /// One stored entry as an operator sees it: what it was computed from, its size, age and use.
 public struct CacheEntryInfo: Sendable {
+    /// The entry's content address (its key in the `entries` database).
     public var key: Digest128
+    /// Whether the entry is a KV block or a completion.
     public var kind: EntryIdentity.Kind
+    /// Digest of the model the entry was computed with.
     public var model: Digest128
+    /// The numerics profile the entry was computed under.
     public var profile: String
+    /// XXH3-128 of the tenant salt the entry was stored under (the salt itself is not stored).
     public var saltDigest: Digest128
     /// KV block: the parent block's key (nil for a first block). Completion: nil.
     public var parent: Digest128?
     /// KV block: its tokens. Completion: the whole prompt. Empty unless asked for.
     public var tokens: [TokenID]
+    /// Number of tokens the entry records (block tokens or prompt length), also when `tokens` is empty.
     public var tokenCount: Int
+    /// Completion: the sampling identity bytes it was generated with. KV block: empty.
     public var sampling: [UInt8]
     /// Unix seconds.
     public var created: UInt64
+    /// Payload size in bytes, as the entry's header records it.
     public var payloadBytes: Int
+    /// Size of the stored value in bytes: header and payload.
     public var storedBytes: Int
     /// Times a request was served from this entry.
     public var hits: UInt64

@@ -6,14 +6,18 @@ import VerbatimModel
 public struct SalvageReport: Sendable, Equatable {
     /// Pages of the damaged file read.
     public var pagesScanned = 0
+    /// KV blocks kept.
     public var kvBlocks = 0
+    /// Completions kept.
     public var completions = 0
+    /// Payload bytes of the entries kept.
     public var payloadBytes = 0
     /// Entries found whose header or payload checksum no longer holds: not kept.
     public var rejected = 0
     /// Entries the damaged file's counters recorded, when they could still be read.
     public var recorded: Int?
 
+    /// Entries kept: KV blocks plus completions.
     public var salvaged: Int { kvBlocks + completions }
     /// Entries lost (recorded but not salvaged); nil when the counters were unreadable.
     public var lost: Int? { recorded.map { max(0, $0 - salvaged) } }

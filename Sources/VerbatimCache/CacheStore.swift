@@ -2,9 +2,29 @@ import Foundation
 import LMDB
 import VerbatimModel
 
+/// A failure to open, inspect or maintain a cache folder: a `code` for programs (`cachectl` maps it to its exit
+/// status) and a message for people.
 public struct CacheError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// What kind of failure it is; the raw value is the case name.
     public enum Code: String, Sendable {
-        case cannotCreate, permissionDenied, notAVerbatimCache, newerFormat, storage, notFound, inUse, readersFull
+        /// A folder (the cache's, or a scratch folder beside it) could not be created.
+        case cannotCreate
+        /// The folder or `data.mdb` may not be read or written (`EACCES`, `EPERM`, `EROFS`).
+        case permissionDenied
+        /// The path is a file, a folder with other files and no `data.mdb`, or a `data.mdb` that is not
+        /// LMDB or lacks the Verbatim format record.
+        case notAVerbatimCache
+        /// The cache was written in a format newer than `CacheStore.formatVersion`.
+        case newerFormat
+        /// Any other LMDB or file-system failure.
+        case storage
+        /// The folder does not exist and may not be created (`createIfMissing` false, or read-only).
+        case notFound
+        /// Another process holds the folder's lock: a writing store blocks compact, salvage and reset, and
+        /// they block opening a writer (and each other).
+        case inUse
+        /// Every LMDB reader slot is taken (`MDB_READERS_FULL`).
+        case readersFull
         /// LMDB found a damaged page (`MDB_CORRUPTED`, `MDB_PAGE_NOTFOUND`, ...): `cachectl salvage` keeps what still verifies.
         case damaged
     }
@@ -14,12 +34,16 @@ public struct CacheError: Error, Equatable, CustomStringConvertible, Sendable {
         guard let e = error as? LMDBError, LMDBError.damageCodes.contains(e.code) else { return nil }
         return CacheError(.damaged, "\(directory) is damaged (\(e.description)); `cachectl salvage --path \(directory)` keeps every entry that still verifies, `cachectl reset --path \(directory) --yes` empties it")
     }
+    /// What kind of failure it is.
     public let code: Code
+    /// What failed, for people; it usually names the folder or file.
     public let message: String
+    /// Creates an error with a code and a message.
     public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
     public var description: String { "cache error (\(code.rawValue)): \(message)" }
 }
 
+/// How a `CacheStore` opens its folder: byte budget, map size, write-behind limit, read-only mode and a shared tier.
 public struct CacheOptions: Sendable {
     /// Bytes of payload the cache keeps; above it, least recently used entries go first.
     public var byteBudget = 2 << 30
@@ -39,6 +63,8 @@ public struct CacheOptions: Sendable {
     public var sharedTier: (any SharedTier)?
     /// After a shared-tier failure, the tier is left alone this long (the local cache serves).
     public var sharedTierRetry: Duration = .seconds(5)
+    /// The defaults: a 2 GiB payload budget, an 8 GiB map, 512 MiB of pending writes, created when missing,
+    /// read-write, no shared tier.
     public init() {}
 }
 
@@ -56,9 +82,12 @@ public struct CacheOptions: Sendable {
 /// (`format` -> u32 version, `created` -> u64, `model:<digest>` -> profile).
 public final class CacheStore: @unchecked Sendable {
     // Sendable: LMDB handles are thread-safe under MDB_NOTLS; mutable state is behind `lock`.
+    /// The on-disk format this build writes (meta `format`); a cache of a higher version fails to open with `.newerFormat`.
     public static let formatVersion: UInt32 = 1
 
+    /// The cache folder, holding LMDB's `data.mdb`.
     public let directory: String
+    /// The options the store was opened with.
     public let options: CacheOptions
     let env: LMDBEnvironment
     let entries: LMDBDatabase, access: LMDBDatabase, lru: LMDBDatabase, counters: LMDBDatabase, meta: LMDBDatabase
@@ -101,6 +130,11 @@ public final class CacheStore: @unchecked Sendable {
         case seen(model: Digest128, profile: String)
     }
 
+    /// Opens the cache in `directory`, creating it when missing unless `options` forbid it, and, unless
+    /// read-only, takes the folder lock shared and starts the writer thread (and the shared tier's).
+    ///
+    /// Throws `.notFound`, `.cannotCreate`, `.notAVerbatimCache`, `.permissionDenied`, `.newerFormat`,
+    /// `.inUse` (the folder is being compacted, salvaged or reset), `.readersFull`, `.damaged` or `.storage`.
     public init(directory: String, options: CacheOptions = CacheOptions()) throws(CacheError) {
         self.directory = directory
         self.options = options
@@ -254,6 +288,7 @@ public final class CacheStore: @unchecked Sendable {
         public var damage: String?
     }
 
+    /// Failed and dropped writes since this store opened, and any write failure or damage now, for `/metrics`.
     public var health: Health {
         lock.withLock { Health(failedWrites: failedWrites, droppedWrites: droppedWrites, writeFailure: failure, damage: damage) }
     }
@@ -366,6 +401,8 @@ public final class CacheStore: @unchecked Sendable {
         enqueue(.touch(keys), bytes: 0)
     }
 
+    /// Records that `model` is used under numerics `profile` (meta `model:<digest>`, listed in `stats().models`);
+    /// written with the writer's next batch.
     public func noteModel(_ model: Digest128, profile: String) { enqueue(.seen(model: model, profile: profile), bytes: 0) }
 
     func enqueue(_ op: WriteOp, bytes: Int) {
@@ -754,23 +791,46 @@ extension CacheStore {
         func deallocate() { buffer.deallocate() }
     }
 
+    /// A snapshot of the store for `cachectl stats`: persistent counters, entry counts, LMDB's figures and models seen.
     public struct Stats: Sendable {
+        /// Every persistent counter by name (`entries.kv_blocks`, `bytes.payload`, `evictions.<cause>`, `tier.<name>.*`, ...).
         public var counters: [String: UInt64]
+        /// KV blocks stored (counter `entries.kv_blocks`).
         public var kvBlocks: Int
+        /// Completions stored (counter `entries.completions`).
         public var completions: Int
+        /// Payload bytes stored, the figure the byte budget limits (counter `bytes.payload`).
         public var payloadBytes: Int
+        /// Size of `data.mdb` in bytes (0 if it cannot be read).
         public var fileBytes: Int
+        /// LMDB map size in bytes: the most the file can grow to (address space, not disk).
         public var mapBytes: Int
+        /// Bytes up to the last page in use (its page number + 1, times `pageSize`); free pages below it count.
         public var usedBytes: Int
+        /// LMDB's `me_numreaders`: reader slots used so far by any process, a high-water mark, not the readers open now.
         public var readersInUse: Int
+        /// Reader slots LMDB has (its `maxreaders`); a reader beyond them fails with `MDB_READERS_FULL`.
         public var maxReaders: Int
+        /// LMDB page size in bytes.
         public var pageSize: Int
         /// Pages on LMDB's free list: room inside the file that new entries reuse.
         public var freePages: Int
+        /// Models noted with `noteModel(_:profile:)`: the printed digest and the numerics profile.
         public var models: [(digest: String, profile: String)]
+        /// Why this store's writes are failing now (nil: they work); see `CacheStore.writeFailure`.
         public var writeFailure: String?
     }
 
+    /// `stats()` for async callers: the read transaction runs on a thread of its own, so it never
+    /// spans a suspension (an LMDB transaction belongs to the thread that opened it).
+    public func stats() async throws -> Stats {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Stats, any Error>) in
+            Thread.detachNewThread { done.resume(with: Result { try self.stats() }) }
+        }
+    }
+
+    /// Reads counters and models in one read transaction, plus LMDB's figures and the file size;
+    /// throws the LMDB error if the read fails.
     @available(*, noasync)
     public func stats() throws -> Stats {
         let info = env.info

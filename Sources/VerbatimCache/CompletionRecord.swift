@@ -4,17 +4,30 @@ import VerbatimModel
 /// the model's logprob of each. Payload: u8 stop reason (1 eos, 2 stop, 3 length), u32 count,
 /// u32 token ids, f32 logprob bit patterns.
 public struct CompletionRecord: Equatable, Sendable {
-    public enum Reason: UInt8, Sendable { case eos = 1, stop = 2, length = 3 }
+    /// Why the generation stopped; the raw value is the payload's first byte.
+    public enum Reason: UInt8, Sendable {
+        /// The model produced its end-of-sequence token, with stop-at-EOS on.
+        case eos = 1
+        /// A stop token or a stop string ended it.
+        case stop = 2
+        /// Any other end, chiefly `maxTokens` or the context length: a request for more tokens may continue from it.
+        case length = 3
+    }
+    /// Why the generation stopped. With `.length` the record fully answers only requests for at most `tokens.count` tokens.
     public var reason: Reason
+    /// The generated tokens in order, without the prompt.
     public var tokens: [TokenID]
+    /// The model's logprob of each of `tokens`, one per token (a record with unequal counts does not decode).
     public var logprobs: [Float]
 
+    /// Creates a record; `logprobs` must have one value per token.
     public init(reason: Reason, tokens: [TokenID], logprobs: [Float]) {
         self.reason = reason
         self.tokens = tokens
         self.logprobs = logprobs
     }
 
+    /// The payload bytes: u8 reason, u32 count, u32 token ids, then f32 logprob bit patterns (little-endian).
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
         w.put(reason.rawValue)
@@ -24,6 +37,7 @@ public struct CompletionRecord: Equatable, Sendable {
         return w.bytes
     }
 
+    /// Decodes a payload written by `encoded()`; nil if the reason byte is unknown or the size does not fit the count.
     public init?(decoding payload: UnsafeRawBufferPointer) {
         var r = ByteReader(payload)
         guard let raw = r.get(UInt8.self), let reason = Reason(rawValue: raw), let count = r.get(UInt32.self),

@@ -17,11 +17,13 @@ import VerbatimModel
 ///   whose next block is not stored looks there for the block sharing the longest run of its
 ///   first tokens, and reuses those rows (see `CacheStore.readLongestSibling`).
 /// - Completion: `H("verbatim-completion/1", model digest, profile string, salt bytes, prompt
-///   tokens, the sampling parameters that change the output (see `SamplingIdentity`))`
+///   tokens, the sampling parameters that change the output (the engine's sampling identity))`
 ///
 /// The model digest, numerics profile and tenant salt sit in every root, so entries of another
 /// model, another numerics contract or another tenant are never even looked at.
 public enum ContentAddress {
+    /// The key of KV block 0 from the model digest, profile, salt, block size (tokens) and the block's tokens.
+    /// Most callers use `kvKey`, which also handles a shared prefix.
     public static func kvRoot(model: Digest128, profile: String, salt: [UInt8], blockSize: Int, tokens: ArraySlice<TokenID>) -> Digest128 {
         var h = ContentHasher()
         h.update("verbatim-kv/1")
@@ -33,6 +35,8 @@ public enum ContentAddress {
         return h.finish()
     }
 
+    /// The key of KV block i > 0 from its parent's key, the block size (tokens) and the block's tokens;
+    /// the model, profile and salt reach it through the parent key (block S after a shared prefix uses `kvSalted`).
     public static func kvChild(parent: Digest128, blockSize: Int, tokens: ArraySlice<TokenID>) -> Digest128 {
         var h = ContentHasher()
         h.update("verbatim-kv/1")
@@ -93,6 +97,8 @@ public enum ContentAddress {
         return keys
     }
 
+    /// The key of a completion from the model digest, profile, tenant salt, the whole prompt and the
+    /// sampling identity bytes.
     public static func completion(model: Digest128, profile: String, salt: [UInt8], prompt: [TokenID],
                                   sampling: [UInt8]) -> Digest128 {
         var h = ContentHasher()

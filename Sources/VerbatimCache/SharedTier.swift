@@ -19,14 +19,18 @@ public protocol SharedTier: Sendable {
     func store(_ entries: [SharedTierEntry]) throws
 }
 
+/// An entry on its way to a shared tier: its key, kind, payload size and stored bytes.
 public struct SharedTierEntry: Sendable, Equatable {
+    /// The entry's content address.
     public var key: Digest128
+    /// Whether the entry is a KV block or a completion.
     public var kind: EntryIdentity.Kind
     /// Payload bytes (for the tier's byte budget).
     public var payloadBytes: Int
     /// The entry as the local store keeps it.
     public var bytes: [UInt8]
 
+    /// Creates an entry from its key, kind, payload size (bytes) and stored form.
     public init(key: Digest128, kind: EntryIdentity.Kind, payloadBytes: Int, bytes: [UInt8]) {
         self.key = key
         self.kind = kind
@@ -35,8 +39,13 @@ public struct SharedTierEntry: Sendable, Equatable {
     }
 }
 
+/// A shared tier's failure: a bad configuration, no answer in time, or the tier refusing a call.
+/// When `fetch` or `store` throws, the store logs and counts it and leaves the tier alone for
+/// `CacheOptions.sharedTierRetry`.
 public struct SharedTierError: Error, CustomStringConvertible, Sendable {
+    /// What failed, for logs (`description` prefixes "shared tier: ").
     public let message: String
+    /// Creates an error with a message for logs.
     public init(_ message: String) { self.message = message }
     public var description: String { "shared tier: \(message)" }
 }
@@ -46,6 +55,7 @@ public struct SharedTierError: Error, CustomStringConvertible, Sendable {
 public final class MemoryTier: SharedTier {
     private let state = Mutex<(entries: [Digest128: [UInt8]], down: Bool, fetches: Int)>(([:], false, 0))
 
+    /// An empty tier, up.
     public init() {}
 
     public var name: String { "memory" }
@@ -69,8 +79,11 @@ public final class MemoryTier: SharedTier {
 
     /// Every call fails while down, as an unreachable server would.
     public func setDown(_ down: Bool) { state.withLock { $0.down = down } }
+    /// Entries held.
     public var count: Int { state.withLock { $0.entries.count } }
+    /// Calls to `fetch` that the tier answered (not those made while down); the store asks for up to 8 keys a call.
     public var fetchCount: Int { state.withLock { $0.fetches } }
+    /// Keys of the entries held, in no particular order.
     public var keys: [Digest128] { state.withLock { Array($0.entries.keys) } }
     /// Flips one payload byte of an entry (its checksum then fails).
     public func corrupt(_ key: Digest128) {

@@ -18,7 +18,12 @@ private func ropeSin(_ a: Double) -> Double { sin(a) }
 
 /// An instruction-set path of the kernels. All paths give the same bits.
 public enum KernelISA: String, Sendable, CaseIterable {
-    case portable, avx2, avx512
+    /// Plain scalar C loops: the reference path that defines the bits; runs on any CPU.
+    case portable
+    /// AVX2 with FMA and F16C (x86-64).
+    case avx2
+    /// AVX-512 (F, DQ, BW and VL) on top of the AVX2 requirements (x86-64).
+    case avx512
 
     var code: Int32 {
         switch self {
@@ -89,8 +94,28 @@ public struct SubnormalEvents: OptionSet, Sendable, CustomStringConvertible {
 
 /// Storage type of a weight tensor (the GGUF/ggml formats the kernels read).
 public enum WeightType: Int32, Sendable, CaseIterable {
-    case f32 = 0, f16 = 1, bf16 = 2, q8_0 = 3, q4_0 = 4, q4_1 = 5
-    case q5_0 = 6, q5_1 = 7, q4_K = 8, q5_K = 9, q6_K = 10
+    /// IEEE single precision, 4 bytes a value; the linear kernels count subnormal values as signed zero.
+    case f32 = 0
+    /// IEEE half precision, 2 bytes a value.
+    case f16 = 1
+    /// bfloat16, 2 bytes a value; the linear kernels count subnormal values as signed zero.
+    case bf16 = 2
+    /// Blocks of 32 signed 8-bit values with one f16 scale d (34 bytes): w = d * q.
+    case q8_0 = 3
+    /// Blocks of 32 unsigned 4-bit values with one f16 scale d (18 bytes): w = d * (q - 8).
+    case q4_0 = 4
+    /// Blocks of 32 unsigned 4-bit values with an f16 scale d and offset m (20 bytes): w = fma(d, q, m).
+    case q4_1 = 5
+    /// Blocks of 32 unsigned 5-bit values with one f16 scale d (22 bytes): w = d * (q - 16).
+    case q5_0 = 6
+    /// Blocks of 32 unsigned 5-bit values with an f16 scale d and offset m (24 bytes): w = d * q + m.
+    case q5_1 = 7
+    /// Super-blocks of 256 4-bit values (144 bytes): f16 d and dmin, 8 sub-blocks of 32 with 6-bit scales and mins.
+    case q4_K = 8
+    /// Super-blocks of 256 5-bit values (176 bytes): f16 d and dmin, 8 sub-blocks of 32 with 6-bit scales and mins.
+    case q5_K = 9
+    /// Super-blocks of 256 6-bit values (210 bytes): f16 d, 16 sub-blocks of 16 with signed 8-bit scales.
+    case q6_K = 10
 
     /// Elements per quantisation block (1 for unquantised types, 256 for the K-quants).
     public var blockSize: Int { Int(vk_block_values(rawValue)) }
@@ -99,13 +124,17 @@ public enum WeightType: Int32, Sendable, CaseIterable {
     public func rowBytes(k: Int) -> Int { vk_row_bytes(rawValue, Int64(k)) }
 }
 
+/// An error from the kernels' Swift API.
 public enum KernelError: Error, Equatable {
+    /// A weight shape or buffer size the kernels cannot take: k or n not positive, k not a multiple of the
+    /// block size, or a buffer that does not hold n rows of k values. The message gives the values.
     case badShape(String)
 }
 
 /// A weight W (n rows of k values, as stored in GGUF: ne0 = k) repacked once
 /// into the kernels' column panels. Immutable after init.
 public final class PackedWeights: @unchecked Sendable {
+    /// Storage type of the source weight: it sets the panels' format and the linear kernel that reads them.
     public let type: WeightType
     /// Input width (reduction length).
     public let k: Int
@@ -158,6 +187,7 @@ public final class PackedWeights: @unchecked Sendable {
 /// Filled once, at load, from one thread; read-only afterwards.
 public final class WeightArena: @unchecked Sendable {
     let base: UnsafeMutableRawPointer?
+    /// Bytes the arena holds, as given to `init`; each weight takes `footprint(_:)` of them.
     public let capacity: Int
     private var used = 0
 
@@ -180,8 +210,6 @@ public final class WeightArena: @unchecked Sendable {
     deinit { vk_free_huge(base) }
 }
 
-/// cos/sin of RoPE per (position, pair), computed in Double and rounded to Float.
-/// Pair i of a head rotates by position * theta^(-2i / headDim).
 /// Which elements of a head RoPE rotates together.
 public enum RopeStyle: Sendable {
     /// Pairs (2i, 2i + 1) (LLaMA as GGUF stores it).
@@ -190,8 +218,13 @@ public enum RopeStyle: Sendable {
     case neox
 }
 
+/// The cos/sin table of RoPE for every (position, pair), computed in Double and rounded to Float.
+///
+/// Pair i of a head rotates by the angle position * theta^(-2i / headDim) / divisors[i] (divisor 1 without `divisors`).
 public struct RopeTable: Sendable {
+    /// Positions the table covers: `Kernels.rope` takes positions 0..<maxPositions.
     public let maxPositions: Int
+    /// Values per head; the table has headDim / 2 pairs per position.
     public let headDim: Int
     let cos: [Float] // (maxPositions, headDim / 2)
     let sin: [Float] // (maxPositions, headDim / 2)
@@ -219,7 +252,10 @@ public struct RopeTable: Sendable {
 
 /// Element type of the KV memory.
 public enum KVType: Int32, Sendable {
-    case f32 = 0, f16 = 1
+    /// IEEE single precision: K and V stored as computed, 4 bytes a value.
+    case f32 = 0
+    /// IEEE half precision, 2 bytes a value: rounded to nearest even on write, widened exactly on read.
+    case f16 = 1
 }
 
 /// Paged KV memory: `blockCount` physical blocks of `blockSize` tokens. A block
@@ -227,17 +263,25 @@ public enum KVType: Int32, Sendable {
 /// (all layers) is one contiguous run of `blockBytes` bytes, so the prefix cache
 /// can copy it in and out. Not thread-safe: one owner.
 public final class PagedKVMemory: @unchecked Sendable {
+    /// Element type of the stored K and V.
     public let type: KVType
+    /// Tokens per block.
     public let blockSize: Int
+    /// Layers each block holds K and V for.
     public let layers: Int
+    /// KV heads per layer (query heads share them in groups).
     public let kvHeads: Int
+    /// Values per head.
     public let headDim: Int
+    /// Physical blocks, indexed 0..<blockCount in block tables.
     public let blockCount: Int
     /// Bytes of one block (all layers, K and V).
     public let blockBytes: Int
     var layout: vk_kv_layout
     let storage: UnsafeMutableRawPointer
 
+    /// Reserves `blockCount` zero-filled blocks of this shape; pages take memory only once written.
+    /// Stops the process if the address space for them cannot be reserved.
     public init(type: KVType, blockSize: Int, layers: Int, kvHeads: Int, headDim: Int, blockCount: Int) {
         self.type = type
         self.blockSize = blockSize

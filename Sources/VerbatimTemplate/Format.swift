@@ -279,8 +279,21 @@ enum JSONOutput {
 
 /// The instant `strftime_now` formats (local time, as Python's `datetime.now()`).
 public struct CalendarTime: Sendable, Equatable {
-    public var year, month, day, hour, minute, second: Int
+    /// The year, e.g. 2025.
+    public var year: Int
+    /// The month, 1...12.
+    public var month: Int
+    /// The day of the month, 1...31.
+    public var day: Int
+    /// The hour, 0...23.
+    public var hour: Int
+    /// The minute, 0...59.
+    public var minute: Int
+    /// The second, 0...60 (60: a leap second).
+    public var second: Int
 
+    /// A time from its fields, unchecked; `strftime_now` throws a ``TemplateError/Code/type`` error
+    /// for a month or day out of range.
     public init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0) {
         (self.year, self.month, self.day, self.hour, self.minute, self.second) = (year, month, day, hour, minute, second)
     }

@@ -25,6 +25,7 @@ public struct TemplateLimits: Sendable, Equatable {
     /// Nested macro calls.
     public var callDepth: Int
 
+    /// Bounds as given; the defaults are 5,000,000 steps, 16 MiB of output and 64 nested macro calls.
     public init(steps: Int = 5_000_000, outputBytes: Int = 16 << 20, callDepth: Int = 64) {
         self.steps = steps
         self.outputBytes = outputBytes

@@ -10,6 +10,11 @@ public struct Template: Sendable {
     public let source: String
     let body: [Statement]
 
+    /// Parses `source` once for any number of renders.
+    ///
+    /// Throws a ``TemplateError`` with code ``TemplateError/Code/syntax`` for text that is not valid Jinja,
+    /// ``TemplateError/Code/unsupported`` for a construct the renderer lacks, or ``TemplateError/Code/limit``
+    /// for a source, integer literal or nesting too large.
     public init(_ source: String) throws(TemplateError) {
         self.source = source
         var parser = Parser(try Lexer(source).pieces)
@@ -32,6 +37,7 @@ extension Statement: @unchecked Sendable {}
 
 /// A rendered template and which parts of it came from the caller's data.
 public struct RenderedText: Sendable, Equatable {
+    /// The whole rendered text (template text and caller data together).
     public let text: String
     /// UTF-8 byte ranges of `text` that came from caller data (``TemplateValue/string(_:)``)
     /// rather than from the template or ``TemplateValue/trustedString(_:)``: sorted, disjoint.
@@ -59,14 +65,19 @@ public struct RenderedText: Sendable, Equatable {
 
 /// A value passed to a template, in JSON's shapes.
 public enum TemplateValue: Sendable, Equatable {
+    /// JSON null: Jinja's `none` (prints as `None`).
     case null
+    /// JSON true or false (prints as `True` or `False`).
     case bool(Bool)
+    /// An integer (Python's int; `init(json:)` reads a number without fraction or exponent that fits as one).
     case int(Int)
+    /// A floating-point number (Python's float; prints as Python's float repr).
     case double(Double)
     /// Caller data (message content, tool definitions): never parsed as control tokens.
     case string(String)
     /// Text the model owns (its BOS/EOS strings): may be parsed as control tokens.
     case trustedString(String)
+    /// A JSON array: a Jinja list.
     case array([TemplateValue])
     /// Keys in order (templates print dictionaries and their JSON in insertion order).
     case object([TemplateObjectEntry])
@@ -91,9 +102,13 @@ public enum TemplateValue: Sendable, Equatable {
     }
 }
 
+/// One key and its value in a ``TemplateValue/object(_:)``.
 public struct TemplateObjectEntry: Sendable, Equatable {
+    /// The key (caller data, like ``TemplateValue/string(_:)``).
     public var key: String
+    /// The value under `key`.
     public var value: TemplateValue
+    /// An entry of `key` and `value`.
     public init(_ key: String, _ value: TemplateValue) { self.key = key; self.value = value }
 }
 

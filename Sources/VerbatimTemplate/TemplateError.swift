@@ -1,6 +1,7 @@
 /// Why a template could not be parsed or rendered. `line` is the template line (1-based) of
 /// the tag or expression at fault; the message names the construct.
 public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What kind of failure this is.
     public enum Code: String, Sendable, Equatable {
         /// The template text is not valid Jinja (an unterminated tag, an unexpected token).
         case syntax
@@ -16,10 +17,14 @@ public struct TemplateError: Error, Sendable, Equatable, CustomStringConvertible
         case limit
     }
 
+    /// What kind of failure this is.
     public let code: Code
+    /// What went wrong, in words; for ``Code/raised``, the argument the template passed to `raise_exception`.
     public let message: String
+    /// The template line (1-based) of the tag or expression at fault.
     public let line: Int
 
+    /// An error of `code` with `message` at template line `line` (1-based).
     public init(_ code: Code, _ message: String, line: Int) {
         self.code = code
         self.message = message

@@ -2,7 +2,14 @@ import VerbatimKernels
 
 /// A model family, by its GGUF `general.architecture` name.
 public enum Architecture: String, CaseIterable, Sendable {
-    case llama, qwen2, qwen3, gemma3
+    /// LLaMA 1-3 and SmolLM2 (`llama`): the forward pass every other family differs from.
+    case llama
+    /// Qwen2 and Qwen2.5, also DeepSeek-R1-Distill-Qwen (`qwen2`).
+    case qwen2
+    /// Qwen3 (`qwen3`).
+    case qwen3
+    /// Gemma 3 (`gemma3`).
+    case gemma3
 
     /// How this family's forward pass differs from LLaMA's (each stated in its own file).
     public var traits: ArchitectureTraits {
@@ -23,7 +30,13 @@ public enum Architecture: String, CaseIterable, Sendable {
 /// The forward pass (ForwardPass.swift) reads these; the loader (LlamaConfig) checks that the
 /// tensors they name are present with the right shapes.
 public struct ArchitectureTraits: Sendable, Equatable {
-    public enum Activation: Sendable { case silu, geluTanh }
+    /// The activation applied to the gate before it multiplies the up projection in the FFN.
+    public enum Activation: Sendable {
+        /// SiLU, x·σ(x): the SwiGLU FFN.
+        case silu
+        /// GELU in its tanh form: the GeGLU FFN (Gemma 3).
+        case geluTanh
+    }
 
     /// Which elements of a head RoPE rotates together.
     public var ropeStyle: RopeStyle = .adjacent

@@ -3,9 +3,11 @@
 /// compute the same values when they dequantise on the fly). The other dequantisable types
 /// decode as ggml does (DequantizeBlocks.swift).
 public enum Dequantize {
+    /// The f32 value of an IEEE half-precision bit pattern, exact (every f16 value is an f32 value).
     @inline(__always)
     public static func half(_ bits: UInt16) -> Float { Float(Float16(bitPattern: bits)) }
 
+    /// The f32 value of a bfloat16 bit pattern, exact: the 16 bits become the upper half of the f32's bits.
     @inline(__always)
     public static func bfloat(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 

@@ -1,5 +1,6 @@
-/// Exact decoders of the GGUF block formats that the kernels do not (yet) compute with:
-/// Q5_0, Q5_1, the K-quants Q2_K…Q6_K, IQ4_NL and IQ4_XS. Each gives the floats ggml's own
+/// Exact decoders of the 5-bit, K-quant and IQ4 block formats: Q5_0, Q5_1, the K-quants
+/// Q2_K…Q6_K, IQ4_NL and IQ4_XS (the kernels compute with Q5_0, Q5_1, Q4_K, Q5_K and Q6_K
+/// directly; these decoders are the reference they are tested against). Each gives the floats ggml's own
 /// dequantisation gives, bit for bit: the same float32 operations in the same order, never
 /// fused (the tests compare with gguf-py's `dequantize` on real tensors and random blocks).
 /// The layouts are ggml's block structs; each case below states its block's fields in order.

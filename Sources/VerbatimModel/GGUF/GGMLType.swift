@@ -4,10 +4,60 @@
 /// sizes and offsets of any file; `isDequantizable` says which ones Verbatim decodes to floats
 /// (exactly as ggml does), `isSupported` which ones its kernels compute with.
 public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
-    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9
-    case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15
-    case iq4_nl = 20, iq4_xs = 23
-    case i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, bf16 = 30
+    /// 32-bit IEEE floats, one per element (4 bytes each).
+    case f32 = 0
+    /// 16-bit IEEE half-precision floats, one per element (2 bytes each), widened exactly to f32.
+    case f16 = 1
+    /// 4-bit weights in blocks of 32 with one f16 scale `d`: value = d * (q - 8) (18 bytes a block).
+    case q4_0 = 2
+    /// 4-bit weights in blocks of 32 with an f16 scale `d` and an f16 minimum `m`: value = fma(d, q, m) (20 bytes a block).
+    case q4_1 = 3
+    /// 5-bit weights in blocks of 32 with one f16 scale `d`, the fifth bits packed in a u32: value = d * (q - 16)
+    /// (22 bytes a block).
+    case q5_0 = 6
+    /// 5-bit weights in blocks of 32 with an f16 scale `d` and an f16 minimum `m`, the fifth bits packed in a u32:
+    /// value = d * q + m, not fused (24 bytes a block).
+    case q5_1 = 7
+    /// 8-bit weights in blocks of 32 with one f16 scale `d`: value = d * q (34 bytes a block).
+    case q8_0 = 8
+    /// 8-bit weights in blocks of 32 with an f16 scale and an f16 sum (36 bytes a block); not decoded
+    /// (the reader only checks its sizes).
+    case q8_1 = 9
+    /// 2-bit weights in super-blocks of 256: 16 sub-blocks of 16, each with a 4-bit scale and a 4-bit minimum,
+    /// under an f16 scale and an f16 minimum (84 bytes a block).
+    case q2_K = 10
+    /// 3-bit weights in super-blocks of 256: 16 sub-blocks of 16 with 6-bit scales under one f16 scale
+    /// (110 bytes a block).
+    case q3_K = 11
+    /// 4-bit weights in super-blocks of 256: 8 sub-blocks of 32 with 6-bit scales and minimums, under an f16 scale
+    /// and an f16 minimum (144 bytes a block).
+    case q4_K = 12
+    /// 5-bit weights in super-blocks of 256: Q4_K's layout plus 32 bytes of fifth bits (176 bytes a block).
+    case q5_K = 13
+    /// 6-bit weights in super-blocks of 256: 16 sub-blocks of 16 with int8 scales under one f16 scale
+    /// (210 bytes a block).
+    case q6_K = 14
+    /// 8-bit weights in super-blocks of 256 with an f32 scale and 16 i16 sums (292 bytes a block); not decoded
+    /// (the reader only checks its sizes).
+    case q8_K = 15
+    /// 4-bit indices into a fixed non-linear table of 16 values, in blocks of 32 with one f16 scale
+    /// (18 bytes a block).
+    case iq4_nl = 20
+    /// 4-bit indices into the IQ4_NL table in super-blocks of 256: 8 sub-blocks of 32 with 6-bit scales under
+    /// one f16 scale (136 bytes a block).
+    case iq4_xs = 23
+    /// Signed 8-bit integers, one per element; not decoded (the reader only checks its sizes).
+    case i8 = 24
+    /// Signed 16-bit integers, one per element; not decoded (the reader only checks its sizes).
+    case i16 = 25
+    /// Signed 32-bit integers, one per element; not decoded (the reader only checks its sizes).
+    case i32 = 26
+    /// Signed 64-bit integers, one per element; not decoded (the reader only checks its sizes).
+    case i64 = 27
+    /// 64-bit IEEE doubles, one per element; not decoded (the reader only checks its sizes).
+    case f64 = 28
+    /// bfloat16 values (the upper 16 bits of an f32), one per element (2 bytes each), widened exactly to f32.
+    case bf16 = 30
 
     /// Elements per block (1 for plain scalar types).
     public var blockSize: Int {
@@ -50,6 +100,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// Every type with `isSupported`, in declaration order (error messages list them).
     public static var supported: [GGMLType] { allCases.filter(\.isSupported) }
 
     /// The types `Dequantize` decodes: the supported ones, Q2_K, Q3_K, IQ4_NL and IQ4_XS.
@@ -60,6 +111,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// Every type with `isDequantizable`, in declaration order (error messages list them).
     public static var dequantizable: [GGMLType] { allCases.filter(\.isDequantizable) }
 
     public var description: String {

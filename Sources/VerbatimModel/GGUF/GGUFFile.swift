@@ -1,24 +1,31 @@
 /// Where one tensor lives in a GGUF file and what it holds.
 public struct GGUFTensorInfo: Sendable, Equatable {
+    /// The tensor's name, non-empty UTF-8 and unique in its file (e.g. `blk.0.attn_q.weight`).
     public let name: String
     /// Dimensions, fastest-varying first (GGUF's `ne`): a weight matrix W of N outputs by
     /// K inputs is stored as `[K, N]`, N rows of K values.
     public let dimensions: [Int]
+    /// How the elements are encoded.
     public let type: GGMLType
     /// Offset of the data from the start of the file's data section.
     public let offset: Int
+    /// Size of the data in bytes: `elementCount / type.blockSize` blocks of `type.blockBytes` each.
     public let byteCount: Int
 
+    /// Number of elements (the product of all dimensions).
     public var elementCount: Int { dimensions.reduce(1, *) }
     /// Number of rows (product of all dimensions but the first).
     public var rowCount: Int { dimensions.dropFirst().reduce(1, *) }
+    /// Elements per row: the first dimension, always a whole number of `type`'s blocks.
     public var rowLength: Int { dimensions[0] }
 }
 
 /// One metadata entry, with where its encoded value sits in the file (the model digest
 /// hashes those exact bytes).
 public struct GGUFMetadataEntry: Sendable {
+    /// The key, non-empty UTF-8 and unique in its file (e.g. `general.architecture`).
     public let key: String
+    /// The decoded value.
     public let value: GGUFValue
     let encodedValue: Range<Int>
 }
@@ -29,6 +36,7 @@ public struct GGUFMetadataEntry: Sendable {
 /// (key string, u32 type, value), the tensor infos (name, u32 rank, u64 dims, u32 type,
 /// u64 offset), padding to `general.alignment` (default 32), then the tensor data.
 public final class GGUFFile: Sendable {
+    /// The alignment in bytes of a file without `general.alignment` (and `GGUFWriter`'s default).
     public static let defaultAlignment = 32
     /// Arrays may nest; real files nest at most once. Deeper nesting is refused.
     static let maximumNesting = 4
@@ -36,13 +44,21 @@ public final class GGUFFile: Sendable {
     /// count can never make the reader allocate ahead of the bytes that back it.
     static let reserveLimit = 1 << 16
 
+    /// The file the bytes came from, named in errors; nil for bytes parsed from memory.
     public let path: String?
+    /// The whole file's bytes, which tensor data is read from (so they live as long as this file).
     public let bytes: MappedBytes
+    /// The format version in the header: 2 or 3.
     public let version: UInt32
+    /// The metadata entries in file order, with where each value is encoded (for the model digest).
     public let metadataEntries: [GGUFMetadataEntry]
+    /// The metadata values by key.
     public let metadata: [String: GGUFValue]
+    /// The tensor infos in file order.
     public let tensors: [GGUFTensorInfo]
+    /// Each tensor's position in `tensors`, by name.
     public let tensorIndex: [String: Int]
+    /// Alignment in bytes of the data section and of every tensor offset: `general.alignment`, else 32.
     public let alignment: Int
     /// Offset of the data section from the start of the file.
     public let dataOffset: Int
@@ -58,6 +74,11 @@ public final class GGUFFile: Sendable {
         try self.init(bytes: MappedBytes(copying: data), path: nil)
     }
 
+    /// Parses the header, metadata and tensor infos of `bytes` and checks that every tensor's data lies inside the
+    /// file, aligned and without overlap; `path` is recorded in `self.path` and in every error thrown.
+    ///
+    /// The tensor data itself is neither read nor copied. Throws a `GGUFError` whose code says which check failed
+    /// and whose offset, when known, says where.
     public init(bytes: MappedBytes, path: String?) throws(GGUFError) {
         self.path = path
         self.bytes = bytes
@@ -262,6 +283,7 @@ public final class GGUFFile: Sendable {
 
     // MARK: - Access
 
+    /// The tensor with this name, or nil if the file has none.
     public func tensor(named name: String) -> GGUFTensorInfo? {
         tensorIndex[name].map { tensors[$0] }
     }
@@ -279,6 +301,8 @@ public final class GGUFFile: Sendable {
         return value
     }
 
+    /// A required integer metadata value: throws `.missingKey` if absent, `.wrongValueType` if it is not an integer
+    /// or does not fit in `Int`.
     public func integer(_ key: String) throws(GGUFError) -> Int {
         let v = try value(key)
         guard let i = v.integer else {
@@ -287,6 +311,7 @@ public final class GGUFFile: Sendable {
         return i
     }
 
+    /// A required string metadata value: throws `.missingKey` if absent, `.wrongValueType` if it is not a string.
     public func string(_ key: String) throws(GGUFError) -> String {
         let v = try value(key)
         guard let s = v.string else {

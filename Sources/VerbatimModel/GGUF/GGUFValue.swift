@@ -1,7 +1,31 @@
 /// The type tag of a GGUF metadata value, as stored in the file.
 public enum GGUFValueType: UInt32, Sendable {
-    case uint8 = 0, int8 = 1, uint16 = 2, int16 = 3, uint32 = 4, int32 = 5, float32 = 6
-    case bool = 7, string = 8, array = 9, uint64 = 10, int64 = 11, float64 = 12
+    /// An unsigned 8-bit integer.
+    case uint8 = 0
+    /// A signed 8-bit integer.
+    case int8 = 1
+    /// An unsigned 16-bit integer, little-endian.
+    case uint16 = 2
+    /// A signed 16-bit integer, little-endian.
+    case int16 = 3
+    /// An unsigned 32-bit integer, little-endian.
+    case uint32 = 4
+    /// A signed 32-bit integer, little-endian.
+    case int32 = 5
+    /// A 32-bit IEEE float, little-endian.
+    case float32 = 6
+    /// A boolean stored as one byte, 0 or 1 (the reader refuses any other byte).
+    case bool = 7
+    /// A string: u64 byte length, then that many UTF-8 bytes (no terminator).
+    case string = 8
+    /// An array: u32 element type, u64 element count, then the elements, all of that type.
+    case array = 9
+    /// An unsigned 64-bit integer, little-endian.
+    case uint64 = 10
+    /// A signed 64-bit integer, little-endian.
+    case int64 = 11
+    /// A 64-bit IEEE double, little-endian.
+    case float64 = 12
 
     /// Bytes one value of this type takes at the least (used to bound counts read from a file).
     var minimumEncodedSize: Int {
@@ -19,11 +43,35 @@ public enum GGUFValueType: UInt32, Sendable {
 /// One GGUF metadata value. Arrays keep their declared element type, so an empty array
 /// still round-trips through the writer exactly.
 public enum GGUFValue: Sendable, Equatable {
-    case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16)
-    case uint32(UInt32), int32(Int32), uint64(UInt64), int64(Int64)
-    case float32(Float), float64(Double), bool(Bool), string(String)
+    /// An unsigned 8-bit integer.
+    case uint8(UInt8)
+    /// A signed 8-bit integer.
+    case int8(Int8)
+    /// An unsigned 16-bit integer.
+    case uint16(UInt16)
+    /// A signed 16-bit integer.
+    case int16(Int16)
+    /// An unsigned 32-bit integer.
+    case uint32(UInt32)
+    /// A signed 32-bit integer.
+    case int32(Int32)
+    /// An unsigned 64-bit integer.
+    case uint64(UInt64)
+    /// A signed 64-bit integer.
+    case int64(Int64)
+    /// A 32-bit float.
+    case float32(Float)
+    /// A 64-bit float.
+    case float64(Double)
+    /// A boolean.
+    case bool(Bool)
+    /// A string; invalid UTF-8 read from a file is repaired (with U+FFFD), not refused.
+    case string(String)
+    /// An array: the declared element type and the elements, which the reader gives all of that type (the writer
+    /// writes them as given, without checking).
     case array(GGUFValueType, [GGUFValue])
 
+    /// The type tag this value is written with (for an array, `.array`; its element type is in the case).
     public var type: GGUFValueType {
         switch self {
         case .uint8: .uint8
@@ -66,16 +114,19 @@ public enum GGUFValue: Sendable, Equatable {
         }
     }
 
+    /// The value as a string, when it is one.
     public var string: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
+    /// The value as a boolean, when it is one.
     public var bool: Bool? {
         if case .bool(let b) = self { return b }
         return nil
     }
 
+    /// The elements, when the value is an array (its declared element type is not returned).
     public var array: [GGUFValue]? {
         if case .array(_, let values) = self { return values }
         return nil

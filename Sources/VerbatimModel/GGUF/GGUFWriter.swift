@@ -1,20 +1,34 @@
 /// Builds a GGUF v3 file in memory: metadata in insertion order, tensors laid out in
 /// insertion order at `alignment`. Used by tests to generate tiny models, and by tools.
 public struct GGUFWriter {
+    /// A tensor added to the writer: its name, shape, type and encoded bytes.
     public struct Tensor {
+        /// The tensor's name in the file.
         public var name: String
+        /// Dimensions, fastest-varying first, as in `GGUFTensorInfo.dimensions`.
         public var dimensions: [Int]
+        /// How `data` encodes the elements.
         public var type: GGMLType
+        /// The encoded bytes: elements / `type.blockSize` blocks of `type.blockBytes` each.
         public var data: [UInt8]
     }
 
+    /// The version written in the header: 3 unless changed (the reader accepts 2 and 3).
     public var version: UInt32 = 3
+    /// Alignment in bytes of the data section and of each tensor's data (32 unless changed).
+    ///
+    /// It is not written to the metadata: when it differs from 32, also set `general.alignment` to it as a
+    /// `.uint32` (the reader requires a power of two up to 65536).
     public var alignment: Int = GGUFFile.defaultAlignment
+    /// The metadata entries, in the order their keys were first set (the order they are written in).
     public private(set) var metadata: [(key: String, value: GGUFValue)] = []
+    /// The tensors, in the order they were added (the order of their infos and of their data).
     public private(set) var tensors: [Tensor] = []
 
+    /// An empty writer: version 3, 32-byte alignment, no metadata and no tensors.
     public init() {}
 
+    /// Sets metadata `key` to `value`; a key set before keeps its place and takes the new value.
     public mutating func set(_ key: String, _ value: GGUFValue) {
         if let i = metadata.firstIndex(where: { $0.key == key }) {
             metadata[i].value = value
@@ -36,6 +50,8 @@ public struct GGUFWriter {
         addTensor(name, dimensions: dimensions, type: type, data: Quantize.encode(values, as: type))
     }
 
+    /// The whole file: header, metadata, tensor infos, zero padding to `alignment`, then each tensor's data at its
+    /// aligned offset.
     public func serialized() -> [UInt8] {
         var out: [UInt8] = []
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }

@@ -8,7 +8,9 @@ import Darwin
 /// pages are read on first touch), or a private copy of bytes held in memory.
 public final class MappedBytes: @unchecked Sendable {
     // Sendable: the bytes are never written after init.
+    /// Address of the first byte; valid as long as this object lives.
     public let base: UnsafeRawPointer
+    /// Number of bytes: the file's size (never 0), or the number of bytes copied (may be 0).
     public let count: Int
     private let isMapped: Bool
 
@@ -54,6 +56,7 @@ public final class MappedBytes: @unchecked Sendable {
         }
     }
 
+    /// All the bytes, `base` to `base + count`; valid as long as this object lives.
     public var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     /// Drops the mapped file's pages from this process's resident memory (they are read

@@ -3,11 +3,16 @@ import VerbatimKernels
 /// One token of a flat batch: which sequence it belongs to, its absolute position there, and
 /// whether the caller wants the logits computed at this position.
 public struct BatchToken: Sendable, Equatable {
+    /// The sequence this token belongs to (its KV cache entry).
     public var sequence: SequenceID
+    /// The token's 0-based position in its sequence; below the model's context length.
     public var position: Int
+    /// The token id; below the model's vocabulary size.
     public var token: TokenID
+    /// Whether `ForwardPass.step` computes the logits of this row and passes them to its handler.
     public var wantsLogits: Bool
 
+    /// A batch row; by default no logits are computed for it.
     public init(sequence: SequenceID, position: Int, token: TokenID, wantsLogits: Bool = false) {
         self.sequence = sequence
         self.position = position
@@ -16,9 +21,26 @@ public struct BatchToken: Sendable, Equatable {
     }
 }
 
+/// Why `ForwardPass.step` rejected a batch: a `code` to match on and a readable `message`.
+/// A rejected batch leaves the KV cache's written positions unchanged.
 public struct ForwardError: Error, Equatable, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable { case emptyBatch, batchTooLarge, invalidToken, invalidPosition, outOfKVMemory }
+    /// The kind of failure.
+    public enum Code: String, Sendable {
+        /// The batch holds no tokens.
+        case emptyBatch
+        /// The batch holds more tokens than the pass's `maxTokens`.
+        case batchTooLarge
+        /// A token id is negative or not below the vocabulary size.
+        case invalidToken
+        /// A position is outside the context, does not follow its sequence's previous row in the batch,
+        /// or would leave a gap after the positions already written.
+        case invalidPosition
+        /// The KV cache has too few free blocks for a sequence's positions.
+        case outOfKVMemory
+    }
+    /// The kind of failure.
     public let code: Code
+    /// What was wrong, naming the batch row and sequence where there is one.
     public let message: String
     public var description: String { "forward error (\(code.rawValue)): \(message)" }
 }
@@ -32,8 +54,11 @@ public struct ForwardError: Error, Equatable, CustomStringConvertible, Sendable 
 /// Owns its scratch memory (sized once for `maxTokens` rows) and uses a `KVCache` it is given.
 /// One owner at a time: not thread-safe.
 public final class ForwardPass {
+    /// The weights every step runs (shared read-only).
     public let model: LlamaModel
+    /// The KV cache the steps write keys and values to and attend over.
     public let cache: KVCache
+    /// The most tokens one `step` takes: rows of the scratch buffers.
     public let maxTokens: Int
     /// Rows of logits computed per output matrix call (the logits buffer holds this many).
     public let logitRows: Int
@@ -63,8 +88,10 @@ public final class ForwardPass {
     private var batchSequences: [(sequence: SequenceID, first: Int, last: Int, offset: Int32)] = []
 
     private var allocations: [UnsafeMutableRawPointer] = []
+    /// Bytes of the scratch buffers allocated at init (activations, logits, positions, block tables).
     public private(set) var scratchBytes = 0
 
+    /// Allocates the scratch for `maxTokens` batch rows and `logitRows` rows of logits (both must be positive).
     public init(model: LlamaModel, cache: KVCache, maxTokens: Int = 512, logitRows: Int = 16) {
         precondition(maxTokens > 0 && logitRows > 0)
         self.model = model

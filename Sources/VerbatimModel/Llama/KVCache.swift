@@ -3,9 +3,22 @@ import VerbatimKernels
 /// Identifies one sequence (a request's token stream) in the KV memory and in a batch.
 public typealias SequenceID = Int
 
+/// Why a `KVCache` operation failed: a `code` to match on and a readable `message`.
 public struct KVCacheError: Error, Equatable, CustomStringConvertible, Sendable {
-    public enum Code: String, Sendable { case outOfMemory, unknownSequence, invalidPosition }
+    /// The kind of failure.
+    public enum Code: String, Sendable {
+        /// Fewer blocks are free than a reservation needs.
+        case outOfMemory
+        /// The cache holds no such sequence. (No `KVCache` operation throws this at present.)
+        case unknownSequence
+        /// Positions or saved blocks that do not fit the sequence: a write that would leave a gap, a restore into
+        /// a sequence that holds positions, an extend of one that ends inside a block, or a saved block of the
+        /// wrong size or token count.
+        case invalidPosition
+    }
+    /// The kind of failure.
     public let code: Code
+    /// What was wrong, naming the sequence and the sizes involved.
     public let message: String
     public var description: String { "KV cache error (\(code.rawValue)): \(message)" }
 }
@@ -13,8 +26,11 @@ public struct KVCacheError: Error, Equatable, CustomStringConvertible, Sendable 
 /// Paged KV memory with one owner: fixed blocks of `blockSize` tokens, a free list, and a block
 /// table per sequence (its i-th entry holds positions i*B ..< (i+1)*B). Not thread-safe.
 public final class KVCache {
+    /// The blocks' storage: the forward pass writes K and V into it and attention reads them.
     public let memory: PagedKVMemory
+    /// Positions (tokens) per block.
     public var blockSize: Int { memory.blockSize }
+    /// Physical blocks, shared by all sequences.
     public var blockCount: Int { memory.blockCount }
 
     private var freeBlocks: [Int32]
@@ -22,6 +38,8 @@ public final class KVCache {
     /// Positions written so far, per sequence (the next position to write).
     private var lengths: [SequenceID: Int] = [:]
 
+    /// Reserves `blockCount` blocks of `blockSize` positions (both positive), shaped for `config`'s layers,
+    /// KV heads and head dimension, with elements of `kvType`. Pages are committed as blocks are first written.
     public init(config: LlamaConfig, kvType: KVType = .f32, blockSize: Int = 32, blockCount: Int) {
         precondition(blockSize > 0 && blockCount > 0)
         memory = PagedKVMemory(type: kvType, blockSize: blockSize, layers: config.layerCount,
@@ -29,8 +47,11 @@ public final class KVCache {
         freeBlocks = (0..<Int32(blockCount)).reversed()
     }
 
+    /// Blocks no sequence holds.
     public var freeBlockCount: Int { freeBlocks.count }
+    /// Bytes of all blocks (K and V of every layer), free or not.
     public var byteCount: Int { memory.blockBytes * memory.blockCount }
+    /// The sequences that have a block table (reserved and not released), in no particular order.
     public var sequences: [SequenceID] { Array(tables.keys) }
 
     /// Tokens written for a sequence (0 if unknown).

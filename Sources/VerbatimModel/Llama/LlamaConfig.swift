@@ -2,17 +2,28 @@
 /// from the `<architecture>.*` keys and checked against each other and against the tensors in
 /// the file. (The type keeps its first architecture's name; it describes all of them.)
 public struct LlamaConfig: Sendable, Equatable {
+    /// The model family (`general.architecture`), which fixes `traits`.
     public var architecture: Architecture
+    /// Transformer blocks (`block_count`; 1...1024 in a file).
     public var layerCount: Int
+    /// Most positions a sequence can hold (`context_length`): positions run 0..<contextLength.
     public var contextLength: Int
+    /// Model width D, floats per hidden row (`embedding_length`).
     public var embeddingLength: Int         // model width D
+    /// Hidden width F of the feed-forward block (`feed_forward_length`).
     public var feedForwardLength: Int       // FFN hidden width F
+    /// Query heads H (`attention.head_count`).
     public var headCount: Int               // query heads H
+    /// Key/value heads (`attention.head_count_kv`, else H); H is a multiple of it (grouped-query attention).
     public var kvHeadCount: Int             // key/value heads (grouped-query attention)
     /// Width of one attention head (`attention.key_length`, else D / H).
     public var headDimension: Int
+    /// RoPE base θ (`rope.freq_base`, else 10 000); sliding-window layers use `traits.localRopeBase` when set.
     public var ropeFrequencyBase: Double
+    /// The ε every RMSNorm adds to the mean square (`attention.layer_norm_rms_epsilon`; in (0, 1) in a file).
     public var rmsNormEpsilon: Float
+    /// Tokens in the vocabulary: embedding rows and logits per row (`vocab_size`, else the tokenizer's
+    /// token count, else the embedding matrix's rows).
     public var vocabularySize: Int
     /// True when there is no `output.weight` and the token embeddings double as the output matrix.
     public var tiedEmbeddings: Bool
@@ -22,9 +33,11 @@ public struct LlamaConfig: Sendable, Equatable {
     /// True when the file carries `rope_freqs.weight` (Llama 3 RoPE scaling).
     public var hasRopeDivisors: Bool
 
+    /// How `architecture`'s forward pass differs from LLaMA's.
     public var traits: ArchitectureTraits { architecture.traits }
     /// Width of Q and of the attention output: H * head dimension.
     public var queryWidth: Int { headCount * headDimension }
+    /// Width of K and of V per token: KV heads * head dimension.
     public var kvDimension: Int { kvHeadCount * headDimension }
     /// The factor of the attention scores, 1/√(head dimension).
     public var attentionScale: Float { 1 / Float(headDimension).squareRoot() }
@@ -35,6 +48,7 @@ public struct LlamaConfig: Sendable, Equatable {
         return slidingWindow != nil && n > 0 && (layer + 1) % n != 0
     }
 
+    /// Hyperparameters given directly, without the checks of `init(file:)`; `headDimension` defaults to D / H.
     public init(architecture: Architecture = .llama, layerCount: Int, contextLength: Int, embeddingLength: Int,
                 feedForwardLength: Int, headCount: Int, kvHeadCount: Int, headDimension: Int? = nil,
                 ropeFrequencyBase: Double, rmsNormEpsilon: Float, vocabularySize: Int, tiedEmbeddings: Bool,

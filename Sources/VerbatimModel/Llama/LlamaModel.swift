@@ -6,19 +6,36 @@ import VerbatimKernels
 /// biases are f32; token embeddings are read from the mapped file row by row.
 public final class LlamaModel: @unchecked Sendable {
     // Sendable: immutable after init.
+    /// One transformer block's weights (`blk.N.*`). D is the model width, F the FFN width,
+    /// Q = H * head dimension and kvD = `LlamaConfig.kvDimension`; matrices map input width -> output width.
     public struct Layer {
+        /// RMSNorm weight before attention (`attn_norm`), D floats.
         public let attentionNorm: [Float]   // (D)
+        /// Query projection (`attn_q`), D -> Q.
         public let wq: PackedWeights        // D -> Q (Q = H * head dimension)
+        /// Key projection (`attn_k`), D -> kvD.
         public let wk: PackedWeights        // D -> kvD
+        /// Value projection (`attn_v`), D -> kvD.
         public let wv: PackedWeights        // D -> kvD
+        /// Attention output projection (`attn_output`), Q -> D: from all heads' outputs, concatenated.
         public let wo: PackedWeights        // Q -> D
+        /// RMSNorm weight before the feed-forward block (`ffn_norm`), D floats.
         public let ffnNorm: [Float]         // (D)
+        /// Gate projection of the gated FFN (`ffn_gate`), D -> F; the activation applies to its output.
         public let wGate: PackedWeights     // D -> F
+        /// Up projection of the gated FFN (`ffn_up`), D -> F; multiplied by the activated gate.
         public let wUp: PackedWeights       // D -> F
+        /// Down projection of the FFN (`ffn_down`), F -> D.
         public let wDown: PackedWeights     // F -> D
         // Per architecture (ArchitectureTraits), nil where it has none:
+        /// Biases added after the Q, K and V projections (`attn_q.bias`, `attn_k.bias`, `attn_v.bias`;
+        /// Q, kvD and kvD floats); nil unless `ArchitectureTraits.qkvBias`.
         public var qBias, kBias, vBias: [Float]?          // (Q), (kvD), (kvD)
+        /// RMSNorm weights applied to each head of Q and of K before RoPE (`attn_q_norm`, `attn_k_norm`;
+        /// head dimension floats each); nil unless `ArchitectureTraits.qkNorm`.
         public var qNorm, kNorm: [Float]?                 // (head dimension)
+        /// RMSNorm weights on the attention and FFN outputs before each residual add
+        /// (`post_attention_norm`, `post_ffw_norm`; D floats each); nil unless `ArchitectureTraits.postNorms`.
         public var postAttentionNorm, postFFNNorm: [Float]? // (D)
 
         /// The GGUF names of a layer's matrices (`blk.N.<name>.weight`), in the order the
@@ -26,13 +43,25 @@ public final class LlamaModel: @unchecked Sendable {
         static let matrixNames = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
     }
 
+    /// The mapped GGUF file the model was loaded from; token embedding rows are read from it.
     public let file: GGUFFile
+    /// The checked hyperparameters.
     public let config: LlamaConfig
+    /// The file's `modelDigest()`: changes with any weight, hyperparameter or tokenizer change (cache keys use it).
     public let digest: Digest128
+    /// The transformer blocks, in order (`config.layerCount` of them).
     public let layers: [Layer]
+    /// RMSNorm weight applied before the output projection (`output_norm`), D floats.
     public let outputNorm: [Float]          // (D)
+    /// The output projection, D -> vocabulary size: hidden rows to logits (`output.weight`, or `token_embd.weight`
+    /// when tied).
     public let output: PackedWeights        // D -> vocab (token_embd when tied)
+    /// The token embedding tensor (`token_embd.weight`, a row of D values per token), left in the file in its
+    /// own type and dequantised one row per token.
     public let embeddings: GGUFTensorInfo   // (vocab, D) rows in the file
+    /// RoPE cosines and sines for every position below the context length (head dimension / 2 per position),
+    /// from `rope.freq_base` and any `rope_freqs` divisors; used by every layer but the sliding-window
+    /// layers when `localRope` is set.
     public let rope: RopeTable              // (contextLength, headDim / 2)
     /// The sliding-window layers' table when their RoPE base differs (Gemma 3), else nil.
     public let localRope: RopeTable?
@@ -40,10 +69,19 @@ public final class LlamaModel: @unchecked Sendable {
     /// Bytes of the packed weights and f32 tables this model holds (the mapped file aside).
     public let residentBytes: Int
 
+    /// Opens and parses the GGUF file at `path` (throwing `GGUFError` when it cannot), then loads it as
+    /// `init(file:)` does.
     public convenience init(path: String) throws {
         try self.init(file: GGUFFile(path: path))
     }
 
+    /// Checks the hyperparameters and tensors (`LlamaConfig(file:)`), repacks every matrix, reads the norms,
+    /// biases and RoPE divisors as f32, and digests the file.
+    ///
+    /// Throws `GGUFError` when the file is not a supported model (an unsupported architecture or tensor type,
+    /// a missing or misshapen tensor, out-of-range hyperparameters or RoPE divisors), and `KernelError` when
+    /// a matrix cannot be packed. On return the mapped file's pages are dropped from resident memory; only
+    /// embedding rows are read from it again.
     public init(file: GGUFFile) throws {
         let config = try LlamaConfig(file: file)
         self.file = file

@@ -1,6 +1,7 @@
 /// SplitMix64: a small, fast, seedable generator, so generated models are reproducible.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
+    /// A generator whose output is fixed by `seed` (test support: `TinyModel` draws its weights from it).
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -17,6 +18,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 /// byte-level BPE vocabulary, so that tests of everything above the file format run in
 /// milliseconds.
 public struct TinyModel: Sendable {
+    /// The family of the generated test model: which keys and per-layer tensors the file holds.
     public var architecture: Architecture = .llama
     /// Head width when it is not width / heads (written as `attention.key_length`).
     public var headDim: Int? = nil
@@ -24,21 +26,31 @@ public struct TinyModel: Sendable {
     public var slidingWindow = 5
     /// Write `rope_freqs.weight` (Llama 3 RoPE scaling), for `.llama`.
     public var ropeDivisors = false
+    /// Transformer blocks of the test model (`block_count`).
     public var layers = 2
+    /// Model width D of the test model (`embedding_length`); a multiple of 32 for quantised types.
     public var width = 64              // must be a multiple of 32 for quantised types
+    /// Query heads of the test model; the head width is width / heads unless `headDim` is set.
     public var heads = 4
+    /// Key/value heads of the test model; `heads` must be a multiple of it.
     public var kvHeads = 2
+    /// FFN hidden width of the test model (`feed_forward_length`); a multiple of 32 for quantised types.
     public var feedForward = 96        // a multiple of 32 for quantised types
+    /// Context length written to the test model (`context_length`): the positions a sequence can use.
     public var contextLength = 256
+    /// Type of the test model's per-layer matrices (norms and biases are always f32).
     public var weightType: GGMLType = .q4_1
     /// Type of token_embd.weight (the real model uses Q8_0 and ties it to the output).
     public var embeddingType: GGMLType = .q8_0
     /// Number of BPE merges learned from a fixed text (vocabulary = 256 bytes + merges + 3 controls).
     public var merges = 200
+    /// Seed of the random weights: the same settings and seed give the same file bytes.
     public var seed: UInt64 = 1
 
+    /// A test-model generator with the defaults above: two LLaMA layers of width 64, Q4_1 matrices.
     public init() {}
 
+    /// The control tokens of every generated test vocabulary, ids 0, 1 and 2; 1 is BOS and 2 is EOS.
     public static let controlTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     /// SmolLM2's ChatML template with its own default system message.
     public static let chatTemplate = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"

@@ -3,9 +3,18 @@
 /// Who speaks a chat message. The four common roles are cases; any other role a template
 /// understands (`developer`, `ipython`, ...) goes through `custom`.
 public enum ChatRole: Sendable, Hashable, Codable, ExpressibleByStringLiteral, CustomStringConvertible {
-    case system, user, assistant, tool
+    /// Instructions that frame the conversation (`system`).
+    case system
+    /// The person's turns (`user`).
+    case user
+    /// The model's turns (`assistant`).
+    case assistant
+    /// A tool's result, passed back to the model (`tool`).
+    case tool
+    /// Any other role, by the name the template sees.
     case custom(String)
 
+    /// The role called `name`: the case of that name for the four common roles, else `custom(name)`.
     public init(_ name: String) {
         switch name {
         case "system": self = .system
@@ -40,8 +49,11 @@ public enum ChatRole: Sendable, Hashable, Codable, ExpressibleByStringLiteral, C
 
 /// A chat message for the model's chat template.
 public struct ChatMessage: Sendable, Equatable, Codable {
+    /// Who speaks (`message['role']` in the template).
     public var role: ChatRole
+    /// The message text (`message['content']`); caller data, never parsed as control tokens.
     public var content: String
+    /// A message of `role` with text `content`.
     public init(role: ChatRole, content: String) { self.role = role; self.content = content }
 }
 
@@ -58,6 +70,7 @@ public struct ChatOptions: Sendable, Equatable {
     /// the cache key) must not change with the date.
     public var now: CalendarTime?
 
+    /// Options that default to a generation prompt, the model's own template, no extra variables and the current local time.
     public init(addGenerationPrompt: Bool = true, template: ChatTemplate? = nil,
                 variables: [String: TemplateValue] = [:], now: CalendarTime? = nil) {
         self.addGenerationPrompt = addGenerationPrompt
@@ -71,9 +84,11 @@ public struct ChatOptions: Sendable, Equatable {
 /// Jinja2 renders it for transformers. The template's own text may hold control tokens
 /// (`<|im_start|>`); message content never becomes one (see ``RenderedText``).
 public struct ChatTemplate: Sendable, Equatable {
+    /// The template's Jinja text; two templates are equal when their texts are.
     public let source: String
     let template: Template
 
+    /// Parses `source`; throws `TemplateError` when it does not parse.
     public init(source: String) throws(TemplateError) {
         self.source = source
         template = try Template(source)

@@ -11,11 +11,13 @@ public final class EncodeBudget: Sendable {
     private let cancelled = Atomic<Bool>(false)
     private let work = Atomic<Int>(0)
 
+    /// A budget of at most `maxTokens` tokens (by default unlimited), not cancelled.
     public init(maxTokens: Int = .max) { self.maxTokens = maxTokens }
 
     /// Stops the encode using this budget (it throws `TokenizerError(.cancelled)`).
     public func cancel() { cancelled.store(true, ordering: .relaxed) }
 
+    /// Whether `cancel()` has been called; once true it stays true.
     public var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
 
     /// Units of work done so far: characters scanned, candidate positions tried while splitting

@@ -10,10 +10,15 @@
 /// with Qwen2 taking numbers one digit at a time (`\p{N}`). `\s` is Unicode White_Space;
 /// letters and numbers are the general categories L* and N*.
 public enum PreTokenizer: String, Sendable {
+    /// `smollm` (SmolLM2): each numeric character alone, then the GPT-2 pattern on the runs between.
     case smollm
+    /// `gpt2` (also a `tokenizer.ggml.pre` of `default` or none): the GPT-2 pattern.
     case gpt2
+    /// `llama-bpe` (Llama 3): the Llama 3 pattern, numbers in pieces of up to three characters (`\p{N}{1,3}`).
     case llamaBPE = "llama-bpe"
+    /// `qwen2`: the Llama 3 pattern with one numeric character per piece (`\p{N}`).
     case qwen2
+    /// `deepseek-r1-qwen`: splits exactly as `qwen2`.
     case deepseekR1Qwen = "deepseek-r1-qwen"
 
     /// Appends the pieces of `text[range]` to `pieces`, as ranges of scalar indices.

@@ -3,10 +3,13 @@
 /// can never become valid UTF-8 are emitted as U+FFFD, like `Tokenizer.decode`, so the pieces
 /// always concatenate to the decoding of the whole sequence.
 public struct StreamingDetokenizer: Sendable {
+    /// The tokenizer whose tokens are decoded.
     public let tokenizer: Tokenizer
+    /// Whether control tokens add their text; when false they add nothing.
     public let includeControl: Bool
     private var pending: [UInt8] = []
 
+    /// A detokenizer with nothing held back; control tokens are dropped unless `includeControl`.
     public init(tokenizer: Tokenizer, includeControl: Bool = false) {
         self.tokenizer = tokenizer
         self.includeControl = includeControl

@@ -3,9 +3,23 @@ import VerbatimTemplate
 /// A token id. Vocabularies here are far below 2^31 entries.
 public typealias TokenID = Int32
 
+/// Why loading a tokenizer, encoding, decoding or rendering a chat failed: a `code` to match on and a
+/// readable `message`.
 public struct TokenizerError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The kind of failure.
     public enum Code: String, Sendable {
-        case unsupportedTokenizer, invalidVocabulary, invalidTokenID, unsupportedChatTemplate, invalidMessage
+        /// The file's tokenizer model (`tokenizer.ggml.model`) or pre-tokenizer (`tokenizer.ggml.pre`) is not one
+        /// this package implements.
+        case unsupportedTokenizer
+        /// The vocabulary is unusable: no tokens, token types or scores whose count differs from the tokens', a merge
+        /// that does not join two tokens into a token, a special token id out of range, or too many tokens.
+        case invalidVocabulary
+        /// A token id to decode is outside the vocabulary (negative, or not below `Tokenizer.count`).
+        case invalidTokenID
+        /// No chat template was given and the model has none, or its own does not parse.
+        case unsupportedChatTemplate
+        /// A chat with no messages, or a message with an empty role.
+        case invalidMessage
         /// The chat template called `raise_exception` (the message is its text, e.g. roles that do not alternate).
         case templateRaised
         /// The chat template failed while rendering (a construct the renderer refuses, a type error).
@@ -15,8 +29,11 @@ public struct TokenizerError: Error, Equatable, CustomStringConvertible, Sendabl
         /// The encode's `EncodeBudget` was cancelled.
         case cancelled
     }
+    /// The kind of failure.
     public let code: Code
+    /// What was wrong, in words.
     public let message: String
+    /// An error of kind `code`, described by `message`.
     public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
     public var description: String { "tokenizer error (\(code.rawValue)): \(message)" }
 }
@@ -32,23 +49,46 @@ public struct TokenizerError: Error, Equatable, CustomStringConvertible, Sendabl
 /// reference implementation does (SmolLM2 lacks tokens for 0x04, 0x06, 0x13, 0x14, 0x16,
 /// 0x1D and bytes that never occur in UTF-8).
 public struct Tokenizer: Sendable {
+    /// A token's type; the raw values are those of `tokenizer.ggml.token_type` (other values read as `normal`).
     public enum TokenKind: Int32, Sendable {
-        case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
+        /// An ordinary text token; decodes to the bytes it stands for.
+        case normal = 1
+        /// The unknown-text token: split out of text only with `parseSpecial`; decodes to its own text.
+        case unknown = 2
+        /// A control token (BOS, EOS, turn markers): split out of text only with `parseSpecial` or from a chat
+        /// template's own text; decodes to nothing unless `includeControl`.
+        case control = 3
+        /// A token split out of text wherever the text spells it, with or without `parseSpecial`; decodes to its text.
+        case userDefined = 4
+        /// A reserved slot: never split out of text; decodes to its own text.
+        case unused = 5
+        /// One raw byte: SentencePiece's `<0xXX>`, which decodes to that byte (BPE decodes it like `normal`).
+        case byte = 6
     }
 
     /// The tokenizer family.
     public enum Model: String, Sendable {
-        case bytePairEncoding = "gpt2", sentencePiece = "llama"
+        /// Byte-level BPE (`gpt2`): pre-tokenized pieces of byte symbols merged by rank.
+        case bytePairEncoding = "gpt2"
+        /// SentencePiece-style (`llama`): whole fragments merged by token score, with `<0xXX>` byte fallback.
+        case sentencePiece = "llama"
     }
 
+    /// The tokenizer family (`tokenizer.ggml.model`).
     public let model: Model
     /// SentencePiece: a space is put before the text and after each special token.
     public let addSpacePrefix: Bool
+    /// Each token's text as the file stores it (`tokenizer.ggml.tokens`), indexed by `TokenID`.
     public let tokens: [String]
+    /// Each token's kind (`tokenizer.ggml.token_type`), indexed by `TokenID`.
     public let kinds: [TokenKind]
+    /// How byte-level BPE splits text before merging (`tokenizer.ggml.pre`); unused by SentencePiece.
     public let preTokenizer: PreTokenizer
+    /// The beginning-of-sequence token (`tokenizer.ggml.bos_token_id`), if the model has one.
     public let bosID: TokenID?
+    /// The end-of-sequence token (`tokenizer.ggml.eos_token_id`), if the model has one.
     public let eosID: TokenID?
+    /// Whether encodes start with `bosID` unless told otherwise (`tokenizer.ggml.add_bos_token`); false without a BOS.
     public let addBOS: Bool
     /// The model's chat template, parsed; nil when the file has none or it does not parse.
     public let chatTemplate: ChatTemplate?
@@ -72,8 +112,14 @@ public struct Tokenizer: Sendable {
     private let specialStarts: Set<UInt64>
     private let sentencePiece: SentencePieceEncoder?
 
+    /// Tokens in the vocabulary: valid ids are 0..<count.
     public var count: Int { tokens.count }
 
+    /// Reads the tokenizer from a GGUF file's `tokenizer.*` keys.
+    ///
+    /// Throws `.unsupportedTokenizer` for a tokenizer model or pre-tokenizer this package does not implement, and
+    /// `.invalidVocabulary` when the tokens, types, scores, merges or special ids are missing or inconsistent.
+    /// A chat template that does not parse is not an error here: see `chatTemplateError`.
     public init(file: GGUFFile) throws(TokenizerError) {
         func value(_ key: String) -> GGUFValue? { file.metadata[key] }
         let modelName = value("tokenizer.ggml.model")?.string ?? "(missing)"
@@ -124,6 +170,12 @@ public struct Tokenizer: Sendable {
                       chatTemplateSource: value("tokenizer.chat_template")?.string)
     }
 
+    /// A tokenizer from its parts, as `init(file:)` reads them: one kind per token, one score per token
+    /// (SentencePiece only), merges as "left right" token texts in rank order (BPE only).
+    ///
+    /// `unknownID` replaces each byte SentencePiece must spell as a byte token but has no `<0xXX>` token for.
+    /// `addBOS` takes effect only with a `bosID`, `addSpacePrefix` only for SentencePiece. Throws
+    /// `.invalidVocabulary` when a merge does not join two tokens into a token or the scores do not fit.
     public init(model: Model = .bytePairEncoding, tokens: [String], kinds: [TokenKind], scores: [Float] = [],
                 merges mergeStrings: [String], preTokenizer: PreTokenizer,
                 bosID: TokenID?, eosID: TokenID?, unknownID: TokenID? = nil, addBOS: Bool, addSpacePrefix: Bool = false,
@@ -415,8 +467,10 @@ public struct Tokenizer: Sendable {
 
     // MARK: - Decoding
 
+    /// Whether `id` (which must be below `count`) is a control token.
     public func isControl(_ id: TokenID) -> Bool { kinds[Int(id)] == .control }
 
+    /// Throws `.invalidTokenID` unless `id` is in 0..<count.
     public func validate(_ id: TokenID) throws(TokenizerError) {
         guard id >= 0 && Int(id) < tokens.count else {
             throw TokenizerError(.invalidTokenID, "token id \(id) is out of range (vocabulary has \(tokens.count) tokens)")
