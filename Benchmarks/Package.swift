@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     dependencies: [
         .package(name: "Verbatim", path: ".."),
+        .package(name: "VerbatimTools", path: "../Tools"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
@@ -20,8 +21,8 @@ let package = Package(
                 .product(name: "VerbatimKernels", package: "Verbatim"),
                 .product(name: "Verbatim", package: "Verbatim"),
                 .product(name: "VerbatimCache", package: "Verbatim"),
-                .product(name: "VerbatimBench", package: "Verbatim"),
-                .product(name: "VerbatimPostgres", package: "Verbatim"),
+                .product(name: "VerbatimBench", package: "VerbatimTools"),
+                .product(name: "VerbatimPostgres", package: "VerbatimTools"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "MachineLimits",
             ],

@@ -1,25 +1,25 @@
 #!/usr/bin/env python3
-"""A workload of verbatim-bench replayed against llama.cpp's server (llama-cpp-python's
-OpenAI-compatible server, prompt cache on), on the same GGUF and thread count.
+"""A workload of verbatim-bench replayed against llama.cpp's C++ `llama-server` on the same GGUF
+and thread count: one slot per client (`-np`), continuous batching, prompt caching with
+`--cache-reuse 256`, one KV pool shared by the slots (`--kv-unified`).
 
-Usage: llama_server_workload.py MODEL THREADS WORKLOAD_JSON OUTPUT_JSON
+Usage: llama_server_workload.py LLAMA_SERVER MODEL THREADS WORKLOAD_JSON OUTPUT_JSON
 WORKLOAD_JSON is verbatim-bench's Workload (scripts of chat requests, a number of clients).
 Writes {"ttft": [...], "end_to_end": [...], "generated_tokens": N, "wall_seconds": S,
 "unique_completions": {group: count}} with requests in workload order.
 """
 import http.client, json, os, socket, subprocess, sys, threading, time
 
-model, threads, workload_path, output_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+binary, model, threads, workload_path, output_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 workload = json.load(open(workload_path))
+slots = max(1, workload["clients"])
 
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
 server = subprocess.Popen(
-    [sys.executable, "-m", "llama_cpp.server", "--model", model, "--n_threads", str(threads), "--n_threads_batch", str(threads),
-     "--n_ctx", "4096", "--cache", "true", "--cache_type", "ram",
-     # Queue concurrent requests instead of aborting the running one (the server's default).
-     "--interrupt_requests", "false", "--host", "127.0.0.1", "--port", str(port)],
+    [binary, "-m", model, "-t", str(threads), "-tb", str(threads), "-np", str(slots), "--kv-unified", "-c", "16384",
+     "--cache-reuse", "256", "--host", "127.0.0.1", "--port", str(port)],
     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -27,7 +27,7 @@ def wait_ready():
     for _ in range(600):
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/v1/models")
+            c.request("GET", "/health")
             if c.getresponse().status == 200:
                 return
         except OSError:

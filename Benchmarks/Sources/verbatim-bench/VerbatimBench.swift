@@ -9,7 +9,7 @@ struct VerbatimBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verbatim-bench",
         abstract: "Side-by-side benchmarks of Verbatim against baselines, in one run.",
-        subcommands: [ForwardBench.self, KernelBench.self, EngineBench.self, CacheBench.self, WorkloadBench.self, FleetBench.self])
+        subcommands: [ForwardBench.self, KernelBench.self, EngineBench.self, CacheBench.self, WorkloadBench.self, ServingBench.self, FleetBench.self])
 }
 
 func median(_ values: [Double]) -> Double {
@@ -44,6 +44,7 @@ struct ForwardBench: ParsableCommand {
     @Option(help: "Measured runs per configuration (after one warm-up); medians are reported.") var runs = 5
     @Flag(inversion: .prefixedNo, help: "Run llama.cpp's llama-bench (C++, built once into .build-llamacpp/cpp) as the baseline.")
     var baseline = true
+    @Option(help: "Sequences of the batched decode steps in the time breakdown, comma-separated.") var decodeRows = "16,64"
 
     func run() throws {
         let file = try GGUFFile(path: model)
@@ -101,17 +102,32 @@ struct ForwardBench: ParsableCommand {
         try breakdown(lm, tokens: tokens)
     }
 
-    /// Where the time goes in one decode step and one prefill step, by the forward pass's named
-    /// intermediates (each entry is the time since the previous name).
+    /// Where the time goes in a decode step of 1 and of `--decode-rows` sequences, and in one
+    /// prefill step, by the forward pass's named intermediates (each entry is the time since the
+    /// previous name).
     func breakdown(_ lm: LlamaModel, tokens: [TokenID]) throws {
         KernelConfig.setThreads(threadCounts.last ?? 1)
-        for (label, rows) in [("decode step (1 token, context \(context))", 1), ("prefill step (\(prompt) tokens)", prompt)] {
+        var cases: [(label: String, rows: Int, decode: Bool)] = [("decode step (1 token, context \(context))", 1, true)]
+        for m in decodeRows.split(separator: ",").compactMap({ Int($0) }) where m > 1 {
+            cases.append(("decode step (\(m) sequences × 1 token, context \(context) each)", m, true))
+        }
+        cases.append(("prefill step (\(prompt) tokens)", prompt, false))
+        for (label, rows, decode) in cases {
             var totals: [String: Double] = [:]
             var order: [String] = []
+            let sequences = decode ? rows : 1
+            let blocks = sequences * ((max(context, prompt) + 64) / 32 + 2)
+            var pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: blocks), maxTokens: 512,
+                                   logitRows: max(64, sequences))
+            if decode {   // every sequence holds `context` tokens before the measured steps
+                for sequence in 0..<sequences where context > 0 {
+                    try pass.step(tokens.prefix(context).enumerated().map { BatchToken(sequence: sequence, position: $0.offset, token: $0.element) })
+                }
+            }
             for _ in 0..<5 {
-                let pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: (tokens.count + 64) / 32 + 4), maxTokens: 512)
-                let ctx = Array(tokens.prefix(rows == 1 ? context : 0))
-                if !ctx.isEmpty { try pass.step(ctx.enumerated().map { BatchToken(sequence: 0, position: $0.offset, token: $0.element) }) }
+                if !decode {
+                    pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: blocks), maxTokens: 512)
+                }
                 var last = ContinuousClock.now
                 pass.observer = { name, _, _, _ in
                     let now = ContinuousClock.now
@@ -120,16 +136,19 @@ struct ForwardBench: ParsableCommand {
                     totals[kind, default: 0] += (now - last) / .seconds(1)
                     last = now
                 }
-                let batch = rows == 1 ? [BatchToken(sequence: 0, position: context, token: tokens[context], wantsLogits: true)]
+                // A decode step writes position `context` of each sequence (the same slot each time).
+                let batch = decode ? (0..<sequences).map { BatchToken(sequence: $0, position: context, token: tokens[context], wantsLogits: true) }
                     : (0..<rows).map { BatchToken(sequence: 0, position: $0, token: tokens[$0], wantsLogits: $0 == rows - 1) }
                 try pass.step(batch)
+                pass.observer = nil
             }
             let sum = totals.values.reduce(0, +)
             let meaning = ["token_embd": "embedding lookup", "attn_norm": "RMSNorm", "q": "Q/K/V linear + RoPE", "k": "-", "v": "-",
                            "attn": "KV write + attention", "attn_out": "attention output linear", "ffn_inp": "residual add",
                            "ffn_norm": "RMSNorm", "ffn_act": "gate + up linear, SwiGLU", "ffn_out": "down linear",
                            "out": "residual add", "result_norm": "final RMSNorm", "result_output": "output linear (vocab)"]
-            print("\n\(label), \(threadCounts.last ?? 1) threads, all layers summed, mean of 5:")
+            print(String(format: "\n%@, %d threads, all layers summed, mean of 5: %.2f ms a step, %.3f ms a row",
+                         label, threadCounts.last ?? 1, sum / 5 * 1000, sum / 5 * 1000 / Double(rows)))
             print("| stage | time | share |\n|---|---|---|")
             for k in order where totals[k]! / sum >= 0.001 {
                 print(String(format: "| %@ (%@) | %.3f ms | %.1f%% |", meaning[k] ?? k, k, totals[k]! / 5 * 1000, totals[k]! / sum * 100))

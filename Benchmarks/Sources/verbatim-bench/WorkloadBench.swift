@@ -155,14 +155,15 @@ struct WorkloadBench: AsyncParsableCommand {
     // MARK: llama.cpp
 
     func llamaCpp(_ workload: Workload) throws -> ExternalResult? {
-        guard let venv = llamaCppVenv() else { print("(llama.cpp baseline unavailable: setup failed)"); return nil }
+        guard let bin = llamaCppBinaries() else { print("(llama.cpp baseline unavailable: baseline/build-llama-cpp failed)"); return nil }
         let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let input = NSTemporaryDirectory() + "verbatim-bench-workload-\(getpid()).json", output = input + ".out"
         defer { try? FileManager.default.removeItem(atPath: input); try? FileManager.default.removeItem(atPath: output) }
         try JSONEncoder().encode(workload).write(to: URL(fileURLWithPath: input))
         let run = Process()
-        run.executableURL = URL(fileURLWithPath: venv + "/bin/python")
-        run.arguments = [here.appendingPathComponent("baseline/llama_server_workload.py").path, model, String(threads), input, output]
+        run.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        run.arguments = ["python3", here.appendingPathComponent("baseline/llama_server_workload.py").path, bin + "/llama-server",
+                         model, String(threads), input, output]
         try run.run()
         run.waitUntilExit()
         struct Output: Decodable {
@@ -174,7 +175,7 @@ struct WorkloadBench: AsyncParsableCommand {
         }
         guard run.terminationStatus == 0, let data = FileManager.default.contents(atPath: output),
               let o = try? JSONDecoder().decode(Output.self, from: data) else { print("(llama.cpp baseline failed)"); return nil }
-        return ExternalResult(name: "llama.cpp server (prompt cache on)", ttft: o.ttft, endToEnd: o.end_to_end,
+        return ExternalResult(name: "llama-server (C++, a slot per client, prompt cache, --cache-reuse 256)", ttft: o.ttft, endToEnd: o.end_to_end,
                               throughput: Double(o.generated_tokens) / o.wall_seconds, uniqueCompletions: o.unique_completions.values.first)
     }
 }
@@ -194,18 +195,6 @@ func llamaCppBinaries() -> String? {
     return path.isEmpty ? nil : path
 }
 
-/// The venv with llama.cpp (built once by baseline/setup-llama-cpp), or nil.
-func llamaCppVenv() -> String? {
-    let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let setup = Process()
-    setup.executableURL = here.appendingPathComponent("baseline/setup-llama-cpp")
-    let out = Pipe()
-    setup.standardOutput = out
-    guard (try? setup.run()) != nil else { return nil }
-    let venv = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    setup.waitUntilExit()
-    return setup.terminationStatus == 0 ? venv : nil
-}
 
 /// A one-line progress bar on standard error, only when it is a terminal.
 final class ProgressBar: @unchecked Sendable {

@@ -139,7 +139,7 @@ public final class VerbatimService: Sendable {
                 metrics.writesFailing.set(Double(health.writeFailure == nil ? 0 : 1))
                 metrics.cacheDamaged.set(Double(health.damage == nil ? 0 : 1))
             }
-            if let cache, let s = try? cacheStats(cache) {
+            if let cache, let s = try? await cache.stats() {
                 metrics.cacheBytes.set(Double(s.payloadBytes))
                 // Entries served by each tier (local LMDB, a shared tier) and the shared tier's failures.
                 for (key, value) in s.counters where key.hasPrefix("tier.") {
@@ -161,8 +161,6 @@ public final class VerbatimService: Sendable {
         }
         return router
     }
-
-    private func cacheStats(_ cache: CacheStore) throws -> CacheStore.Stats { try cache.stats() }
 
     /// Turns any failure into an OpenAI error response, and counts the request.
     private func respond(_ endpoint: String, _ body: () async throws -> Response) async -> Response {

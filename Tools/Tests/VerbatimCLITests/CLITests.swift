@@ -9,7 +9,7 @@ struct CLI {
     static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         .appendingPathComponent("verbatim").path
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()   // Tools/Tests/VerbatimCLITests/CLITests.swift
 
     struct Result { let status: Int32; let stdout: Data; let stderr: String }
 

@@ -8,6 +8,7 @@ import VerbatimModel
 /// The server `scripts/postgres` starts (the README's test command runs it first).
 let adminURL = ProcessInfo.processInfo.environment["VERBATIM_TEST_POSTGRES_URL"] ?? "postgres://verbatim:verbatim@127.0.0.1:5432/postgres"
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()   // Tools/Tests/VerbatimPostgresTests/PostgresTierTests.swift
 let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
 
 struct ProcessResult { let status: Int32; let stdout: Data; let stderr: String }

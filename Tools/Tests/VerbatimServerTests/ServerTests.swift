@@ -14,6 +14,7 @@ let modelPath: String = {
     let name = "SmolLM2-135M-Instruct.Q4_1.gguf"
     if let dir = env["VERBATIM_MODEL_DIR"], !dir.isEmpty { return dir + "/" + name }
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()   // Tools/Tests/VerbatimServerTests/ServerTests.swift
     return root.path + "/models/" + name
 }()
 

@@ -1,0 +1,340 @@
+import ArgumentParser
+import Foundation
+import VerbatimBench
+import VerbatimModel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `verbatim serve` and llama.cpp's C++ `llama-server` as processes, on the same GGUF and thread
+/// count, under the same load sent by the same client (`baseline/serving_client.py`), in one run.
+struct ServingBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serving",
+        abstract: "verbatim serve beside llama-server: throughput and TTFT by concurrency, short requests among long documents, memory, determinism.",
+        discussion: """
+            Phases, in one run per server: idle (short requests alone), one level per concurrency (distinct prompts, \
+            greedy), mixed (short requests sent while long documents are prefilled), determinism (identical sampled \
+            requests among other traffic). The mixed phase runs again for each prefill order of verbatim serve. \
+            Memory is each process's resident set: idle after one request, peak (VmHWM) over the load, idle after it.
+            """)
+
+    @Option(help: "GGUF model file.") var model: String = defaultModelPath()
+    @Option(help: "Threads of both servers.") var threads = 2
+    @Option(help: "Concurrent clients per level, comma-separated.") var concurrency = "1,4,16,32,64"
+    @Option(help: "Requests per level at least (each client sends one or more).") var requestsPerLevel = 16
+    @Option(help: "Prompt tokens of the concurrency levels (approximately: text cut by tokens, chat-formatted).") var promptTokens = 128
+    @Option(help: "Tokens generated per request at the concurrency levels.") var newTokens = 64
+    @Option(help: "mixed: long documents (tokens) and how many clients send them.") var documentTokens = 900
+    @Option(help: "mixed: clients sending long documents, two each.") var documentClients = 3
+    @Option(help: "Prefill orders of verbatim serve for the mixed phase, comma-separated (the first runs every phase).")
+    var policies = "shortest-first,arrival,round-robin"
+    @Option(help: "The verbatim binary (built with: swift build -c release --package-path Tools --product verbatim).") var verbatim: String = defaultVerbatimBinary()
+    @Option(help: "verbatim serve --max-batch-tokens.") var maxBatchTokens = 64
+    @Option(help: "verbatim serve --kv-memory (MiB).") var kvMemory = 1024
+    @Flag(inversion: .prefixedNo, help: "Run llama.cpp's llama-server (C++, built once into .build-llamacpp/cpp) beside it.")
+    var baseline = true
+    @Option(help: "Write every request's figures as JSON here.") var json: String?
+
+    func run() async throws {
+        let file = try GGUFFile(path: model)
+        let tokenizer = try Tokenizer(file: file)
+        let plan = LoadPlan(tokenizer: tokenizer, levels: concurrency.split(separator: ",").compactMap { Int($0) },
+                            requestsPerLevel: requestsPerLevel, promptTokens: promptTokens, newTokens: newTokens,
+                            documentTokens: documentTokens, documentClients: documentClients)
+        let orders = policies.split(separator: ",").map(String.init)
+        print("model \(model), \(threads) threads, levels \(concurrency), \(promptTokens)-token prompts, \(newTokens) new tokens\n")
+
+        var runs: [ServerRun] = []
+        for (i, order) in orders.enumerated() {
+            let folder = NSTemporaryDirectory() + "verbatim-serving-\(getpid())-\(i)"
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let port = try freePort()
+            let server = try ServerProcess(
+                name: "verbatim serve (\(order))", executable: verbatim,
+                arguments: ["serve", "--model", model, "--cache", folder, "--port", String(port), "--prefill-order", order,
+                            "--max-batch-tokens", String(maxBatchTokens), "--kv-memory", String(kvMemory)],
+                environment: ["VERBATIM_THREADS": String(threads)], port: port, health: "/health")
+            runs.append(try server.measure(i == 0 ? plan.all : plan.mixedOnly))
+        }
+        if baseline {
+            guard let bin = llamaCppBinaries() else { throw ValidationError("llama-server could not be built (baseline/build-llama-cpp)") }
+            let slots = max(plan.levels.max() ?? 16, 16)
+            let port = try freePort()
+            let server = try ServerProcess(
+                name: "llama-server -np \(slots)", executable: bin + "/llama-server",
+                arguments: ["-m", model, "-t", String(threads), "-tb", String(threads), "-np", String(slots), "--kv-unified",
+                            "-c", String(slots * 1024), "--cache-reuse", "256", "--host", "127.0.0.1", "--port", String(port)],
+                environment: [:], port: port, health: "/health")
+            runs.append(try server.measure(plan.all))
+            // The memory target compares with a 16-slot server, idle after one request.
+            let small = try freePort()
+            let sixteen = try ServerProcess(
+                name: "llama-server -np 16", executable: bin + "/llama-server",
+                arguments: ["-m", model, "-t", String(threads), "-tb", String(threads), "-np", "16", "--kv-unified",
+                            "-c", String(16 * 1024), "--cache-reuse", "256", "--host", "127.0.0.1", "--port", String(small)],
+                environment: [:], port: small, health: "/health")
+            runs.append(try sixteen.measure(plan.warmupOnly))
+        }
+        report(runs, plan)
+        if let json {
+            try JSONEncoder().encode(runs).write(to: URL(fileURLWithPath: json))
+            print("\nwrote \(json)")
+        }
+    }
+
+    func report(_ runs: [ServerRun], _ plan: LoadPlan) {
+        let first = runs[0]
+        let llama = runs.first { $0.name.hasPrefix("llama-server -np") && $0.phases.count > 1 }
+        print("### Throughput and TTFT by concurrency (greedy, distinct prompts)\n")
+        print("| clients | verbatim tok/s | llama-server tok/s | ratio | verbatim TTFT p50 / p99 | llama-server TTFT p50 / p99 |")
+        print("|---|---|---|---|---|---|")
+        for level in plan.levels {
+            let name = "clients=\(level)"
+            guard let v = first.phase(name) else { continue }
+            let l = llama?.phase(name)
+            print("| \(level) | \(f0(v.tokensPerSecond)) | \(l.map { f0($0.tokensPerSecond) } ?? "–") | "
+                  + "\(l.map { String(format: "%.2f×", v.tokensPerSecond / $0.tokensPerSecond) } ?? "–") | "
+                  + "\(ms(v.ttft(50))) / \(ms(v.ttft(99))) | \(l.map { "\(ms($0.ttft(50))) / \(ms($0.ttft(99)))" } ?? "–") |")
+        }
+        print("\n### Short requests among long documents (TTFT of the short ones)\n")
+        print("| server | short alone p50 | short among documents p50 / p99 | ratio p50 to alone | documents done in |")
+        print("|---|---|---|---|---|")
+        for run in runs where run.phase("mixed") != nil {
+            let idle = run.phase("idle")!, mixed = run.phase("mixed")!
+            let short = mixed.requests.filter { $0.tag == "short" }
+            let long = mixed.requests.filter { $0.tag == "document" }
+            let p50 = Percentile.of(short.compactMap(\.ttft), 50)
+            print("| \(run.name) | \(ms(idle.ttft(50))) | \(ms(p50)) / \(ms(Percentile.of(short.compactMap(\.ttft), 99))) | "
+                  + "\(String(format: "%.1f×", p50 / idle.ttft(50))) | \(String(format: "%.1f s", long.map(\.endToEnd).max() ?? 0)) |")
+        }
+        print("\n### Memory (resident set)\n")
+        print("| server | idle after one request | peak under load | idle after the load |")
+        print("|---|---|---|---|")
+        for run in runs {
+            print("| \(run.name) | \(mib(run.idleRSS)) | \(run.phases.count > 2 ? mib(run.peakRSS) : "–") | \(run.phases.count > 2 ? mib(run.afterRSS) : "–") |")
+        }
+        print("\n### Determinism (identical sampled requests among other traffic)\n")
+        for run in runs {
+            guard let d = run.phase("determinism") else { continue }
+            let same = d.requests.filter { $0.tag == "identical" }
+            print("- \(run.name): \(Set(same.map(\.text)).count) distinct completions of \(same.count) identical requests")
+        }
+        let failed = runs.flatMap { run in run.phases.flatMap { $0.requests.filter { $0.status != 200 }.map { (run.name, $0) } } }
+        if !failed.isEmpty { print("\n\(failed.count) requests failed, first: \(failed[0].0): \(failed[0].1.status) \(failed[0].1.error ?? "")") }
+    }
+
+    func f0(_ x: Double) -> String { String(format: "%.0f", x) }
+    func ms(_ seconds: Double) -> String { seconds < 1 ? String(format: "%.0f ms", seconds * 1000) : String(format: "%.2f s", seconds) }
+    func mib(_ bytes: Int) -> String { "\(bytes >> 20) MiB" }
+}
+
+func defaultVerbatimBinary() -> String {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    return root.appendingPathComponent("Tools/.build/release/verbatim").path
+}
+
+/// A port no one listens on now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw ValidationError("socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw ValidationError("cannot bind a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+// MARK: - The load
+
+/// One request as the client script sends it.
+struct LoadRequest: Codable {
+    struct Message: Codable { var role: String; var content: String }
+    var messages: [Message]
+    var max_tokens: Int
+    var temperature: Double = 0
+    var seed: Int = 0
+    var delay: Double = 0
+    var tag: String
+}
+
+struct LoadPhase: Codable {
+    var name: String
+    var clients: [[LoadRequest]]
+}
+
+/// Every phase of the load, built once so both servers get the same requests.
+struct LoadPlan {
+    let levels: [Int]
+    let warmup: LoadPhase, idle: LoadPhase, byLevel: [LoadPhase], mixed: LoadPhase, determinism: LoadPhase
+
+    init(tokenizer: Tokenizer, levels: [Int], requestsPerLevel: Int, promptTokens: Int, newTokens: Int,
+         documentTokens: Int, documentClients: Int) {
+        self.levels = levels
+        let text = tokenizer.encode(realText(), addBOS: false)
+        var next = 0
+        /// Text of about `count` tokens, each call from a different place (prompts never share a prefix but the template's).
+        func passage(_ count: Int) -> String {
+            let start = (next * 37) % max(1, text.count - count)
+            next += 1
+            return (try? tokenizer.decode(Array(text[start..<min(text.count, start + count)]))) ?? ""
+        }
+        func request(_ label: String, _ tokens: Int, _ maxTokens: Int, tag: String, delay: Double = 0) -> LoadRequest {
+            LoadRequest(messages: [.init(role: "user", content: "\(label) Summarise: " + passage(tokens))], max_tokens: maxTokens,
+                        delay: delay, tag: tag)
+        }
+        warmup = LoadPhase(name: "warmup", clients: [[request("Warm-up.", 32, 8, tag: "warmup")]])
+        idle = LoadPhase(name: "idle", clients: [(0..<6).map { request("Question \($0).", 24, 8, tag: "short") }])
+        var phases: [LoadPhase] = []
+        for (l, c) in levels.enumerated() {
+            let each = max(1, (requestsPerLevel + c - 1) / c)
+            phases.append(LoadPhase(name: "clients=\(c)", clients: (0..<c).map { client in
+                (0..<each).map { r in request("Level \(l), client \(client), request \(r).", promptTokens, newTokens, tag: "level") }
+            }))
+        }
+        byLevel = phases
+        // Long documents from several clients; one client sends short requests while they prefill.
+        var clients = (0..<documentClients).map { d in
+            (0..<2).map { i in request("Document \(d).\(i).", documentTokens, 16, tag: "document") }
+        }
+        clients.append((0..<12).map { i in request("Short \(i).", 24, 8, tag: "short", delay: i == 0 ? 0.5 : 0.25) })
+        mixed = LoadPhase(name: "mixed", clients: clients)
+        // 16 clients: three identical sampled requests each, between distinct ones.
+        let same = LoadRequest(messages: [.init(role: "user", content: "Write one sentence about the sea.")], max_tokens: 32,
+                               temperature: 0.8, seed: 42, tag: "identical")
+        determinism = LoadPhase(name: "determinism", clients: (0..<16).map { c in
+            (0..<3).flatMap { r in [same, request("Other \(c).\(r).", 16 + 24 * ((c + r) % 8), 16, tag: "other")] }
+        })
+    }
+
+    var all: [[LoadPhase]] { [[warmup], [idle] + byLevel + [mixed, determinism]] }
+    var mixedOnly: [[LoadPhase]] { [[warmup], [idle, mixed]] }
+    var warmupOnly: [[LoadPhase]] { [[warmup], []] }
+}
+
+// MARK: - A server process and its measurement
+
+struct RequestResult: Codable {
+    var tag: String
+    var status: Int
+    var ttft: Double?
+    var end_to_end: Double
+    var tokens: Int
+    var text: String
+    var error: String?
+    var endToEnd: Double { end_to_end }
+}
+
+struct PhaseResult: Codable {
+    var name: String
+    var wall_seconds: Double
+    var requests: [RequestResult]
+    var tokensPerSecond: Double { Double(requests.reduce(0) { $0 + $1.tokens }) / wall_seconds }
+    /// TTFT percentile `p` (0...100) of this phase's requests.
+    func ttft(_ p: Double) -> Double { Percentile.of(requests.compactMap(\.ttft), p) }
+}
+
+struct ServerRun: Codable {
+    var name: String
+    var phases: [PhaseResult] = []
+    var idleRSS = 0, peakRSS = 0, afterRSS = 0
+    func phase(_ name: String) -> PhaseResult? { phases.first { $0.name == name } }
+}
+
+final class ServerProcess {
+    let name: String
+    let process = Process()
+    let port: Int
+
+    init(name: String, executable: String, arguments: [String], environment: [String: String], port: Int, health: String) throws {
+        self.name = name
+        self.port = port
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw ValidationError("\(name): \(executable) is not an executable (build it first)")
+        }
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Ready when its health endpoint answers 200 (the model is loaded).
+        for _ in 0..<1200 {
+            if !process.isRunning { throw ValidationError("\(name) exited with status \(process.terminationStatus) before it was ready") }
+            if runCommand("/usr/bin/curl", ["-sf", "-o", "/dev/null", "http://127.0.0.1:\(port)\(health)"]) == 0 { return }
+            usleep(100_000)
+        }
+        process.terminate()
+        throw ValidationError("\(name) was not ready within 120 s")
+    }
+
+    deinit { stop() }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    /// Resident and peak resident bytes of the process now.
+    func memory() -> (rss: Int, peak: Int) {
+        let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        func field(_ key: String) -> Int {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
+            return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+        }
+        return (field("VmRSS"), field("VmHWM"))
+    }
+
+    /// Runs the warm-up groups, then the measured ones; memory idle before and after, peak over the load.
+    func measure(_ groups: [[LoadPhase]]) throws -> ServerRun {
+        defer { stop() }
+        var result = ServerRun(name: name)
+        print("running \(name) …")
+        _ = try send(groups[0])
+        sleep(2)
+        result.idleRSS = memory().rss
+        if groups.count > 1, !groups[1].isEmpty {
+            result.phases = try send(groups[1])
+            result.peakRSS = memory().peak
+            sleep(3)
+            result.afterRSS = memory().rss
+        }
+        return result
+    }
+
+    private func send(_ phases: [LoadPhase]) throws -> [PhaseResult] {
+        let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let plan = NSTemporaryDirectory() + "verbatim-serving-plan-\(getpid()).json", output = plan + ".out"
+        defer { try? FileManager.default.removeItem(atPath: plan); try? FileManager.default.removeItem(atPath: output) }
+        struct Plan: Codable { var phases: [LoadPhase] }
+        struct Output: Codable { var phases: [PhaseResult] }
+        try JSONEncoder().encode(Plan(phases: phases)).write(to: URL(fileURLWithPath: plan))
+        let status = runCommand("/usr/bin/env", ["python3", here.appendingPathComponent("baseline/serving_client.py").path,
+                                          "http://127.0.0.1:\(port)", plan, output])
+        guard status == 0, let data = FileManager.default.contents(atPath: output) else {
+            throw ValidationError("the load client failed against \(name) (status \(status))")
+        }
+        return try JSONDecoder().decode(Output.self, from: data).phases
+    }
+}
+
+/// Runs a command and returns its exit status.
+@discardableResult
+func runCommand(_ executable: String, _ arguments: [String]) -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return -1 }
+    p.waitUntilExit()
+    return p.terminationStatus
+}
