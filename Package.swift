@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "VerbatimCache", targets: ["VerbatimCache"]),
         // The LMDB wrapper under the cache, for the tools (and their tests) that open a cache file directly.
         .library(name: "VerbatimLMDB", targets: ["LMDB"]),
+        // Test support: tiny generated models (any architecture, random weights, a real BPE vocabulary).
+        .library(name: "VerbatimTestSupport", targets: ["VerbatimTestSupport"]),
     ],
     targets: [
         // System libraries (Debian: liblmdb-dev, libxxhash-dev; scripts/setup installs them).
@@ -56,14 +58,17 @@ let package = Package(
         // The engine: continuous batching, reproducible sampling, streaming, scoring.
         .target(name: "Verbatim", dependencies: ["VerbatimModel", "VerbatimKernels", "VerbatimCache"]),
 
+        // Test support, kept out of the production modules: `TinyModel` writes small GGUF files.
+        .target(name: "VerbatimTestSupport", dependencies: ["VerbatimModel"]),
+
         .testTarget(
             name: "VerbatimModelTests",
-            dependencies: ["VerbatimModel"],
+            dependencies: ["VerbatimModel", "VerbatimTestSupport"],
             resources: [.copy("Data")]
         ),
         .testTarget(name: "VerbatimTemplateTests", dependencies: ["VerbatimTemplate"], resources: [.copy("Data")]),
         .testTarget(name: "VerbatimKernelsTests", dependencies: ["VerbatimKernels"]),
-        .testTarget(name: "VerbatimTests", dependencies: ["Verbatim", "VerbatimCache"]),
+        .testTarget(name: "VerbatimTests", dependencies: ["Verbatim", "VerbatimCache", "VerbatimTestSupport"]),
         .testTarget(name: "VerbatimCacheTests", dependencies: ["VerbatimCache", "LMDB"]),
         .testTarget(
             name: "SystemLibraryTests",

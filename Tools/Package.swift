@@ -113,7 +113,14 @@ let package = Package(
                 .product(name: "VerbatimLMDB", package: "Verbatim"),
             ]
         ),
-        .testTarget(name: "VerbatimBenchTests", dependencies: ["VerbatimBench", .product(name: "Verbatim", package: "Verbatim")]),
+        .testTarget(
+            name: "VerbatimBenchTests",
+            dependencies: [
+                "VerbatimBench",
+                .product(name: "Verbatim", package: "Verbatim"),
+                .product(name: "VerbatimTestSupport", package: "Verbatim"),
+            ]
+        ),
         .testTarget(
             name: "VerbatimPostgresTests",
             dependencies: ["VerbatimPostgres", "verbatim", "cachectl", .product(name: "Verbatim", package: "Verbatim")]

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VerbatimKernels
 @testable import VerbatimModel
+import VerbatimTestSupport
 
 /// Every architecture on tiny generated models: the invariance matrix (bitwise) and accuracy
 /// against the independent Double forward pass (ReferenceLlama).

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VerbatimKernels
 @testable import VerbatimModel
+import VerbatimTestSupport
 
 /// NUMERICS.md items 1-7 on tiny generated models: many random cases, bitwise.
 @Suite("Forward pass invariance (tiny model)")

@@ -1,5 +1,6 @@
 import Testing
 @testable import VerbatimModel
+import VerbatimTestSupport
 
 /// Damaged files must give typed errors: never a crash, a trap or a huge allocation.
 @Suite("GGUF reader against damaged files")

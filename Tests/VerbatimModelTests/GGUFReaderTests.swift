@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VerbatimModel
+import VerbatimTestSupport
 
 @Suite("GGUF reader and writer")
 struct GGUFReaderTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import VerbatimModel
+import VerbatimTestSupport
 
 @Suite("LLaMA hyperparameters")
 struct LlamaConfigTests {

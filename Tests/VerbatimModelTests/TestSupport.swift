@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VerbatimModel
+import VerbatimTestSupport
 
 /// The repository root, found from this file's location.
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -8,10 +9,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 /// The real model (SmolLM2-135M-Instruct Q4_1), where scripts/setup puts it.
 func realModelPath() throws -> String {
-    let env = ProcessInfo.processInfo.environment
-    let path = env["VERBATIM_MODEL"]
-        ?? ((env["VERBATIM_MODEL_DIR"] ?? repositoryRoot.appendingPathComponent("models").path)
-            + "/SmolLM2-135M-Instruct.Q4_1.gguf")
+    let path = ModelLocation.path(modelsFolder: repositoryRoot.appendingPathComponent("models").path)
     try #require(FileManager.default.fileExists(atPath: path), "the real model is missing at \(path): run scripts/setup")
     return path
 }
@@ -22,9 +20,8 @@ let realModel: Result<GGUFFile, any Error> = Result { try GGUFFile(path: try rea
 /// The second real model (Gemma 3 270M Q4_K_M), where scripts/setup puts it
 /// (VERBATIM_GEMMA_MODEL, else VERBATIM_MODEL_DIR or models/).
 func gemmaModelPath() throws -> String {
-    let env = ProcessInfo.processInfo.environment
-    let path = env["VERBATIM_GEMMA_MODEL"]
-        ?? ((env["VERBATIM_MODEL_DIR"] ?? repositoryRoot.appendingPathComponent("models").path) + "/gemma-3-270m-q4_k_m.gguf")
+    let path = ModelLocation.path(of: ModelLocation.gemma3, fileVariable: "VERBATIM_GEMMA_MODEL",
+                                  modelsFolder: repositoryRoot.appendingPathComponent("models").path)
     try #require(FileManager.default.fileExists(atPath: path), "the Gemma 3 model is missing at \(path): run scripts/setup")
     return path
 }

@@ -3,6 +3,7 @@ import Testing
 @testable import Verbatim
 import VerbatimCache
 import VerbatimModel
+import VerbatimTestSupport
 
 func cacheFolder() -> String { NSTemporaryDirectory() + "verbatim-engine-cache-\(UInt32.random(in: 0...UInt32.max))" }
 

@@ -2,14 +2,13 @@ import Foundation
 import Testing
 @testable import Verbatim
 import VerbatimModel
+import VerbatimTestSupport
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent()
 
 func realModelPath() throws -> String {
-    let env = ProcessInfo.processInfo.environment
-    let path = env["VERBATIM_MODEL"]
-        ?? ((env["VERBATIM_MODEL_DIR"] ?? repositoryRoot.appendingPathComponent("models").path) + "/SmolLM2-135M-Instruct.Q4_1.gguf")
+    let path = ModelLocation.path(modelsFolder: repositoryRoot.appendingPathComponent("models").path)
     try #require(FileManager.default.fileExists(atPath: path), "the real model is missing at \(path): run scripts/setup")
     return path
 }

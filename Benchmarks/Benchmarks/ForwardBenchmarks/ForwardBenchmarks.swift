@@ -9,9 +9,7 @@ import VerbatimModel
 
 /// The real model, found like the `verbatim` tool finds it (run from the Benchmarks folder).
 func modelPath() -> String {
-    let env = ProcessInfo.processInfo.environment
-    if let file = env["VERBATIM_MODEL"] { return file }
-    return (env["VERBATIM_MODEL_DIR"] ?? "../models") + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+    ModelLocation.path(modelsFolder: "../models")
 }
 
 /// Timing on a shared machine is noisy: wide tolerances on time, none on allocations.

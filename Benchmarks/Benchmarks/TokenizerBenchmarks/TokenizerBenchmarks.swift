@@ -4,10 +4,7 @@ import VerbatimModel
 
 /// The real model, found like the `verbatim` tool finds it (run from the Benchmarks folder).
 func modelPath() -> String {
-    let env = ProcessInfo.processInfo.environment
-    if let file = env["VERBATIM_MODEL"] { return file }
-    let dir = env["VERBATIM_MODEL_DIR"] ?? "../models"
-    return dir + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+    ModelLocation.path(modelsFolder: "../models")
 }
 
 /// Real language: the GPL text every Debian system installs (English prose), the project's
@@ -39,7 +36,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Gemma 3's SentencePiece tokenizer: 262 144 tokens, merges by score.
-    let gemmaPath = (ProcessInfo.processInfo.environment["VERBATIM_MODEL_DIR"] ?? "../models") + "/gemma-3-270m-q4_k_m.gguf"
+    let gemmaPath = ModelLocation.path(of: ModelLocation.gemma3, fileVariable: "VERBATIM_GEMMA_MODEL", modelsFolder: "../models")
     if let gemma = try? Tokenizer(file: GGUFFile(path: gemmaPath)) {
         Benchmark("Tokenizer.encode, Gemma 3 SentencePiece (\(bytes / 1024) KiB of real text)",
                   configuration: .init(metrics: [.wallClock, .mallocCountTotal, megabytesPerSecond],

@@ -117,8 +117,11 @@ struct ServingBench: AsyncParsableCommand {
         print("\n### Determinism (identical sampled requests among other traffic)\n")
         for run in runs {
             guard let d = run.phase("determinism") else { continue }
-            let same = d.requests.filter { $0.tag == "identical" }
-            print("- \(run.name): \(Set(same.map(\.text)).count) distinct completions of \(same.count) identical requests")
+            for tag in ["identical greedy", "identical sampled"] {
+                let same = d.requests.filter { $0.tag == tag }
+                print("- \(run.name), \(tag.dropFirst(10)) (T = \(tag.hasSuffix("greedy") ? "0" : "0.8, seed 42")): "
+                      + "\(Set(same.map(\.text)).count) distinct completions of \(same.count) identical requests")
+            }
         }
         let failed = runs.flatMap { run in run.phases.flatMap { $0.requests.filter { $0.status != 200 }.map { (run.name, $0) } } }
         if !failed.isEmpty { print("\n\(failed.count) requests failed, first: \(failed[0].0): \(failed[0].1.status) \(failed[0].1.error ?? "")") }
@@ -206,11 +209,15 @@ struct LoadPlan {
         }
         clients.append((0..<12).map { i in request("Short \(i).", 24, 8, tag: "short", delay: i == 0 ? 0.5 : 0.25) })
         mixed = LoadPhase(name: "mixed", clients: clients)
-        // 16 clients: three identical sampled requests each, between distinct ones.
-        let same = LoadRequest(messages: [.init(role: "user", content: "Write one sentence about the sea.")], max_tokens: 32,
-                               temperature: 0.8, seed: 42, tag: "identical")
+        // 16 clients: three identical greedy and three identical sampled (seeded) requests each,
+        // between distinct ones of other lengths.
+        let message = [LoadRequest.Message(role: "user", content: "Write one sentence about the sea.")]
+        let greedy = LoadRequest(messages: message, max_tokens: 32, temperature: 0, seed: 42, tag: "identical greedy")
+        let sampled = LoadRequest(messages: message, max_tokens: 32, temperature: 0.8, seed: 42, tag: "identical sampled")
         determinism = LoadPhase(name: "determinism", clients: (0..<16).map { c in
-            (0..<3).flatMap { r in [same, request("Other \(c).\(r).", 16 + 24 * ((c + r) % 8), 16, tag: "other")] }
+            (0..<3).flatMap { r in
+                [greedy, request("Other \(c).\(r).", 16 + 24 * ((c + r) % 8), 16, tag: "other"), sampled]
+            }
         })
     }
 
@@ -277,9 +284,12 @@ final class ServerProcess {
 
     deinit { stop() }
 
+    /// SIGTERM, then SIGKILL if it is still running 5 s later (a server may wait on idle connections).
     func stop() {
         guard process.isRunning else { return }
         process.terminate()
+        for _ in 0..<50 where process.isRunning { usleep(100_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 

@@ -18,11 +18,9 @@ func median(_ values: [Double]) -> Double {
 }
 
 func defaultModelPath() -> String {
-    let env = ProcessInfo.processInfo.environment
-    if let file = env["VERBATIM_MODEL"] { return file }
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
-    return (env["VERBATIM_MODEL_DIR"] ?? root.appendingPathComponent("models").path) + "/SmolLM2-135M-Instruct.Q4_1.gguf"
+    return ModelLocation.path(modelsFolder: root.appendingPathComponent("models").path)
 }
 
 /// Real language for prompts: the GPL text every Debian system installs.

@@ -1,9 +1,9 @@
 /// The byte-level alphabet of GPT-2-style BPE: every byte maps to one printable character,
 /// so any byte string is a string of vocabulary characters. Printable Latin-1 bytes map to
 /// themselves; the other 68 bytes map to U+0100 onwards, in byte order.
-enum ByteLevel {
+package enum ByteLevel {
     /// byte -> character
-    static let characters: [Unicode.Scalar] = {
+    package static let characters: [Unicode.Scalar] = {
         var printable = [Bool](repeating: false, count: 256)
         for b in 0x21...0x7E { printable[b] = true }
         for b in 0xA1...0xAC { printable[b] = true }

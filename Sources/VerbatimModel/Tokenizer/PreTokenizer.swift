@@ -22,7 +22,7 @@ public enum PreTokenizer: String, Sendable {
     case deepseekR1Qwen = "deepseek-r1-qwen"
 
     /// Appends the pieces of `text[range]` to `pieces`, as ranges of scalar indices.
-    func split(_ text: [Unicode.Scalar], _ range: Range<Int>, into pieces: inout [Range<Int>]) {
+    package func split(_ text: [Unicode.Scalar], _ range: Range<Int>, into pieces: inout [Range<Int>]) {
         switch self {
         case .gpt2:
             Self.gpt2Split(text, range, into: &pieces)

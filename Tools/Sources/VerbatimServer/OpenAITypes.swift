@@ -49,6 +49,8 @@ struct GenerationRequest: Sendable {
     var topLogprobs: Int
     var stream: Bool
     var includeUsage: Bool
+    /// Generate past the end-of-sequence token, up to `max_tokens` (benchmarks, tests).
+    var ignoreEOS = false
 
     /// Parses and validates a request body; `chat` selects the chat endpoint's fields.
     static func parse(_ body: Data, chat: Bool) throws(APIError) -> GenerationRequest {
@@ -144,7 +146,8 @@ struct GenerationRequest: Sendable {
         return GenerationRequest(model: try field("model", String.self, "a string"), inputs: inputs, n: n, echo: echo,
                                  returnTokenIDs: try boolean("return_token_ids") ?? false, maxTokens: maxTokens,
                                  temperature: Float(temperature), topP: Float(topP), seed: seed, stop: stop, logprobs: logprobs,
-                                 topLogprobs: topLogprobs, stream: stream, includeUsage: includeUsage)
+                                 topLogprobs: topLogprobs, stream: stream, includeUsage: includeUsage,
+                                 ignoreEOS: try boolean("ignore_eos") ?? false)
     }
 
     /// `prompt` of the completions endpoint: a string, token ids, or an array of either.
@@ -194,6 +197,7 @@ struct GenerationRequest: Sendable {
         var p = GenerateParameters(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed,
                                    stopStrings: stop, logprobs: logprobs, topLogprobs: topLogprobs)
         p.parseSpecialTokens = false   // text from a client never becomes control tokens
+        p.stopAtEOS = !ignoreEOS
         return p
     }
 }

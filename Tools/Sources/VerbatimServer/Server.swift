@@ -473,7 +473,6 @@ public final class VerbatimService: Sendable {
         let chat = reply.chat, r = reply.request
         let endpoint = chat ? "chat" : "completions"
         let body = ResponseBody { [self] writer in
-            let events = ChoiceEvents.merge(streams)
             do {
                 func send(_ object: [String: Any]) async throws {
                     let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
@@ -500,7 +499,8 @@ public final class VerbatimService: Sendable {
                 }
                 var summaries = [GenerationSummary?](repeating: nil, count: reply.choices.count)
                 var offsets = reply.choices.map { r.echo ? reply.prompts[$0.prompt].text.utf8.count : 0 }
-                for await (index, event) in events {
+                /// One event of choice `index`; false when the stream has ended early (timeout, failure).
+                func handle(_ index: Int, _ event: GenerationEvent) async throws -> Bool {
                     if connection.isClosed {
                         // Nobody is reading: stop generating (the write below would fail later anyway).
                         for s in streams { s.cancel() }
@@ -513,7 +513,7 @@ public final class VerbatimService: Sendable {
                         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                         try await writer.finish(nil)
                         metrics.request(endpoint, 504)
-                        return
+                        return false
                     }
                     switch event {
                     case .token(let t):
@@ -529,10 +529,17 @@ public final class VerbatimService: Sendable {
                             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                             try await writer.finish(nil)
                             metrics.request(endpoint, 500)
-                            return
+                            return false
                         }
                         try await send(chunk([part(index, text: "", finish: finishReason(s, r))]))
                     }
+                    return true
+                }
+                if streams.count == 1 {
+                    // One choice: read its stream directly, so a slow client holds its generation back.
+                    for await event in streams[0] { if try await !handle(0, event) { return } }
+                } else {
+                    for await (index, event) in ChoiceEvents.merge(streams) { if try await !handle(index, event) { return } }
                 }
                 if streams.isEmpty {   // echo alone: every choice ends at once
                     for index in reply.choices.indices { try await send(chunk([part(index, text: "", finish: finishReason(nil, r))])) }
@@ -554,14 +561,9 @@ public final class VerbatimService: Sendable {
 }
 
 /// The events of several generations as one sequence of (choice index, event), in the order
-/// they come. One generation keeps its backpressure (events are pulled as they are read);
-/// several are drained as they come (at most n × max_tokens events wait).
+/// they come: each generation is drained as it produces (at most n × max_tokens events wait).
 enum ChoiceEvents {
     static func merge(_ streams: [GenerationStream]) -> AsyncStream<(Int, GenerationEvent)> {
-        if streams.count == 1 {
-            let only = IteratorBox(streams[0].makeAsyncIterator())
-            return AsyncStream(unfolding: { await only.next().map { (0, $0) } }, onCancel: { streams[0].cancel() })
-        }
         let (merged, feed) = AsyncStream.makeStream(of: (Int, GenerationEvent).self)
         let task = Task {
             await withTaskGroup(of: Void.self) { group in
@@ -576,13 +578,5 @@ enum ChoiceEvents {
             for s in streams { s.cancel() }
         }
         return merged
-    }
-
-    /// One stream's iterator, read by one consumer at a time.
-    final class IteratorBox: @unchecked Sendable {
-        // Sendable: `next()` is called by the one task reading the merged sequence, never at once.
-        private var iterator: GenerationStream.Iterator
-        init(_ iterator: GenerationStream.Iterator) { self.iterator = iterator }
-        func next() async -> GenerationEvent? { await iterator.next() }
     }
 }

@@ -13,7 +13,7 @@ struct VerbatimCommand: AsyncParsableCommand {
 
 /// `--model`, defaulting to where scripts/setup puts the real model.
 struct ModelOption: ParsableArguments {
-    static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    static let fileName = ModelLocation.defaultModel
 
     @Option(name: .long, help: ArgumentHelp(
         "Path to a GGUF model file.",
@@ -21,11 +21,7 @@ struct ModelOption: ParsableArguments {
     var model: String?
 
     var path: String {
-        if let model { return model }
-        let env = ProcessInfo.processInfo.environment
-        if let file = env["VERBATIM_MODEL"], !file.isEmpty { return file }
-        if let dir = env["VERBATIM_MODEL_DIR"], !dir.isEmpty { return dir + "/" + Self.fileName }
-        return "models/" + Self.fileName
+        model ?? ModelLocation.path()
     }
 
     func open() throws -> GGUFFile {

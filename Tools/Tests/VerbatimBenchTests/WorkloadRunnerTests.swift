@@ -3,6 +3,7 @@ import Testing
 import Verbatim
 @testable import VerbatimBench
 import VerbatimModel
+import VerbatimTestSupport
 
 /// The tiny generated model: fast enough to replay whole workloads in CI.
 let tinyRunner: Result<WorkloadRunner, any Error> = Result {

@@ -18,11 +18,7 @@ struct CLI {
 
     /// The real model, found as the `verbatim` command finds it.
     static var modelPath: String {
-        let env = ProcessInfo.processInfo.environment
-        if let file = env["VERBATIM_MODEL"], !file.isEmpty { return file }
-        let name = "SmolLM2-135M-Instruct.Q4_1.gguf"
-        if let dir = env["VERBATIM_MODEL_DIR"], !dir.isEmpty { return dir + "/" + name }
-        return root.path + "/models/" + name
+        ModelLocation.path(modelsFolder: root.path + "/models")
     }
 
     static func run(_ arguments: [String], stdin: Data? = nil, binary: String = binary) throws -> Result {
@@ -290,7 +286,7 @@ struct ServeCommandTests {
             try p.run()
             return (p, pipe)
         }
-        let long = try curl(#"{"prompt": "1, 2, 3, 4,", "max_tokens": 3000, "temperature": 0}"#)
+        let long = try curl(#"{"prompt": "1, 2, 3, 4,", "max_tokens": 3000, "temperature": 0, "ignore_eos": true}"#)
         let slow = try curl("@" + hostile.path)
         usleep(700_000)
         #expect(server.isRunning)

@@ -163,7 +163,7 @@ struct PostgresTierTests {
         let f = folder()
         defer { try? FileManager.default.removeItem(atPath: f) }
         let store = try CacheStore(directory: f, options: options)
-        let file = try GGUFFile(path: repositoryRoot.path + "/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        let file = try GGUFFile(path: ModelLocation.path(modelsFolder: repositoryRoot.path + "/models"))
         var c = EngineConfiguration()
         c.cache = store
         c.kvMemoryBytes = 128 << 20

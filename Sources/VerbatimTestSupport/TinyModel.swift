@@ -1,18 +1,4 @@
-/// SplitMix64: a small, fast, seedable generator, so generated models are reproducible.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    /// A generator whose output is fixed by `seed` (test support: `TinyModel` draws its weights from it).
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    public mutating func nextSigned() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
-}
+import VerbatimModel
 
 /// Generates small GGUF files of any supported architecture with random weights and a real
 /// byte-level BPE vocabulary, so that tests of everything above the file format run in
