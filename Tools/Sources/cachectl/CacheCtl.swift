@@ -28,11 +28,7 @@ struct PathOption: ParsableArguments {
     var path: String?
 
     var resolved: String {
-        if let path { return path }
-        let env = ProcessInfo.processInfo.environment
-        if let dir = env["VERBATIM_CACHE_DIR"], !dir.isEmpty { return dir }
-        if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/verbatim" }
-        return NSHomeDirectory() + "/.cache/verbatim"
+        path ?? CacheLocation.defaultFolder()
     }
 
     /// Opens an existing cache: read-only for inspection, writable for changes.

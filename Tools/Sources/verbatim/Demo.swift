@@ -23,16 +23,9 @@ struct Demo: AsyncParsableCommand {
         return try store.stats()
     }
 
-    static func defaultCacheFolder() -> String {
-        let env = ProcessInfo.processInfo.environment
-        if let dir = env["VERBATIM_CACHE_DIR"], !dir.isEmpty { return dir }
-        let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
-        return base + "/verbatim"
-    }
-
     func run() async throws {
         let file = try model.open()
-        let folder = cache ?? Self.defaultCacheFolder()
+        let folder = cache ?? CacheLocation.defaultFolder()
         let engine: Engine, cached: Engine, store: CacheStore
         do {
             let lm = try LlamaModel(file: file)
