@@ -222,3 +222,32 @@ final class FolderLock: @unchecked Sendable {
 
     deinit { release() }
 }
+
+extension CacheStore {
+    /// Checks every entry's structure and payload checksum. Returns how many were checked and
+    /// the keys of those that failed.
+    @available(*, noasync)
+    public func verifyAll() throws -> (checked: Int, corrupt: [Digest128]) {
+        try env.read { txn in
+            var checked = 0
+            var corrupt: [Digest128] = []
+            try txn.forEach(entries) { k, v in
+                checked += 1
+                if !EntryCodec.checksumHolds(v), let key = Digest128(bytes: k) { corrupt.append(key) }
+                return true
+            }
+            return (checked, corrupt)
+        }
+    }
+}
+
+extension EntryCodec {
+    /// Structure and payload checksum, whatever the identity.
+    static func checksumHolds(_ stored: UnsafeRawBufferPointer) -> Bool {
+        var r = ByteReader(stored)
+        guard r.get(UInt32.self) == magic, r.raw(4) != nil, r.get(UInt64.self) != nil,
+              let length = r.get(UInt64.self), let checksum = r.raw(16), length <= UInt64(stored.count) else { return false }
+        let payload = UnsafeRawBufferPointer(rebasing: stored[(stored.count - Int(length))...])
+        return ContentHasher.digest(payload) == Digest128(bytes: checksum)
+    }
+}
