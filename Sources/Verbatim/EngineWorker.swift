@@ -252,7 +252,7 @@ final class EngineWorker: @unchecked Sendable {
     /// lowest id: the one place the alternatives of generated and scored tokens are chosen.
     private func mostLikely(_ k: Int) -> [(id: TokenID, logprob: Float)] {
         guard k > 0 else { return [] }
-        let ids = Sampler.smallest(k, of: Array(0..<Int32(logSoftmax.count))) { a, b in
+        let ids = Sampler.smallest(k, of: 0..<Int32(logSoftmax.count)) { a, b in   // a range: no vocabulary-sized array
             self.logSoftmax[Int(a)] > self.logSoftmax[Int(b)] || (self.logSoftmax[Int(a)] == self.logSoftmax[Int(b)] && a < b)
         }
         return ids.map { (TokenID($0), logSoftmax[Int($0)]) }

@@ -105,7 +105,7 @@ public struct Sampler {
     }
 
     /// The `k` first elements in `order`, sorted (a bounded selection; k is small).
-    static func smallest(_ k: Int, of values: [Int32], by order: (Int32, Int32) -> Bool) -> [Int32] {
+    static func smallest<Values: Sequence<Int32>>(_ k: Int, of values: Values, by order: (Int32, Int32) -> Bool) -> [Int32] {
         var heap: [Int32] = []   // sorted, at most k, best first
         heap.reserveCapacity(k + 1)
         for v in values {

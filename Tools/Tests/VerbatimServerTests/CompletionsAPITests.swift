@@ -29,9 +29,11 @@ struct CompletionsAPITests {
         var choices: [Choice]
         init(_ reply: TestServer.Reply) throws { self = try JSONDecoder().decode(Exact.self, from: reply.body) }
         /// Choice i's token_logprobs as bit patterns (nil for JSON null), so comparisons are bitwise.
-        func bits(_ i: Int) -> [UInt64?] { (choices[i].logprobs?.token_logprobs ?? []).map { $0?.bitPattern } }
+        func bits(_ i: Int) -> [UInt64?] { i < choices.count ? (choices[i].logprobs?.token_logprobs ?? []).map { $0?.bitPattern } : [] }
         /// Choice i's top_logprobs as token text → bit pattern, nil for JSON null.
-        func topBits(_ i: Int) -> [[String: UInt64]?] { (choices[i].logprobs?.top_logprobs ?? []).map { $0?.mapValues(\.bitPattern) } }
+        func topBits(_ i: Int) -> [[String: UInt64]?] {
+            i < choices.count ? (choices[i].logprobs?.top_logprobs ?? []).map { $0?.mapValues(\.bitPattern) } : []
+        }
     }
 
     @Test("a sampled completion's logprobs equal, bit for bit, the echo logprobs of prompt + completion sent back as token ids")
@@ -79,10 +81,10 @@ struct CompletionsAPITests {
         let text = try #require(b["text"] as? String)
         #expect(text.hasPrefix(Self.prompt) && text.count > Self.prompt.count)
         let tokens = Self.logprobs(b)["tokens"] as? [String] ?? []
-        #expect(tokens.count == promptIDs.count + 4 && Self.ids(b["token_ids"]).count == 4)
+        try #require(tokens.count == promptIDs.count + 4 && Self.ids(b["token_ids"]).count == 4)
         let offsets = Self.logprobs(b)["text_offset"] as? [Int] ?? []
-        #expect(offsets.count == tokens.count && offsets[promptIDs.count] == Self.prompt.utf8.count,
-                "the first generated token starts right after the echoed prompt")
+        try #require(offsets.count == tokens.count)
+        #expect(offsets[promptIDs.count] == Self.prompt.utf8.count, "the first generated token starts right after the echoed prompt")
         #expect(Array(try Exact(both).bits(0).prefix(promptIDs.count)) == Array(echoBits.prefix(promptIDs.count)))
         await server.stop()
     }
@@ -96,7 +98,7 @@ struct CompletionsAPITests {
         let first = try await server.send("/v1/completions", json: body)
         #expect(first.status == 200, "\(first.text)")
         let choices = Self.choices(first)
-        #expect(choices.map { $0["index"] as? Int } == [0, 1, 2, 3])
+        try #require(choices.map { $0["index"] as? Int } == [0, 1, 2, 3])
         let exact = try Exact(first)
         let seeds = exact.choices.map(\.seed)
         #expect(seeds == (0..<4).map { GenerateParameters.sampleSeed($0, base: 11) as UInt64? } && seeds[0] == 11)
@@ -124,8 +126,8 @@ struct CompletionsAPITests {
         pair["prompt"] = ["Once upon a time", Self.prompt]
         pair["n"] = 2
         let two = Self.choices(try await server.send("/v1/completions", json: pair))
-        #expect(two.count == 4)
-        #expect(two.count == 4 && Self.ids(two[2]["token_ids"]) == samples[0] && Self.ids(two[3]["token_ids"]) == samples[1])
+        try #require(two.count == 4)
+        #expect(Self.ids(two[2]["token_ids"]) == samples[0] && Self.ids(two[3]["token_ids"]) == samples[1])
 
         // Streamed: chunks of the four choices interleave; put together they are the same answer.
         var streamed = body
@@ -141,6 +143,7 @@ struct CompletionsAPITests {
             if let u = chunk["usage"] as? [String: Any] { usage = u }
             for part in chunk["choices"] as? [[String: Any]] ?? [] {
                 let index = try #require(part["index"] as? Int)
+                try #require((0..<4).contains(index), "choice index \(index)")
                 texts[index] += part["text"] as? String ?? ""
                 ids[index] += Self.ids(part["token_ids"])
                 if let reason = part["finish_reason"] as? String { finished[index] = reason }
