@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "VerbatimKernels", targets: ["VerbatimKernels"]),
         .library(name: "VerbatimTemplate", targets: ["VerbatimTemplate"]),
         .library(name: "VerbatimModel", targets: ["VerbatimModel"]),
+        .library(name: "VerbatimCore", targets: ["VerbatimCore"]),
         .library(name: "VerbatimCache", targets: ["VerbatimCache"]),
         // The LMDB wrapper under the cache, for the tools (and their tests) that open a cache file directly.
         .library(name: "VerbatimLMDB", targets: ["LMDB"]),
@@ -40,20 +41,24 @@ let package = Package(
         .target(name: "CVerbatimKernels"),
         .target(name: "VerbatimKernels", dependencies: ["CVerbatimKernels"]),
 
+        // The foundation both the model and the cache stand on: token ids, 128-bit digests and the
+        // content hasher, the byte codec of the package's own records.
+        .target(name: "VerbatimCore", dependencies: ["CVerbatimHash"]),
+
         // A Jinja renderer for chat templates, matching Python's Jinja2 as transformers configures it.
         .target(name: "VerbatimTemplate"),
 
         // GGUF files, hyperparameters, model digest, tokenizer, chat template, the forward pass.
         .target(
             name: "VerbatimModel",
-            dependencies: ["CVerbatimHash", "VerbatimKernels", "VerbatimTemplate"]
+            dependencies: ["VerbatimCore", "VerbatimKernels", "VerbatimTemplate"]
         ),
 
         // A thin Swift wrapper over LMDB: scoped transactions, zero-copy reads, typed errors.
         .target(name: "LMDB", dependencies: ["CLMDB"]),
 
         // The content-addressed cache of KV blocks and completions in LMDB.
-        .target(name: "VerbatimCache", dependencies: ["LMDB", "VerbatimModel"]),
+        .target(name: "VerbatimCache", dependencies: ["LMDB", "VerbatimCore"]),
 
         // The engine: continuous batching, reproducible sampling, streaming, scoring.
         .target(name: "Verbatim", dependencies: ["VerbatimModel", "VerbatimKernels", "VerbatimCache"]),
@@ -69,7 +74,7 @@ let package = Package(
         .testTarget(name: "VerbatimTemplateTests", dependencies: ["VerbatimTemplate"], resources: [.copy("Data")]),
         .testTarget(name: "VerbatimKernelsTests", dependencies: ["VerbatimKernels"]),
         .testTarget(name: "VerbatimTests", dependencies: ["Verbatim", "VerbatimCache", "VerbatimTestSupport"]),
-        .testTarget(name: "VerbatimCacheTests", dependencies: ["VerbatimCache", "LMDB"]),
+        .testTarget(name: "VerbatimCacheTests", dependencies: ["VerbatimCache", "VerbatimCore", "LMDB"]),
         .testTarget(
             name: "SystemLibraryTests",
             dependencies: ["CLMDB", "CXXHash"]

@@ -51,19 +51,18 @@ final class EngineCache: @unchecked Sendable {
     /// and stop strings, sorted (their order does not matter). maxTokens is not in it: a
     /// stored completion answers any length up to its own.
     func samplingIdentity(_ p: GenerateParameters) -> [UInt8] {
-        var out: [UInt8] = []
-        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-        put(p.temperature.bitPattern)
+        var out = ByteWriter()
+        out.put(p.temperature.bitPattern)
         if p.temperature > 0 {
-            put(UInt32(p.topK)); put(p.topP.bitPattern); put(p.minP.bitPattern); put(p.seed ?? 0)
+            out.put(UInt32(p.topK)); out.put(p.topP.bitPattern); out.put(p.minP.bitPattern); out.put(p.seed ?? 0)
         }
-        put(UInt8(p.stopAtEOS ? 1 : 0)); put(UInt32(bitPattern: p.stopAtEOS ? (eos ?? -1) : -1))
+        out.put(UInt8(p.stopAtEOS ? 1 : 0)); out.put(UInt32(bitPattern: p.stopAtEOS ? (eos ?? -1) : -1))
         let stops = Array(Set(p.stopTokens)).sorted()
-        put(UInt32(stops.count)); for t in stops { put(UInt32(bitPattern: t)) }
+        out.put(UInt32(stops.count)); for t in stops { out.put(UInt32(bitPattern: t)) }
         let strings = Array(Set(p.stopStrings)).sorted()
-        put(UInt32(strings.count))
-        for s in strings { put(UInt32(s.utf8.count)); out += Array(s.utf8) }
-        return out
+        out.put(UInt32(strings.count))
+        for s in strings { out.putBytes(Array(s.utf8)) }
+        return out.bytes
     }
 
     func completionKey(_ r: EngineRequest) -> (Digest128, EntryIdentity) {
@@ -212,33 +211,33 @@ extension GenerateParameters {
     /// identity (see `EngineCache.samplingIdentity`); nil if the bytes are not one.
     /// `maxTokens` is not part of the identity and is left at its default.
     public init?(samplingIdentity bytes: [UInt8]) {
-        var offset = 0
-        func get<T: FixedWidthInteger>(_: T.Type) -> T? {
-            guard offset + MemoryLayout<T>.size <= bytes.count else { return nil }
-            defer { offset += MemoryLayout<T>.size }
-            return bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
-        }
+        guard let decoded = bytes.withUnsafeBytes({ GenerateParameters(decoding: $0) }) else { return nil }
+        self = decoded
+    }
+
+    private init?(decoding bytes: UnsafeRawBufferPointer) {
+        var reader = ByteReader(bytes)
         self.init()
-        guard let t = get(UInt32.self) else { return nil }
+        guard let t = reader.get(UInt32.self) else { return nil }
         temperature = Float(bitPattern: t)
         if temperature > 0 {
-            guard let k = get(UInt32.self), let p = get(UInt32.self), let m = get(UInt32.self), let s = get(UInt64.self) else { return nil }
+            guard let k = reader.get(UInt32.self), let p = reader.get(UInt32.self), let m = reader.get(UInt32.self),
+                  let s = reader.get(UInt64.self) else { return nil }
             topK = Int(k); topP = Float(bitPattern: p); minP = Float(bitPattern: m); seed = s
         } else {
             seed = 0
         }
-        guard let eosFlag = get(UInt8.self), get(UInt32.self) != nil, let stopCount = get(UInt32.self) else { return nil }
+        guard let eosFlag = reader.get(UInt8.self), reader.get(UInt32.self) != nil, let stopCount = reader.get(UInt32.self) else { return nil }
         stopAtEOS = eosFlag == 1
         for _ in 0..<stopCount {
-            guard let id = get(UInt32.self) else { return nil }
+            guard let id = reader.get(UInt32.self) else { return nil }
             stopTokens.append(TokenID(bitPattern: id))
         }
-        guard let stringCount = get(UInt32.self) else { return nil }
+        guard let stringCount = reader.get(UInt32.self) else { return nil }
         for _ in 0..<stringCount {
-            guard let n = get(UInt32.self), offset + Int(n) <= bytes.count else { return nil }
-            stopStrings.append(String(decoding: bytes[offset..<(offset + Int(n))], as: UTF8.self))
-            offset += Int(n)
+            guard let text = reader.getBytes() else { return nil }
+            stopStrings.append(String(decoding: text, as: UTF8.self))
         }
-        guard offset == bytes.count else { return nil }
+        guard reader.atEnd else { return nil }
     }
 }

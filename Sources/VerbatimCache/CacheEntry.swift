@@ -1,4 +1,4 @@
-import VerbatimModel
+import VerbatimCore
 
 /// What an entry was computed from. A lookup returns an entry only if all of it matches the
 /// request, so a hash collision (accidental or forged) can only be a miss.

@@ -1,6 +1,6 @@
 import Foundation
 import LMDB
-import VerbatimModel
+import VerbatimCore
 
 /// One stored entry as an operator sees it: what it was computed from, its size, age and use.
 public struct CacheEntryInfo: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
 import LMDB
-import VerbatimModel
+import VerbatimCore
 
 extension CacheStore {
     /// Verifies the chain of entries `keys` (with their expected identities), stopping at the

@@ -1,6 +1,6 @@
 import Foundation
 import LMDB
-import VerbatimModel
+import VerbatimCore
 
 /// What `CacheStore.salvage(directory:)` kept and lost.
 public struct SalvageReport: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import Foundation
 import LMDB
-import VerbatimModel
+import VerbatimCore
 
 extension CacheStore {
     /// A snapshot of the store for `cachectl stats`: persistent counters, entry counts, LMDB's figures and models seen.

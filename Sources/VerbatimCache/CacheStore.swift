@@ -1,6 +1,6 @@
 import Foundation
 import LMDB
-import VerbatimModel
+import VerbatimCore
 
 /// The LMDB-backed, content-addressed store of KV blocks and completions.
 ///

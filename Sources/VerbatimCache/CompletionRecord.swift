@@ -1,4 +1,4 @@
-import VerbatimModel
+import VerbatimCore
 
 /// A finished generation as stored in the completion cache: why it stopped, its tokens and
 /// the model's logprob of each. Payload: u8 stop reason (1 eos, 2 stop, 3 length), u32 count,

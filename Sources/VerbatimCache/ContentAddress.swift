@@ -1,4 +1,4 @@
-import VerbatimModel
+import VerbatimCore
 
 /// Content addresses of cache entries: XXH3-128 over a canonical byte encoding, so another
 /// language can compute the same keys. Integers are little-endian; a "string" is a u64 byte

@@ -1,6 +1,6 @@
 import Foundation
 import Synchronization
-import VerbatimModel
+import VerbatimCore
 
 /// A cache tier a fleet shares, behind each process's LMDB store (PostgreSQL in production,
 /// `MemoryTier` in tests). Entries travel in the store's own encoding (identity, checksum,

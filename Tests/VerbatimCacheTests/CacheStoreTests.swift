@@ -2,7 +2,7 @@ import Foundation
 import LMDB
 import Testing
 @testable import VerbatimCache
-import VerbatimModel
+import VerbatimCore
 
 func temporaryFolder(_ name: String = #function) -> String {
     let path = NSTemporaryDirectory() + "verbatim-\(name.prefix(20).filter { $0.isLetter })-\(UInt32.random(in: 0...UInt32.max))"

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 @testable import VerbatimCache
-import VerbatimModel
+import VerbatimCore
 
 /// A chain of `count` blocks of 32 tokens with their identities and payloads.
 func chain(_ count: Int, salt: [UInt8] = [], seed: Int = 0) -> (keys: [Digest128], identities: [EntryIdentity], payloads: [[UInt8]]) {

@@ -1,8 +1,5 @@
 import VerbatimTemplate
 
-/// A token id. Vocabularies here are far below 2^31 entries.
-public typealias TokenID = Int32
-
 /// Why loading a tokenizer, encoding, decoding or rendering a chat failed: a `code` to match on and a
 /// readable `message`.
 public struct TokenizerError: Error, Equatable, CustomStringConvertible, Sendable {
