@@ -36,9 +36,7 @@ extension CacheStore {
     /// `stats()` for async callers: the read transaction runs on a thread of its own, so it never
     /// spans a suspension (an LMDB transaction belongs to the thread that opened it).
     public func stats() async throws -> Stats {
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Stats, any Error>) in
-            Thread.detachNewThread { done.resume(with: Result { try self.stats() }) }
-        }
+        try await BlockingWork.run(name: "vb-cache-stats") { () throws(any Error) in try self.stats() }
     }
 
     /// Reads counters and models in one read transaction, plus LMDB's figures and the file size;

@@ -15,7 +15,7 @@ import VerbatimCore
 /// + its key -> empty, see `ContentAddress.kvSiblings`), `counters` (name -> u64), `meta`
 /// (`format` -> u32 version, `created` -> u64, `model:<digest>` -> profile).
 public final class CacheStore: @unchecked Sendable {
-    // Sendable: LMDB handles are thread-safe under MDB_NOTLS; mutable state is behind `lock`.
+    // Sendable: LMDB handles are thread-safe under MDB_NOTLS; mutable state is behind `state` or in the writer.
     /// The on-disk format this build writes (meta `format`); a cache of a higher version fails to open with `.newerFormat`.
     public static let formatVersion: UInt32 = 1
 
@@ -33,36 +33,25 @@ public final class CacheStore: @unchecked Sendable {
     /// The shared tier behind this store, if any (never for read-only stores). Set in init only.
     private(set) var tierLink: TierLink?
 
-    private let lock = NSCondition()
-    private var queue: [WriteOp] = []
-    private var pendingBytes = 0
-    private var deltas: [String: Int64] = [:]
-    private var busy = false
-    private var stopping = false
-    private var writerDone = true      // until the writer thread starts (a failed init has none)
-    /// Signalled once the writer thread holds no reference to the store any more.
-    private var writerExited: DispatchSemaphore?
+    /// The writer: LMDB write transactions in batches on a thread of its own (see CacheWriter.swift).
+    private(set) var writer: BatchWorker<WriteOp>?
+    /// The writer thread's LRU clock (read from the file before its first batch). Writer thread only.
+    var writerTick: UInt64?
+
+    /// Guards the write-failure state below (the writer sets it, callers read it).
+    let state = NSLock()
     /// Set while writes fail (full map that eviction cannot relieve, full disk, damage); the
-    /// writer tries again at `retryAt`, backing off from 1 s to a minute, and clears it when a
-    /// write works. Meanwhile new entries are dropped (counted), reads go on.
-    private var failure: String?
-    private var retryAt: ContinuousClock.Instant?
-    private var backoff: Duration = .seconds(1)
+    /// writer pauses, backing off from 1 s to a minute, and clears it when a write works.
+    /// Meanwhile new entries are dropped (counted), reads go on.
+    var failure: String?
+    var backoff: Duration = .seconds(1)
     /// Since this store opened (the persistent counters `writes.failed`/`writes.dropped` get
     /// them too, with the next write that works).
-    private var failedWrites = 0, droppedWrites = 0
+    var failedWrites = 0, droppedWrites = 0
     /// Why the file is damaged, once a read or write has found it so (logged once).
     private var damage: String?
-
-    enum WriteOp {
-        case put(key: Digest128, value: [UInt8], payloadBytes: Int, kind: EntryIdentity.Kind, siblings: Digest128?)
-        case touch([Digest128])       // most recent last
-        case delete(Digest128, cause: String)
-        /// A sibling index row whose entry is gone, or whose entry's header no longer decodes
-        /// (checked again in the writer's transaction): the row goes, and such an entry with it.
-        case dropSibling(group: Digest128, key: Digest128)
-        case seen(model: Digest128, profile: String)
-    }
+    /// Test support: the next `count` commits fail with `code`.
+    var injectedFailures: (count: Int, code: Int32) = (0, 0)
 
     /// Opens the cache in `directory`, creating it when missing unless `options` forbid it, and, unless
     /// read-only, takes the folder lock shared and starts the writer thread (and the shared tier's).
@@ -139,20 +128,13 @@ public final class CacheStore: @unchecked Sendable {
                 name, delta in unretained._withUnsafeGuaranteedRef { $0.count(name, delta) }
             }
         }
-        writerDone = false
-        // The thread holds no strong reference: a strong one would keep the store alive for
-        // ever (the loop ends only when the store closes), and a checked unowned one traps if
-        // the store is released before the thread starts. deinit calls close(), which waits
-        // until the thread has left writerLoop (`exited`), so the object outlives its use here.
-        let exited = DispatchSemaphore(value: 0)
-        writerExited = exited
+        // The writer holds no strong reference: a strong one would keep the store alive for
+        // ever (it stops only when the store closes). deinit calls close(), which waits until
+        // the writer's thread has left `writeBatch` for good, so the store outlives its use there.
         let store = Unmanaged.passUnretained(self)
-        let thread = Thread {
-            store._withUnsafeGuaranteedRef { $0.writerLoop() }
-            exited.signal()
+        writer = BatchWorker(name: "vb-cache-writer", maxPendingBytes: options.maxPendingWriteBytes) { batch in
+            store._withUnsafeGuaranteedRef { $0.writeBatch(batch) }
         }
-        thread.name = "verbatim-cache-writer"
-        thread.start()
     }
 
 
@@ -179,36 +161,25 @@ public final class CacheStore: @unchecked Sendable {
     /// the writers. Idempotent.
     public func close() {
         tierLink?.close()
-        lock.lock()
-        stopping = true
-        lock.broadcast()
-        while !writerDone { lock.wait() }
-        let exited = writerExited
-        writerExited = nil
-        lock.unlock()
-        exited?.wait()
+        writer?.close()
     }
 
     /// `flush()` for async code: waits on a thread of its own, so no cooperative thread blocks
     /// (the shared tier's client needs them to make progress while the flush waits for it).
     public func flushed() async {
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread { self.flush(); done.resume() }
-        }
+        await BlockingWork.run(name: "vb-cache-flush") { self.flush() }
     }
 
     /// Waits until every write handed over so far is committed, and sent to the shared tier.
+    /// While writes fail, what waits for the retry is not waited for.
     public func flush() {
         tierLink?.flush()
-        lock.lock()
-        // While writes fail, what waits for the retry is not waited for.
-        while (busy || (failure == nil && (!queue.isEmpty || !deltas.isEmpty))) && !writerDone { lock.broadcast(); lock.wait() }
-        lock.unlock()
+        writer?.flush()
     }
 
     /// Why writes are failing now, if they are (the cache then serves reads only, and tries
     /// writing again after a back-off).
-    public var writeFailure: String? { lock.withLock { failure } }
+    public var writeFailure: String? { state.withLock { failure } }
 
     /// How the store is doing, for monitoring (`/metrics`).
     public struct Health: Sendable, Equatable {
@@ -224,13 +195,13 @@ public final class CacheStore: @unchecked Sendable {
 
     /// Failed and dropped writes since this store opened, and any write failure or damage now, for `/metrics`.
     public var health: Health {
-        lock.withLock { Health(failedWrites: failedWrites, droppedWrites: droppedWrites, writeFailure: failure, damage: damage) }
+        state.withLock { Health(failedWrites: failedWrites, droppedWrites: droppedWrites, writeFailure: failure, damage: damage) }
     }
 
     /// Notes an LMDB failure: damage is logged once and remembered (reads become misses).
     func noteFailure(_ error: any Error) {
         guard let damaged = CacheError.damage(error, directory) else { return }
-        lock.withLock {
+        state.withLock {
             guard damage == nil else { return }
             damage = damaged.message
             FileHandle.standardError.write(Data("verbatim cache: \(damaged.message); serving from compute meanwhile\n".utf8))
@@ -239,18 +210,14 @@ public final class CacheStore: @unchecked Sendable {
 
     /// Test support: makes the next `count` commits fail with `code` (as a full disk would).
     package func injectWriteFailures(_ count: Int, code: Int32 = ENOSPC) {
-        lock.withLock { injectedFailures = (count, code) }
+        state.withLock { injectedFailures = (count, code) }
     }
-    private var injectedFailures: (count: Int, code: Int32) = (0, 0)
 
     // MARK: - Counters
 
     /// Adds to a persistent counter (committed with the next write batch).
     public func count(_ name: String, _ delta: Int64 = 1) {
-        lock.lock()
-        deltas[name, default: 0] += delta
-        lock.signal()
-        lock.unlock()
+        writer?.submit(.count(name, delta))
     }
 
     // MARK: - Reads (caller's thread)
@@ -316,7 +283,7 @@ public final class CacheStore: @unchecked Sendable {
     /// Stores an entry found by salvage as it was (creation time included), waiting for the
     /// writer instead of dropping the entry when it is behind.
     func putSalvaged(_ key: Digest128, _ stored: [UInt8], identity: EntryIdentity) {
-        if lock.withLock({ pendingBytes + stored.count > options.maxPendingWriteBytes / 2 }) { flush() }
+        if (writer?.bytesWaiting ?? 0) + stored.count > options.maxPendingWriteBytes / 2 { flush() }
         let payload = stored.withUnsafeBytes { EntryCodec.storedPayloadLength($0) }
         enqueue(.put(key: key, value: stored, payloadBytes: payload, kind: identity.kind, siblings: Self.siblingGroup(identity)),
                 bytes: stored.count)
@@ -339,239 +306,11 @@ public final class CacheStore: @unchecked Sendable {
     /// written with the writer's next batch.
     public func noteModel(_ model: Digest128, profile: String) { enqueue(.seen(model: model, profile: profile), bytes: 0) }
 
+    /// Hands an operation to the writer; one with bytes is dropped (and counted) while writes
+    /// fail or when the writer is behind by more than `maxPendingWriteBytes`.
     func enqueue(_ op: WriteOp, bytes: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        let suspended = failure != nil && (retryAt.map { ContinuousClock.now < $0 } ?? false)
-        if bytes > 0 && (pendingBytes + bytes > options.maxPendingWriteBytes || suspended) {
-            deltas["writes.dropped", default: 0] += 1
-            droppedWrites += 1
-            return
-        }
-        queue.append(op)
-        pendingBytes += bytes
-        lock.signal()
+        guard let writer, !writer.submit(op, bytes: bytes), bytes > 0 else { return }
+        state.withLock { droppedWrites += 1 }
+        writer.submit(.count("writes.dropped", 1))
     }
-
-    // MARK: - The writer thread
-
-    private func writerLoop() {
-        var tick: UInt64 = (try? env.read { txn in try counter(txn, "tick") }) ?? 0
-        while true {
-            lock.lock()
-            while !stopping {
-                let pending = !queue.isEmpty || !deltas.isEmpty
-                if pending, let retryAt, ContinuousClock.now < retryAt {
-                    // Writes are failing: wait out the back-off (new entries are dropped meanwhile).
-                    let (seconds, attoseconds) = (retryAt - ContinuousClock.now).components
-                    _ = lock.wait(until: Date(timeIntervalSinceNow: Double(seconds) + Double(attoseconds) * 1e-18))
-                    continue
-                }
-                if pending { break }
-                lock.wait()
-            }
-            if queue.isEmpty && deltas.isEmpty && stopping { writerDone = true; lock.broadcast(); lock.unlock(); return }
-            let batch = queue
-            let batchDeltas = deltas
-            queue.removeAll()
-            deltas.removeAll()
-            pendingBytes = 0
-            busy = true
-            lock.unlock()
-
-            let written = commit(batch, batchDeltas, &tick)
-            if written { evictIfNeeded(&tick) }
-
-            lock.lock()
-            busy = false
-            // Stopping while writes fail: one last try was made; what is left is dropped.
-            if !written && stopping { queue.removeAll(); deltas.removeAll() }
-            lock.broadcast()
-            lock.unlock()
-        }
-    }
-
-    /// Commits a batch; false if the write failed (the batch's entries are dropped and counted,
-    /// its counter deltas kept for the next try, and writes back off).
-    private func commit(_ batch: [WriteOp], _ deltas: [String: Int64], _ tick: inout UInt64) -> Bool {
-        var attempt = 0
-        while true {
-            var t = tick
-            do {
-                let injected: Int32? = lock.withLock {
-                    guard injectedFailures.count > 0 else { return nil }
-                    injectedFailures.count -= 1
-                    return injectedFailures.code
-                }
-                if let injected { throw LMDBError(code: injected, operation: "mdb_txn_commit (injected)", path: directory) }
-                try env.write { txn in try apply(batch, deltas, txn, &t) }
-                tick = t
-                lock.withLock {
-                    if let failure {
-                        FileHandle.standardError.write(Data("verbatim cache: writes resumed in \(directory) (they failed with \(failure))\n".utf8))
-                    }
-                    failure = nil
-                    retryAt = nil
-                    backoff = .seconds(1)
-                }
-                return true
-            } catch let e as LMDBError where e.isMapFull && attempt == 0 {
-                // Make room (a quarter of the budget) and try once more.
-                attempt += 1
-                evict(targetBytes: max(0, payloadBytes() - options.byteBudget / 4), cause: "budget", &tick)
-            } catch {
-                noteFailure(error)
-                let entries = batch.reduce(0) { n, op in if case .put = op { n + 1 } else { n } }
-                lock.withLock {
-                    if failure == nil {
-                        FileHandle.standardError.write(Data("verbatim cache: writes to \(directory) failed (\(error)); serving without caching new entries, retrying in \(backoff)\n".utf8))
-                    }
-                    failure = "\(error)"
-                    retryAt = ContinuousClock.now + backoff
-                    backoff = min(backoff * 2, .seconds(60))
-                    failedWrites += entries
-                    // The counters are not lost: they go with the next write that works.
-                    for (name, delta) in deltas { self.deltas[name, default: 0] += delta }
-                    self.deltas["writes.failed", default: 0] += Int64(entries)
-                }
-                return false
-            }
-        }
-    }
-
-    private func apply(_ batch: [WriteOp], _ deltas: [String: Int64], _ txn: borrowing LMDBWriteTransaction, _ tick: inout UInt64) throws {
-        for op in batch {
-            switch op {
-            case .put(let key, let value, let payloadBytes, let kind, let group):
-                // Indexed even when the entry is already there (it may predate the index).
-                if let group, let siblings { try txn.put(siblings, Self.siblingKey(group, key), []) }
-                if let existing = try txn.get(entries, key.bytes) {
-                    // Same content is already there. A completion is replaced only by a longer
-                    // one for the same key (a continuation), never by a shorter one.
-                    guard kind == .completion, Self.completionLength(value) > Self.completionLength(existing) else { continue }
-                    try removeEntry(txn, key)
-                }
-                try txn.put(entries, key.bytes, value)
-                tick += 1
-                try setAccess(txn, key, tick)
-                try add(txn, "bytes.payload", Int64(payloadBytes))
-                try add(txn, kind == .kvBlock ? "entries.kv_blocks" : "entries.completions", 1)
-                try add(txn, "writes.committed", 1)
-            case .touch(let keys):
-                for key in keys where try txn.get(entries, key.bytes) != nil {
-                    tick += 1
-                    try setAccess(txn, key, tick)
-                    if let hits {
-                        let n = try hitCount(txn, key) + 1
-                        try txn.put(hits, key.bytes, withUnsafeBytes(of: n.littleEndian) { Array($0) })
-                    }
-                }
-            case .delete(let key, let cause):
-                if try removeEntry(txn, key) { try add(txn, "evictions.\(cause)", 1) }
-            case .dropSibling(let group, let key):
-                if let stored = try txn.get(entries, key.bytes) {
-                    guard EntryCodec.identity(stored) == nil else { break } // readable now: keep it
-                    if try removeEntry(txn, key) { try add(txn, "evictions.corruption", 1) }
-                }
-                if let siblings { _ = try txn.delete(siblings, Self.siblingKey(group, key)) }
-            case .seen(let model, let profile):
-                try txn.put(meta, Array("model:\(model)".utf8), Array(profile.utf8))
-            }
-        }
-        for (name, delta) in deltas { try add(txn, name, delta) }
-        try txn.put(counters, Array("tick".utf8), withUnsafeBytes(of: tick.littleEndian) { Array($0) })
-    }
-
-    private func setAccess(_ txn: borrowing LMDBWriteTransaction, _ key: Digest128, _ tick: UInt64) throws {
-        if let old = try txn.get(access, key.bytes) {
-            try txn.delete(lru, Self.lruKey(UInt64(littleEndian: old.loadUnaligned(as: UInt64.self)), key))
-        }
-        try txn.put(access, key.bytes, withUnsafeBytes(of: tick.littleEndian) { Array($0) })
-        try txn.put(lru, Self.lruKey(tick, key), [])
-    }
-
-    /// Tokens in a stored completion (from the payload's count field), 0 if unreadable.
-    static func completionLength(_ stored: [UInt8]) -> Int {
-        stored.withUnsafeBytes { completionLength($0) }
-    }
-
-    static func completionLength(_ stored: UnsafeRawBufferPointer) -> Int {
-        let payload = EntryCodec.storedPayloadLength(stored)
-        guard payload >= 5, payload <= stored.count else { return 0 }
-        return Int(UInt32(littleEndian: stored.loadUnaligned(fromByteOffset: stored.count - payload + 1, as: UInt32.self)))
-    }
-
-    static func lruKey(_ tick: UInt64, _ key: Digest128) -> [UInt8] {
-        withUnsafeBytes(of: tick.bigEndian) { Array($0) } + key.bytes
-    }
-
-    /// Deletes an entry and its access records; false if it was absent.
-    @discardableResult
-    func removeEntry(_ txn: borrowing LMDBWriteTransaction, _ key: Digest128) throws -> Bool {
-        guard let stored = try txn.get(entries, key.bytes) else { return false }
-        let payload = EntryCodec.storedPayloadLength(stored)
-        let kind = EntryCodec.kind(stored)
-        if kind == .kvBlock, let siblings, let identity = EntryCodec.identity(stored), let group = Self.siblingGroup(identity) {
-            try txn.delete(siblings, Self.siblingKey(group, key))
-        }
-        if let old = try txn.get(access, key.bytes) {
-            try txn.delete(lru, Self.lruKey(UInt64(littleEndian: old.loadUnaligned(as: UInt64.self)), key))
-            try txn.delete(access, key.bytes)
-        }
-        try txn.delete(entries, key.bytes)
-        if let hits { try txn.delete(hits, key.bytes) }
-        try add(txn, "bytes.payload", -Int64(payload))
-        try add(txn, kind == .completion ? "entries.completions" : "entries.kv_blocks", -1)
-        return true
-    }
-
-    func counter(_ txn: borrowing some LMDBReading & ~Copyable, _ name: String) throws -> UInt64 {
-        try txn.get(counters, Array(name.utf8)).map { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } ?? 0
-    }
-
-    func add(_ txn: borrowing LMDBWriteTransaction, _ name: String, _ delta: Int64) throws {
-        let current = Int64(bitPattern: try counter(txn, name))
-        let next = UInt64(bitPattern: max(0, current + delta))
-        try txn.put(counters, Array(name.utf8), withUnsafeBytes(of: next.littleEndian) { Array($0) })
-    }
-
-    func payloadBytes() -> Int { Int((try? env.read { txn in try counter(txn, "bytes.payload") }) ?? 0) }
-
-    private func evictIfNeeded(_ tick: inout UInt64) {
-        let bytes = payloadBytes()
-        guard bytes > options.byteBudget else { return }
-        evict(targetBytes: Int(Double(options.byteBudget) * options.lowWatermark), cause: "budget", &tick)
-    }
-
-    /// Removes least recently used entries until the payload is at most `targetBytes`.
-    func evict(targetBytes: Int, cause: String, _ tick: inout UInt64) {
-        try? env.write { txn in
-            var bytes = Int(try counter(txn, "bytes.payload"))
-            var victims: [Digest128] = []
-            var planned = bytes
-            try txn.forEach(lru) { k, _ in
-                guard planned > targetBytes else { return false }
-                let key = Digest128(bytes: UnsafeRawBufferPointer(rebasing: k[8..<24]))!
-                if let stored = try txn.get(entries, key.bytes) { planned -= EntryCodec.storedPayloadLength(stored) }
-                victims.append(key)
-                return true
-            }
-            for key in victims where try removeEntry(txn, key) {
-                try add(txn, "evictions.\(cause)", 1)
-            }
-            bytes = planned
-            _ = bytes
-        }
-    }
-
-    /// Evicts least recently used entries until the payload is at most `target` bytes
-    /// (counted as explicit evictions).
-    public func evictLeastRecentlyUsed(toPayloadBytes target: Int, cause: String = "explicit") {
-        var tick: UInt64 = 0
-        flush()
-        evict(targetBytes: target, cause: cause, &tick)
-    }
-
-    /// Deletes every entry (counted as evictions by `cause`).
-    public func evictAll(cause: String = "explicit") { evictLeastRecentlyUsed(toPayloadBytes: 0, cause: cause) }
 }

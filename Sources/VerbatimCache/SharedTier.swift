@@ -98,28 +98,24 @@ public final class MemoryTier: SharedTier {
 /// The store's side of a shared tier: write-behind in batches on its own thread, reads with
 /// a pause after a failure, every outcome counted in the store's counters (`tier.*`).
 final class TierLink: @unchecked Sendable {
-    // Sendable: mutable state is behind `lock`.
+    // Sendable: `pausedUntil` is behind `lock`; the rest is immutable after init.
     let tier: any SharedTier
     let retryAfter: Duration
-    let maxPendingBytes: Int
     let batchBytes: Int
-    private let lock = NSCondition()
-    private var queue: [SharedTierEntry] = []
-    private var pendingBytes = 0
-    private var stopping = false
-    private var done = false
+    private let lock = NSLock()
     private var pausedUntil: ContinuousClock.Instant?
     private let count: @Sendable (String, Int64) -> Void
+    private var writer: BatchWorker<SharedTierEntry>?
 
     init(tier: any SharedTier, retryAfter: Duration, maxPendingBytes: Int, batchBytes: Int, count: @escaping @Sendable (String, Int64) -> Void) {
         self.tier = tier
         self.retryAfter = retryAfter
-        self.maxPendingBytes = maxPendingBytes
         self.batchBytes = batchBytes
         self.count = count
-        let thread = Thread { [self] in writerLoop() }
-        thread.name = "verbatim-tier-writer"
-        thread.start()
+        writer = BatchWorker(name: "vb-tier-writer", maxPendingBytes: maxPendingBytes) { [self] batch in
+            send(batch)
+            return nil   // a failed write pauses the tier (`pausedUntil`); what comes meanwhile is dropped, not held
+        }
     }
 
     /// Whether the tier is to be asked now (not within the pause after a failure).
@@ -158,67 +154,40 @@ final class TierLink: @unchecked Sendable {
 
     /// Queues an entry for the tier; dropped (and counted) when the tier is far behind.
     func enqueue(_ entry: SharedTierEntry) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !stopping else { return }
-        if pendingBytes + entry.bytes.count > maxPendingBytes {
-            count("tier.\(tier.name).writes_dropped", 1)
-            return
-        }
-        queue.append(entry)
-        pendingBytes += entry.bytes.count
-        lock.signal()
+        guard let writer, !writer.submit(entry, bytes: entry.bytes.count) else { return }
+        count("tier.\(tier.name).writes_dropped", 1)
     }
 
     /// Sends everything queued so far, then stops the thread.
-    func close() {
-        lock.lock()
-        stopping = true
-        lock.broadcast()
-        while !done { lock.wait() }
-        lock.unlock()
-    }
+    func close() { writer?.close() }
 
     /// Waits until everything queued so far has been sent (or failed).
-    func flush() {
-        lock.lock()
-        while !queue.isEmpty || busy { lock.wait() }
-        lock.unlock()
-    }
+    func flush() { writer?.flush() }
 
-    private var busy = false
-
-    private func writerLoop() {
-        while true {
-            lock.lock()
-            while queue.isEmpty && !stopping { lock.wait() }
-            if queue.isEmpty && stopping { done = true; lock.broadcast(); lock.unlock(); return }
-            // One batch: entries up to `batchBytes` (at least one).
-            var batch: [SharedTierEntry] = []
-            var bytes = 0
-            while let first = queue.first, batch.isEmpty || bytes + first.bytes.count <= batchBytes {
-                batch.append(queue.removeFirst())
-                bytes += first.bytes.count
+    /// Sends a batch in requests of up to `batchBytes` (at least one entry each); while the
+    /// tier is paused after a failure, entries are dropped and counted.
+    private func send(_ entries: [SharedTierEntry]) {
+        var start = 0
+        while start < entries.count {
+            var end = start + 1
+            var bytes = entries[start].bytes.count
+            while end < entries.count, bytes + entries[end].bytes.count <= batchBytes {
+                bytes += entries[end].bytes.count
+                end += 1
             }
-            pendingBytes -= bytes
-            busy = true
-            let paused = pausedUntil.map { ContinuousClock.now < $0 } ?? false
-            lock.unlock()
-            if paused {
+            let batch = Array(entries[start..<end])
+            start = end
+            guard available else {
                 count("tier.\(tier.name).writes_dropped", Int64(batch.count))
-            } else {
-                do {
-                    try tier.store(batch)
-                    count("tier.\(tier.name).entries_written", Int64(batch.count))
-                } catch {
-                    failed("write", error)
-                    count("tier.\(tier.name).writes_dropped", Int64(batch.count))
-                }
+                continue
             }
-            lock.lock()
-            busy = false
-            lock.broadcast()
-            lock.unlock()
+            do {
+                try tier.store(batch)
+                count("tier.\(tier.name).entries_written", Int64(batch.count))
+            } catch {
+                failed("write", error)
+                count("tier.\(tier.name).writes_dropped", Int64(batch.count))
+            }
         }
     }
 }
