@@ -82,21 +82,16 @@ public final class Engine: Sendable {
     public let configuration: EngineConfiguration
     /// Names the numerics contract (NUMERICS.md); with the model digest it fixes every output bit.
     public let numericsProfile: String
-    let shared: EngineShared
+    let mailbox: EngineMailbox
     /// `configuration.sharedPrefixes` as tokens, made on first use (it needs the tokenizer).
-    private let sharedPrefixTokens = Mutex<SharedPrefixes?>(nil)
+    private let sharedPrefixMemo = Mutex<SharedPrefixes?>(nil)
 
     /// `init(modelPath:configuration:)` off the caller's thread: reading and packing the weights
     /// takes seconds for a large model, which must not hold a cooperative thread.
     public static func load(modelPath: String, configuration: EngineConfiguration = EngineConfiguration()) async throws(EngineError) -> Engine {
-        let result: Result<Engine, EngineError> = await withCheckedContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(returning: Result { () throws(EngineError) in try Engine(modelPath: modelPath, configuration: configuration) })
-            }
-            thread.name = "verbatim-load"
-            thread.start()
+        try await BlockingWork.run(name: "vb-load") { () throws(EngineError) in
+            try Engine(modelPath: modelPath, configuration: configuration)
         }
-        return try result.get()
     }
 
     /// Loads a GGUF model file (weights packed for the kernels, tokenizer and chat template
@@ -133,22 +128,22 @@ public final class Engine: Sendable {
         guard blocks >= 1 else {
             throw EngineError(.outOfKVMemory, "kvMemoryBytes \(configuration.kvMemoryBytes) holds no KV block of \(blockBytes) bytes")
         }
-        let cache = KVCache(config: c, kvType: configuration.kvType, blockSize: configuration.blockSize, blockCount: blocks)
-        let pass = ForwardPass(model: model, cache: cache, maxTokens: configuration.maxBatchTokens,
+        let cache = KVPool(config: c, kvType: configuration.kvType, blockSize: configuration.blockSize, blockCount: blocks)
+        let pass = ForwardPass(model: model, kv: cache, maxTokens: configuration.maxBatchTokens,
                                logitRows: min(64, configuration.maxBatchTokens))
-        shared = EngineShared(totalBlocks: blocks)
+        mailbox = EngineMailbox(totalBlocks: blocks)
         let engineCache = configuration.cache.map {
             EngineCache(store: $0, prefixes: configuration.prefixCache, completions: configuration.completionCache,
                         model: model.digest, profile: numericsProfile, blockSize: configuration.blockSize, eos: tokenizer.eosID)
         }
-        let worker = EngineWorker(pass: pass, tokenizer: tokenizer, shared: shared, configuration: configuration, cache: engineCache)
+        let worker = EngineWorker(pass: pass, tokenizer: tokenizer, mailbox: mailbox, configuration: configuration, cache: engineCache)
         let thread = Thread { worker.run() }
-        thread.name = "verbatim-engine"
+        thread.name = "vb-engine"
         thread.stackSize = 8 << 20
         thread.start()
     }
 
-    deinit { shared.stop(cancelRunning: true) }
+    deinit { mailbox.stop(cancelRunning: true) }
 
     /// Token ids of a prompt, as `generate` would feed them. A prompt longer than the context
     /// window is refused (`.contextExceeded`) as soon as tokenizing reaches that length, without
@@ -194,15 +189,13 @@ public final class Engine: Sendable {
     public func tokenize(_ prompt: Prompt, parameters: GenerateParameters = GenerateParameters()) async throws(EngineError) -> [TokenID] {
         let budget = EncodeBudget(maxTokens: model.config.contextLength)
         let result: Result<[TokenID], EngineError> = await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let thread = Thread {
-                    continuation.resume(returning: Result { () throws(EngineError) in
-                        try self.tokens(of: prompt, parameters: parameters, budget: budget)
-                    })
-                }
-                thread.name = "verbatim-tokenize"
-                thread.stackSize = 8 << 20   // template rendering recurses (bounded by TemplateLimits)
-                thread.start()
+            do throws(EngineError) {
+                // Template rendering recurses (bounded by TemplateLimits): a larger stack.
+                return .success(try await BlockingWork.run(name: "vb-tokenize", stackSize: 8 << 20) { () throws(EngineError) in
+                    try self.tokens(of: prompt, parameters: parameters, budget: budget)
+                })
+            } catch {
+                return .failure(error)
             }
         } onCancel: {
             budget.cancel()
@@ -223,12 +216,12 @@ public final class Engine: Sendable {
         }
         let ids = try tokens(of: prompt, parameters: parameters)
         try checkFits(ids.count, extra: parameters.maxTokens)
-        let shared = self.shared
-        let channel = RequestChannel(capacity: configuration.streamBufferCapacity) { shared.wake() }
+        let mailbox = self.mailbox
+        let channel = RequestChannel(capacity: configuration.streamBufferCapacity) { mailbox.wake() }
         let request = EngineRequest(prompt: ids, parameters: parameters, seed: parameters.seed ?? UInt64.random(in: 0...UInt64.max),
                                     channel: channel, tokenizer: tokenizer, salt: salt,
                                     sharedPrefixTokens: sharedPrefixTokens)
-        try shared.submit(request, maxQueued: configuration.maxQueuedRequests)
+        try mailbox.submit(request, maxQueued: configuration.maxQueuedRequests)
         return GenerationStream(lifetime: RequestLifetime(channel))
     }
 
@@ -240,14 +233,14 @@ public final class Engine: Sendable {
                          tenant: String) throws(EngineError) -> GenerationStream {
         let ids = try tokens(of: prompt, parameters: parameters)
         return try generate(.tokens(ids), parameters: parameters, salt: ContentAddress.tenantSalt(tenant),
-                            sharedPrefixTokens: declaredSharedPrefixes.length(of: ids))
+                            sharedPrefixTokens: sharedPrefixes.length(of: ids))
     }
 
-    /// `configuration.sharedPrefixes` as tokens.
-    var declaredSharedPrefixes: SharedPrefixes {
-        if let made = sharedPrefixTokens.withLock({ $0 }) { return made }
+    /// `configuration.sharedPrefixes` as tokens (made on first use).
+    public var sharedPrefixes: SharedPrefixes {
+        if let made = sharedPrefixMemo.withLock({ $0 }) { return made }
         let made = SharedPrefixes(configuration.sharedPrefixes, engine: self)
-        sharedPrefixTokens.withLock { $0 = made }
+        sharedPrefixMemo.withLock { $0 = made }
         return made
     }
 
@@ -297,14 +290,14 @@ public final class Engine: Sendable {
         }
         _ = try self.tokens(of: .tokens(tokens))
         try checkFits(tokens.count, extra: 0)
-        let shared = self.shared
-        let channel = RequestChannel(capacity: 1) { shared.wake() }
+        let mailbox = self.mailbox
+        let channel = RequestChannel(capacity: 1) { mailbox.wake() }
         let result: Result<[ScoredToken], EngineError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let request = EngineRequest(prompt: tokens, parameters: GenerateParameters(maxTokens: 1, logprobs: true, topLogprobs: topLogprobs),
                                             seed: 0, channel: channel, tokenizer: tokenizer)
                 request.scoring = continuation
-                do throws(EngineError) { try shared.submit(request, maxQueued: configuration.maxQueuedRequests) } catch {
+                do throws(EngineError) { try mailbox.submit(request, maxQueued: configuration.maxQueuedRequests) } catch {
                     continuation.resume(returning: .failure(error))
                 }
             }
@@ -322,27 +315,27 @@ public final class Engine: Sendable {
                               "prompt (\(promptTokens) tokens)\(extra > 0 ? " + maxTokens (\(extra))" : "") exceeds the context window of \(context) tokens")
         }
         let blocks = (promptTokens + extra + configuration.blockSize - 1) / configuration.blockSize
-        guard blocks <= shared.totalBlocks else {
+        guard blocks <= mailbox.totalBlocks else {
             throw EngineError(.outOfKVMemory,
-                              "the request needs \(blocks) KV blocks; the engine has \(shared.totalBlocks) in all (raise kvMemoryBytes)")
+                              "the request needs \(blocks) KV blocks; the engine has \(mailbox.totalBlocks) in all (raise kvMemoryBytes)")
         }
     }
 
     /// What the engine is doing now, as of its last step.
-    public var stats: EngineStats { shared.snapshot() }
+    public var stats: EngineStats { mailbox.snapshot() }
 
     /// Stops accepting requests. `cancelRunning`: end every queued and running request now
     /// (their streams end with a `.cancelled` summary); otherwise let them finish. Returns when
     /// the engine thread has stopped.
     public func shutdown(cancelRunning: Bool = false) async {
-        shared.stop(cancelRunning: cancelRunning)
-        await shared.waitUntilStopped()
+        mailbox.stop(cancelRunning: cancelRunning)
+        await mailbox.waitUntilStopped()
         await configuration.cache?.flushed()   // pending cache writes are committed before returning
     }
 }
 
-/// State shared between callers and the engine thread, behind one lock.
-final class EngineShared: @unchecked Sendable {
+/// The engine thread's mailbox: requests handed over by callers, stop orders, and the stats it publishes, behind one lock.
+final class EngineMailbox: @unchecked Sendable {
     let totalBlocks: Int
     private let condition = NSCondition()
     private var incoming: [EngineRequest] = []

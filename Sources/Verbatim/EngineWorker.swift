@@ -60,7 +60,7 @@ final class EngineWorker: @unchecked Sendable {
     // Sendable: used only by the engine thread once started.
     let pass: ForwardPass
     let tokenizer: Tokenizer
-    let shared: EngineShared
+    let mailbox: EngineMailbox
     let configuration: EngineConfiguration
     private var waiting: [EngineRequest] = []     // FIFO: waiting for KV memory
     private var running: [EngineRequest] = []     // admitted, in admission order
@@ -75,11 +75,11 @@ final class EngineWorker: @unchecked Sendable {
     private var logSoftmax: [Float]
     let cache: EngineCache?
 
-    init(pass: ForwardPass, tokenizer: Tokenizer, shared: EngineShared, configuration: EngineConfiguration, cache: EngineCache?) {
+    init(pass: ForwardPass, tokenizer: Tokenizer, mailbox: EngineMailbox, configuration: EngineConfiguration, cache: EngineCache?) {
         self.cache = cache
         self.pass = pass
         self.tokenizer = tokenizer
-        self.shared = shared
+        self.mailbox = mailbox
         self.configuration = configuration
         logSoftmax = [Float](repeating: 0, count: pass.model.config.vocabularySize)
         batch.reserveCapacity(configuration.maxBatchTokens)
@@ -92,9 +92,9 @@ final class EngineWorker: @unchecked Sendable {
         while true {
             let idle = waiting.isEmpty && running.isEmpty
             // Idle: KV memory goes back to the OS until the next request needs it.
-            if idle && !discarded { pass.cache.discardFreeBlocks() }
+            if idle && !discarded { pass.kv.discardFreeBlocks() }
             discarded = idle
-            let (incoming, accepting, cancelAll) = shared.take(idle: idle, timeout: paused ? 0.001 : nil)
+            let (incoming, accepting, cancelAll) = mailbox.take(idle: idle, timeout: paused ? 0.001 : nil)
             waiting += incoming
             if cancelAll {
                 for r in running + waiting { finish(r, reason: .cancelled) }
@@ -112,7 +112,7 @@ final class EngineWorker: @unchecked Sendable {
                 steps += 1
                 if let cache {
                     cache.noteStep(tokens: batch.count, duration: ContinuousClock.now - started)
-                    for r in pendingBlockWrites where r.sequence >= 0 { cache.storeBlocks(r, from: pass.cache) }
+                    for r in pendingBlockWrites where r.sequence >= 0 { cache.storeBlocks(r, from: pass.kv) }
                 }
                 pendingBlockWrites.removeAll(keepingCapacity: true)
             } catch {
@@ -126,13 +126,13 @@ final class EngineWorker: @unchecked Sendable {
             publish()   // after the step too: the engine may go idle next, and stats must not go stale
         }
         publish()
-        shared.markStopped()
+        mailbox.markStopped()
     }
 
     private func publish() {
-        shared.publish(EngineStats(runningRequests: running.count, queuedRequests: waiting.count,
-                                   kvBlocksInUse: pass.cache.blockCount - pass.cache.freeBlockCount,
-                                   kvBlocksTotal: pass.cache.blockCount, steps: steps), queued: waiting.count)
+        mailbox.publish(EngineStats(runningRequests: running.count, queuedRequests: waiting.count,
+                                   kvBlocksInUse: pass.kv.blockCount - pass.kv.freeBlockCount,
+                                   kvBlocksTotal: pass.kv.blockCount, steps: steps), queued: waiting.count)
     }
 
     private func dropCancelled() {
@@ -152,14 +152,14 @@ final class EngineWorker: @unchecked Sendable {
     /// Admits waiting requests in order while their whole KV need fits (no preemption later).
     private func admit() {
         while let r = waiting.first, running.count < configuration.maxRunningRequests {
-            let blocks = (r.positionsNeeded + pass.cache.blockSize - 1) / pass.cache.blockSize
-            guard blocks <= pass.cache.freeBlockCount else { break }
+            let blocks = (r.positionsNeeded + pass.kv.blockSize - 1) / pass.kv.blockSize
+            guard blocks <= pass.kv.freeBlockCount else { break }
             waiting.removeFirst()
             if let cache, !r.isScoring, cache.replayCompletion(r, worker: self) { continue }
             r.sequence = nextSequence
             nextSequence += 1
-            if let cache, !r.isScoring { cache.restorePrefix(r, into: pass.cache) }
-            try! pass.cache.reserve(r.sequence, tokens: r.positionsNeeded)  // fits: checked above
+            if let cache, !r.isScoring { cache.restorePrefix(r, into: pass.kv) }
+            try! pass.kv.reserve(r.sequence, tokens: r.positionsNeeded)  // fits: checked above
             running.append(r)
         }
     }
@@ -309,7 +309,7 @@ final class EngineWorker: @unchecked Sendable {
     func finish(_ r: EngineRequest, reason: StopReason) {
         cache?.flushCompute()
         if let cache, reason != .cancelled, r.scoring == nil {
-            if r.sequence >= 0 { cache.storeBlocks(r, from: pass.cache) }
+            if r.sequence >= 0 { cache.storeBlocks(r, from: pass.kv) }
             cache.storeCompletion(r, reason: reason)
         }
         if let scoring = r.scoring {
@@ -345,7 +345,7 @@ final class EngineWorker: @unchecked Sendable {
 
     /// Frees the request's KV and ends its stream.
     private func release(_ r: EngineRequest) {
-        if r.sequence >= 0 { pass.cache.release(r.sequence) }
+        if r.sequence >= 0 { pass.kv.release(r.sequence) }
         r.sequence = -1
         r.channel.finish()
     }

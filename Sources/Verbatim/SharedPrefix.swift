@@ -9,27 +9,28 @@ public enum SharedPrefix: Sendable, Equatable {
     /// Literal prompt text (control tokens such as `<|im_start|>` allowed).
     case text(String)
 
-    /// A shared-prefix list that is not `[{"system": ...}, {"text": ...}]`; the description names the entry.
+    /// A shared-prefix entry that is not `{"system": ...}` or `{"text": ...}`; the description names the entry.
     public struct ParseError: Error, CustomStringConvertible, Sendable {
         public let description: String
     }
 
-    /// Reads `[{"system": "..."}, {"text": "..."}]` (a JSON array as `JSONSerialization` gives it).
-    public static func list(fromJSON value: Any) throws(ParseError) -> [SharedPrefix] {
-        guard let entries = value as? [[String: Any]] else {
-            throw ParseError(description: "'shared_prefixes' must be an array of {\"system\": ...} or {\"text\": ...}")
+    private enum Key: String, CodingKey { case system, text }
+}
+
+extension SharedPrefix: Decodable {
+    /// Reads `{"system": "..."}` or `{"text": "..."}` (exactly one key, a non-empty string); in a
+    /// list, a wrong entry throws a `ParseError` naming it (`shared_prefixes[2]`).
+    public init(from decoder: any Decoder) throws {
+        let index = decoder.codingPath.last?.intValue.map { "shared_prefixes[\($0)]" } ?? "a shared prefix"
+        let failure = ParseError(description: "\(index) needs exactly one non-empty 'system' or 'text' string")
+        guard let c = try? decoder.container(keyedBy: Key.self), c.allKeys.count == 1 else { throw failure }
+        if let system = try? c.decode(String.self, forKey: .system), !system.isEmpty {
+            self = .system(system)
+        } else if let text = try? c.decode(String.self, forKey: .text), !text.isEmpty {
+            self = .text(text)
+        } else {
+            throw failure
         }
-        var prefixes: [SharedPrefix] = []
-        for (i, entry) in entries.enumerated() {
-            if entry.count == 1, let system = entry["system"] as? String, !system.isEmpty {
-                prefixes.append(.system(system))
-            } else if entry.count == 1, let text = entry["text"] as? String, !text.isEmpty {
-                prefixes.append(.text(text))
-            } else {
-                throw ParseError(description: "shared_prefixes[\(i)] needs exactly one non-empty 'system' or 'text' string")
-            }
-        }
-        return prefixes
     }
 }
 

@@ -107,9 +107,9 @@ struct ArchitectureTests {
         // A prefix of 32 positions (beyond the 5-token window) restored from its KV block bytes.
         let first = makePass(model)
         let cold = try allLogits(first, tokens, chunk: 5)
-        let saved = (0..<2).map { Array(first.cache.blockBytes(of: 0, index: $0)) }
+        let saved = (0..<2).map { Array(first.kv.blockBytes(of: 0, index: $0)) }
         let second = makePass(model)
-        try second.cache.restore(3, blocks: saved.map { $0.withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) } })
+        try second.kv.restore(3, blocks: saved.map { $0.withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) } })
         var rest: [[Float]] = []
         try second.step((32..<45).map { BatchToken(sequence: 3, position: $0, token: tokens[$0], wantsLogits: true) }) { _, l in rest.append(Array(l)) }
         for (i, p) in (32..<45).enumerated() { expectBitwiseEqual(rest[i], cold[p], "\(name): position \(p) after a restored prefix") }

@@ -40,7 +40,7 @@ struct ForwardPassTests {
             let logits = try allLogits(pass, tokens, chunk: chunk)
             for p in tokens.indices { expectBitwiseEqual(logits[p], whole[p], "chunk \(chunk), position \(p)") }
             for b in 0..<(tokens.count / 16) {
-                #expect(Array(pass.cache.blockBytes(of: 0, index: b)) == Array(reference.cache.blockBytes(of: 0, index: b)),
+                #expect(Array(pass.kv.blockBytes(of: 0, index: b)) == Array(reference.kv.blockBytes(of: 0, index: b)),
                         "chunk \(chunk): KV block \(b) differs")
             }
         }
@@ -53,9 +53,9 @@ struct ForwardPassTests {
         let tokens = randomTokens(90, vocab: model.config.vocabularySize, &rng)
         let first = makePass(model)
         let expected = try allLogits(first, tokens, chunk: 7)
-        let saved = (0..<4).map { Array(first.cache.blockBytes(of: 0, index: $0)) }   // 64 positions
+        let saved = (0..<4).map { Array(first.kv.blockBytes(of: 0, index: $0)) }   // 64 positions
         let second = makePass(model)
-        try second.cache.restore(5, blocks: saved.map { $0.withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) } })
+        try second.kv.restore(5, blocks: saved.map { $0.withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) } })
         // (the arrays above outlive the copy)
         var rest: [[Float]] = []
         try second.step((64..<90).map { BatchToken(sequence: 5, position: $0, token: tokens[$0], wantsLogits: true) }) { _, l in rest.append(Array(l)) }
@@ -174,8 +174,8 @@ struct ForwardPassTests {
         #expect(code([BatchToken(sequence: 0, position: 0, token: 1), BatchToken(sequence: 0, position: 2, token: 1)]) == .invalidPosition)
         #expect(code((0..<41).map { BatchToken(sequence: 0, position: $0, token: 1) }) == .batchTooLarge)
         #expect(code((0..<33).map { BatchToken(sequence: 0, position: $0, token: 1) }) == .outOfKVMemory)
-        pass.cache.release(0)
-        #expect(pass.cache.freeBlockCount == 2)
+        pass.kv.release(0)
+        #expect(pass.kv.freeBlockCount == 2)
         #expect(code((0..<32).map { BatchToken(sequence: 0, position: $0, token: 1) }) == nil)
         #expect(code([BatchToken(sequence: 1, position: 0, token: 1)]) == .outOfKVMemory)
     }

@@ -5,7 +5,7 @@ import VerbatimKernels
 /// A forward pass over a fresh KV cache.
 func makePass(_ model: LlamaModel, blockSize: Int = 16, blocks: Int = 256, maxTokens: Int = 128,
               kv: KVType = .f32) -> ForwardPass {
-    ForwardPass(model: model, cache: KVCache(config: model.config, kvType: kv, blockSize: blockSize, blockCount: blocks),
+    ForwardPass(model: model, kv: KVPool(config: model.config, kvType: kv, blockSize: blockSize, blockCount: blocks),
                 maxTokens: maxTokens)
 }
 
@@ -61,7 +61,7 @@ func mixedRun(_ pass: ForwardPass, target: [TokenID], companions: [[TokenID]], m
             if batch[index].sequence == ids[0] { targetLogits[batch[index].position] = Array(logits) }
         }
     }
-    for id in ids { pass.cache.release(id) }
+    for id in ids { pass.kv.release(id) }
     sequences.removeAll()
     return targetLogits
 }

@@ -26,7 +26,7 @@ struct ScheduleStressTests {
         let target = prompt + randomTokens(64, vocab: model.config.vocabularySize, &rng)
         let alone = try allLogits(makePass(model, blockSize: 32, blocks: 64, maxTokens: 256), target, chunk: target.count)
 
-        let pass = ForwardPass(model: model, cache: KVCache(config: model.config, kvType: .f32, blockSize: 32, blockCount: 160),
+        let pass = ForwardPass(model: model, kv: KVPool(config: model.config, kvType: .f32, blockSize: 32, blockCount: 160),
                                maxTokens: 256, logitRows: 64)
         let others = ["Write a short poem about the sea.", "What is 17 times 23?", "List three colors.", "Describe a rainy day."]
         var live: [Live] = []
@@ -45,8 +45,8 @@ struct ScheduleStressTests {
                     promptCount = p.count
                 }
                 let blocks = (tokens.count + 31) / 32
-                guard blocks <= pass.cache.freeBlockCount else { break }
-                try pass.cache.reserve(nextID, tokens: tokens.count)
+                guard blocks <= pass.kv.freeBlockCount else { break }
+                try pass.kv.reserve(nextID, tokens: tokens.count)
                 live.append(Live(id: nextID, tokens: tokens, promptCount: promptCount, isTarget: isTarget))
                 nextID += 1
                 if isTarget { targetsStarted += 1 }
@@ -80,7 +80,7 @@ struct ScheduleStressTests {
             // Leavers: finished sequences, and now and then one abandoned midway.
             live.removeAll { s in
                 let done = s.next >= s.tokens.count || (!s.isTarget && rng.next() % 40 == 0)
-                if done { pass.cache.release(s.id); if s.isTarget { targetsDone += 1 } }
+                if done { pass.kv.release(s.id); if s.isTarget { targetsDone += 1 } }
                 return done
             }
         }

@@ -48,7 +48,7 @@ struct EmbeddingAPITests {
             let prompt = Prompt.chat([ChatMessage(role: .system, content: system), ChatMessage(role: .user, content: question)])
             return try await engine.respond(to: prompt, parameters: GenerateParameters(maxTokens: 2), tenant: tenant).summary
         }
-        let shared = engine.declaredSharedPrefixes.tokens.first?.count ?? 0
+        let shared = engine.sharedPrefixes.tokens.first?.count ?? 0
         #expect(shared >= 32, "the system prompt covers \(shared) tokens")
         _ = try await ask("acme", "How tall is the tower?")
         await configuration.cache?.flushed()

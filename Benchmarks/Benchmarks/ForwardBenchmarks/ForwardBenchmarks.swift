@@ -28,8 +28,8 @@ let benchmarks: @Sendable () -> Void = {
 
     /// A pass with `sequences` sequences of `context` tokens already written.
     func pass(sequences: Int, context: Int) -> ForwardPass {
-        let kv = KVCache(config: model.config, blockSize: 32, blockCount: sequences * (context / 32 + 2) + 20)
-        let p = ForwardPass(model: model, cache: kv, maxTokens: 512)
+        let kv = KVPool(config: model.config, blockSize: 32, blockCount: sequences * (context / 32 + 2) + 20)
+        let p = ForwardPass(model: model, kv: kv, maxTokens: 512)
         for s in 0..<sequences where context > 0 {
             try! p.step((0..<context).map { BatchToken(sequence: SequenceID(s), position: $0, token: tokens[($0 + s * 7) % tokens.count]) })
         }

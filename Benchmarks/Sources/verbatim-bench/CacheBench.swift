@@ -75,13 +75,13 @@ struct CacheBench: AsyncParsableCommand {
     func lookups(_ store: CacheStore, _ lm: LlamaModel, _ text: [TokenID]) throws {
         print("\n| prompt tokens | blocks | address chain | lookup + verify | restore into KV | restore bandwidth |")
         print("|---|---|---|---|---|---|")
-        let kv = KVCache(config: lm.config, blockSize: 32, blockCount: 160)
+        let kv = KVPool(config: lm.config, blockSize: 32, blockCount: 160)
         let profile = KernelConfig.numericsProfile(kv: .f32)
         for n in [1024, 4096] {
             let tokens = Array(text[0..<n])
             let count = (n - 1) / 32
             // Store the blocks first (the benchmark measures reads).
-            let pass = ForwardPass(model: lm, cache: kv, maxTokens: 512)
+            let pass = ForwardPass(model: lm, kv: kv, maxTokens: 512)
             var start = 0
             while start < n {
                 try pass.step((start..<min(start + 512, n)).map { BatchToken(sequence: 1, position: $0, token: tokens[$0]) })

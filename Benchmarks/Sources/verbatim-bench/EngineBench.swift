@@ -41,7 +41,7 @@ struct EngineBench: AsyncParsableCommand {
     /// decoded in lockstep (greedy), one step per token.
     func rawForward(_ lm: LlamaModel, _ prompts: [[TokenID]]) throws -> Double {
         let blocks = prompts.count * ((prompt + tokens) / 32 + 2)
-        let pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: blocks), maxTokens: 256,
+        let pass = ForwardPass(model: lm, kv: KVPool(config: lm.config, blockSize: 32, blockCount: blocks), maxTokens: 256,
                                logitRows: 64)
         let start = ContinuousClock.now
         var next = [TokenID](repeating: 0, count: prompts.count)

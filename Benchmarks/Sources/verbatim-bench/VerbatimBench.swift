@@ -58,14 +58,14 @@ struct ForwardBench: ParsableCommand {
             KernelConfig.setThreads(t)
             var prefill: [Double] = [], decode: [Double] = []
             for run in 0...runs {
-                let pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: (tokens.count + context + newTokens) / 32 + 4),
+                let pass = ForwardPass(model: lm, kv: KVPool(config: lm.config, blockSize: 32, blockCount: (tokens.count + context + newTokens) / 32 + 4),
                                        maxTokens: 512)
                 memory = pass.residentBytes
                 let p = Array(tokens.prefix(prompt))
                 let start = ContinuousClock.now
                 try pass.step(p.enumerated().map { BatchToken(sequence: 0, position: $0.offset, token: $0.element, wantsLogits: $0.offset == p.count - 1) })
                 let prefillSeconds = (ContinuousClock.now - start) / .seconds(1)
-                pass.cache.release(0)
+                pass.kv.release(0)
                 let ctx = Array(tokens.prefix(context))
                 var next: TokenID = 0
                 try pass.step(ctx.enumerated().map { BatchToken(sequence: 1, position: $0.offset, token: $0.element, wantsLogits: $0.offset == ctx.count - 1) }) {
@@ -115,7 +115,7 @@ struct ForwardBench: ParsableCommand {
             var order: [String] = []
             let sequences = decode ? rows : 1
             let blocks = sequences * ((max(context, prompt) + 64) / 32 + 2)
-            var pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: blocks), maxTokens: 512,
+            var pass = ForwardPass(model: lm, kv: KVPool(config: lm.config, blockSize: 32, blockCount: blocks), maxTokens: 512,
                                    logitRows: max(64, sequences))
             if decode {   // every sequence holds `context` tokens before the measured steps
                 for sequence in 0..<sequences where context > 0 {
@@ -127,7 +127,7 @@ struct ForwardBench: ParsableCommand {
             }
             for _ in 0..<5 {
                 if !decode {
-                    pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: blocks), maxTokens: 512)
+                    pass = ForwardPass(model: lm, kv: KVPool(config: lm.config, blockSize: 32, blockCount: blocks), maxTokens: 512)
                 }
                 var last = ContinuousClock.now
                 pass.observer = { name, _, _, _ in

@@ -3,7 +3,7 @@ import VerbatimKernels
 /// One token of a flat batch: which sequence it belongs to, its absolute position there, and
 /// whether the caller wants the logits computed at this position.
 public struct BatchToken: Sendable, Equatable {
-    /// The sequence this token belongs to (its KV cache entry).
+    /// The sequence this token belongs to (its KV memory entry).
     public var sequence: SequenceID
     /// The token's 0-based position in its sequence; below the model's context length.
     public var position: Int
@@ -22,7 +22,7 @@ public struct BatchToken: Sendable, Equatable {
 }
 
 /// Why `ForwardPass.step` rejected a batch: a `code` to match on and a readable `message`.
-/// A rejected batch leaves the KV cache's written positions unchanged.
+/// A rejected batch leaves the KV memory's written positions unchanged.
 public struct ForwardError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The kind of failure.
     public enum Code: String, Sendable {
@@ -35,7 +35,7 @@ public struct ForwardError: Error, Equatable, CustomStringConvertible, Sendable 
         /// A position is outside the context, does not follow its sequence's previous row in the batch,
         /// or would leave a gap after the positions already written.
         case invalidPosition
-        /// The KV cache has too few free blocks for a sequence's positions.
+        /// The KV memory has too few free blocks for a sequence's positions.
         case outOfKVMemory
     }
     /// The kind of failure.
@@ -51,13 +51,13 @@ public struct ForwardError: Error, Equatable, CustomStringConvertible, Sendable 
 /// GELU, sliding windows) where the model has them. Every row's result is a pure function of its own
 /// sequence (NUMERICS.md), so it does not depend on what else is in the batch.
 ///
-/// Owns its scratch memory (sized once for `maxTokens` rows) and uses a `KVCache` it is given.
+/// Owns its scratch memory (sized once for `maxTokens` rows) and uses a `KVPool` it is given.
 /// One owner at a time: not thread-safe.
 public final class ForwardPass {
     /// The weights every step runs (shared read-only).
     public let model: LlamaModel
-    /// The KV cache the steps write keys and values to and attend over.
-    public let cache: KVCache
+    /// The KV memory the steps write keys and values to and attend over.
+    public let kv: KVPool
     /// The most tokens one `step` takes: rows of the scratch buffers.
     public let maxTokens: Int
     /// Rows of logits computed per output matrix call (the logits buffer holds this many).
@@ -92,15 +92,15 @@ public final class ForwardPass {
     public private(set) var scratchBytes = 0
 
     /// Allocates the scratch for `maxTokens` batch rows and `logitRows` rows of logits (both must be positive).
-    public init(model: LlamaModel, cache: KVCache, maxTokens: Int = 512, logitRows: Int = 16) {
+    public init(model: LlamaModel, kv: KVPool, maxTokens: Int = 512, logitRows: Int = 16) {
         precondition(maxTokens > 0 && logitRows > 0)
         self.model = model
-        self.cache = cache
+        self.kv = kv
         self.maxTokens = maxTokens
         self.logitRows = logitRows
         let c = model.config
         let (d, kvD, f, vocab) = (c.embeddingLength, c.kvDimension, c.feedForwardLength, c.vocabularySize)
-        maxBlocksPerSequence = (c.contextLength + cache.blockSize - 1) / cache.blockSize
+        maxBlocksPerSequence = (c.contextLength + kv.blockSize - 1) / kv.blockSize
         var allocations: [UnsafeMutableRawPointer] = []
         var bytes = 0
         func buffer<T>(_ count: Int, _: T.Type = T.self) -> UnsafeMutablePointer<T> {
@@ -125,7 +125,7 @@ public final class ForwardPass {
     deinit { for a in allocations { a.deallocate() } }
 
     /// Weights + KV + scratch, in bytes.
-    public var residentBytes: Int { model.residentBytes + cache.byteCount + scratchBytes }
+    public var residentBytes: Int { model.residentBytes + kv.byteCount + scratchBytes }
 
     /// Runs one step. For each token that wants logits, in batch order, calls `handle` with its
     /// index in `tokens` and its logits (vocab floats, valid during the call only).
@@ -183,9 +183,9 @@ public final class ForwardPass {
             observe(l, "q", rows, qw, q); observe(l, "k", rows, kvD, k); observe(l, "v", rows, kvD, v)
             // K/V are written first, so fresh and cached keys are read the same way. Every
             // position is kept, also on sliding-window layers (the window is applied when reading).
-            cache.memory.write(layer: l, k: k, v: v, rows: rows, blockTables: blockTables,
+            kv.memory.write(layer: l, k: k, v: v, rows: rows, blockTables: blockTables,
                                tableOffsets: tableOffsets, positions: positions)
-            Kernels.attention(q: q, out: attn, rows: rows, heads: c.headCount, memory: cache.memory, layer: l,
+            Kernels.attention(q: q, out: attn, rows: rows, heads: c.headCount, memory: kv.memory, layer: l,
                               blockTables: blockTables, tableOffsets: tableOffsets, positions: positions,
                               scale: c.attentionScale, window: local ? c.slidingWindow : nil)
             observe(l, "attn", rows, qw, attn)
@@ -215,7 +215,7 @@ public final class ForwardPass {
         }
 
         for s in batchSequences {
-            try! cache.didWrite(s.sequence, start: tokens[s.first].position, end: tokens[s.last].position + 1)
+            try! kv.didWrite(s.sequence, start: tokens[s.first].position, end: tokens[s.last].position + 1)
         }
         try computeLogits(tokens, handle)
     }
@@ -266,7 +266,7 @@ public final class ForwardPass {
                 }
                 batchSequences[s].last = i
             } else {
-                let written = cache.length(of: t.sequence)
+                let written = kv.length(of: t.sequence)
                 guard t.position <= written else {
                     throw ForwardError(code: .invalidPosition, message: "sequence \(t.sequence) has \(written) positions written; row \(i) at position \(t.position) would leave a gap")
                 }
@@ -276,10 +276,10 @@ public final class ForwardPass {
         var offset: Int32 = 0
         for s in batchSequences.indices {
             let sequence = batchSequences[s].sequence
-            do { try cache.reserve(sequence, tokens: tokens[batchSequences[s].last].position + 1) } catch {
+            do { try kv.reserve(sequence, tokens: tokens[batchSequences[s].last].position + 1) } catch {
                 throw ForwardError(code: .outOfKVMemory, message: error.message)
             }
-            let table = cache.blockTable(of: sequence)
+            let table = kv.blockTable(of: sequence)
             (blockTables + Int(offset)).update(from: table, count: table.count)
             batchSequences[s].offset = offset
             offset += Int32(table.count)

@@ -128,8 +128,8 @@ struct Recompute {
         }
         let profile = KernelConfig.numericsProfile(kv: kvType)
         guard e.profile == profile else { return .skipped("made under numerics profile \"\(e.profile)\"; this build computes \"\(profile)\"") }
-        let cache = KVCache(config: model.config, kvType: kvType, blockSize: blockSize, blockCount: chain.count)
-        let pass = ForwardPass(model: model, cache: cache, maxTokens: 256)
+        let cache = KVPool(config: model.config, kvType: kvType, blockSize: blockSize, blockCount: chain.count)
+        let pass = ForwardPass(model: model, kv: cache, maxTokens: 256)
         var start = 0
         do {
             while start < tokens.count {

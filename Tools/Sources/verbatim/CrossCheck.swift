@@ -151,7 +151,7 @@ struct CrossCheck: ParsableCommand {
         var digests: Set<String> = []
         var last = ("", "")
         for index in 0...runs { // run 0 warms up (page faults, the worker pool) and is not timed
-            let pass = ForwardPass(model: lm, cache: KVCache(config: lm.config, blockSize: 32, blockCount: (prompt + newTokens) / 32 + 2),
+            let pass = ForwardPass(model: lm, kv: KVPool(config: lm.config, blockSize: 32, blockCount: (prompt + newTokens) / 32 + 2),
                                    maxTokens: prompt)
             let run = GenerationRecord(Sampler(parameters: GenerateParameters(maxTokens: newTokens, temperature: 0.8), seed: seed),
                                        vocabulary: lm.config.vocabularySize)

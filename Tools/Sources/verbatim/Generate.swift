@@ -38,8 +38,8 @@ func loadRunner(_ option: ModelOption, positions: Int) throws -> (ForwardPass, T
         let tokenizer = try Tokenizer(file: file)
         let blockSize = 32
         let blocks = max(1, (min(positions, model.config.contextLength) + blockSize - 1) / blockSize)
-        let cache = KVCache(config: model.config, blockSize: blockSize, blockCount: blocks)
-        return (ForwardPass(model: model, cache: cache, maxTokens: 256), tokenizer)
+        let cache = KVPool(config: model.config, blockSize: blockSize, blockCount: blocks)
+        return (ForwardPass(model: model, kv: cache, maxTokens: 256), tokenizer)
     } catch let error as CLIError {
         throw error
     } catch {

@@ -3,13 +3,13 @@ import VerbatimKernels
 /// Identifies one sequence (a request's token stream) in the KV memory and in a batch.
 public typealias SequenceID = Int
 
-/// Why a `KVCache` operation failed: a `code` to match on and a readable `message`.
-public struct KVCacheError: Error, Equatable, CustomStringConvertible, Sendable {
+/// Why a `KVPool` operation failed: a `code` to match on and a readable `message`.
+public struct KVPoolError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The kind of failure.
     public enum Code: String, Sendable {
         /// Fewer blocks are free than a reservation needs.
         case outOfMemory
-        /// The cache holds no such sequence. (No `KVCache` operation throws this at present.)
+        /// The pool holds no such sequence. (No `KVPool` operation throws this at present.)
         case unknownSequence
         /// Positions or saved blocks that do not fit the sequence: a write that would leave a gap, a restore into
         /// a sequence that holds positions, an extend of one that ends inside a block, or a saved block of the
@@ -20,12 +20,12 @@ public struct KVCacheError: Error, Equatable, CustomStringConvertible, Sendable 
     public let code: Code
     /// What was wrong, naming the sequence and the sizes involved.
     public let message: String
-    public var description: String { "KV cache error (\(code.rawValue)): \(message)" }
+    public var description: String { "KV pool error (\(code.rawValue)): \(message)" }
 }
 
-/// Paged KV memory with one owner: fixed blocks of `blockSize` tokens, a free list, and a block
+/// The pool of paged KV memory with one owner: fixed blocks of `blockSize` tokens, a free list, and a block
 /// table per sequence (its i-th entry holds positions i*B ..< (i+1)*B). Not thread-safe.
-public final class KVCache {
+public final class KVPool {
     /// The blocks' storage: the forward pass writes K and V into it and attention reads them.
     public let memory: PagedKVMemory
     /// Positions (tokens) per block.
@@ -61,12 +61,12 @@ public final class KVCache {
     public func blockTable(of sequence: SequenceID) -> [Int32] { tables[sequence] ?? [] }
 
     /// Makes room for positions 0..<tokens of `sequence`, taking free blocks as needed.
-    public func reserve(_ sequence: SequenceID, tokens: Int) throws(KVCacheError) {
+    public func reserve(_ sequence: SequenceID, tokens: Int) throws(KVPoolError) {
         let needed = (tokens + blockSize - 1) / blockSize
         let have = tables[sequence]?.count ?? 0
         guard needed > have else { return }
         guard needed - have <= freeBlocks.count else {
-            throw KVCacheError(code: .outOfMemory,
+            throw KVPoolError(code: .outOfMemory,
                                message: "sequence \(sequence) needs \(needed - have) more KV blocks of \(blockSize) tokens; \(freeBlocks.count) are free")
         }
         var table = tables[sequence] ?? []
@@ -76,10 +76,10 @@ public final class KVCache {
 
     /// Records that positions `start..<end` of `sequence` were written. Writing before the
     /// current end truncates: later positions belonged to another continuation.
-    func didWrite(_ sequence: SequenceID, start: Int, end: Int) throws(KVCacheError) {
+    func didWrite(_ sequence: SequenceID, start: Int, end: Int) throws(KVPoolError) {
         let length = lengths[sequence] ?? 0
         guard start <= length else {
-            throw KVCacheError(code: .invalidPosition,
+            throw KVPoolError(code: .invalidPosition,
                                message: "sequence \(sequence) has \(length) positions; cannot write at \(start) (gap)")
         }
         lengths[sequence] = end
@@ -105,17 +105,17 @@ public final class KVCache {
     }
 }
 
-extension KVCache {
+extension KVPool {
     /// Gives `sequence` (which must be empty) the first `blocks.count` blocks of a prefix
     /// whose KV bytes were saved elsewhere (e.g. by the prefix cache): each element holds one
     /// whole block, all layers, `memory.blockBytes` bytes, exactly as `blockBytes(of:)`
     /// returned them. Afterwards the sequence has `blocks.count * blockSize` positions.
-    public func restore(_ sequence: SequenceID, blocks: [UnsafeRawBufferPointer]) throws(KVCacheError) {
+    public func restore(_ sequence: SequenceID, blocks: [UnsafeRawBufferPointer]) throws(KVPoolError) {
         guard length(of: sequence) == 0 && blockTable(of: sequence).isEmpty else {
-            throw KVCacheError(code: .invalidPosition, message: "sequence \(sequence) already holds positions")
+            throw KVPoolError(code: .invalidPosition, message: "sequence \(sequence) already holds positions")
         }
         for b in blocks where b.count != memory.blockBytes {
-            throw KVCacheError(code: .invalidPosition, message: "a restored block has \(b.count) bytes; blocks here have \(memory.blockBytes)")
+            throw KVPoolError(code: .invalidPosition, message: "a restored block has \(b.count) bytes; blocks here have \(memory.blockBytes)")
         }
         try reserve(sequence, tokens: blocks.count * blockSize)
         for (i, physical) in blockTable(of: sequence).enumerated() {
@@ -127,13 +127,13 @@ extension KVCache {
     /// Appends the first `tokens` positions of a saved block (`memory.blockBytes` bytes, as
     /// `blockBytes(of:)` returned it) to a sequence that holds whole blocks only: they become
     /// positions length ..< length + tokens. Only those rows are copied, layer by layer.
-    public func extend(_ sequence: SequenceID, partialBlock block: UnsafeRawBufferPointer, tokens: Int) throws(KVCacheError) {
+    public func extend(_ sequence: SequenceID, partialBlock block: UnsafeRawBufferPointer, tokens: Int) throws(KVPoolError) {
         let start = length(of: sequence)
         guard start % blockSize == 0 && blockTable(of: sequence).count == start / blockSize else {
-            throw KVCacheError(code: .invalidPosition, message: "sequence \(sequence) ends inside a block (\(start) positions)")
+            throw KVPoolError(code: .invalidPosition, message: "sequence \(sequence) ends inside a block (\(start) positions)")
         }
         guard block.count == memory.blockBytes, tokens > 0, tokens <= blockSize else {
-            throw KVCacheError(code: .invalidPosition,
+            throw KVPoolError(code: .invalidPosition,
                                message: "a partial block of \(block.count) bytes and \(tokens) tokens; blocks here have \(memory.blockBytes) bytes, \(blockSize) tokens")
         }
         try reserve(sequence, tokens: start + tokens)
