@@ -74,6 +74,8 @@ let package = Package(
         .testTarget(name: "VerbatimTemplateTests", dependencies: ["VerbatimTemplate"], resources: [.copy("Data")]),
         .testTarget(name: "VerbatimKernelsTests", dependencies: ["VerbatimKernels"]),
         .testTarget(name: "VerbatimTests", dependencies: ["Verbatim", "VerbatimCache", "VerbatimTestSupport"]),
+        .testTarget(name: "VerbatimCoreTests", dependencies: ["VerbatimCore"]),
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "VerbatimCacheTests", dependencies: ["VerbatimCache", "VerbatimCore", "LMDB"]),
         .testTarget(
             name: "SystemLibraryTests",

@@ -108,7 +108,7 @@ final class EngineCache: @unchecked Sendable {
     /// chain of whole blocks, then the first rows of the stored block after it that shares the
     /// longest run of the next tokens (a document asked a new question reuses the document up
     /// to the question, not only up to the last block boundary).
-    func restorePrefix(_ r: EngineRequest, into kv: KVCache) {
+    func restorePrefix(_ r: EngineRequest, into kv: KVPool) {
         guard prefixes else { return }
         let context = r.context
         let maxBlocks = (context.count - 1) / blockSize    // at least one token is computed
@@ -165,7 +165,7 @@ final class EngineCache: @unchecked Sendable {
     }
 
     /// Hands every full KV block written since the last call to the writer (never NaN or Inf).
-    func storeBlocks(_ r: EngineRequest, from kv: KVCache) {
+    func storeBlocks(_ r: EngineRequest, from kv: KVPool) {
         guard prefixes, r.sequence >= 0 else { return }
         let tokens = r.prompt + r.generated
         let full = min(kv.length(of: r.sequence), tokens.count) / blockSize

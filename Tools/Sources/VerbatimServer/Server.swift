@@ -14,7 +14,9 @@ public struct ServerConfiguration: Sendable {
     public var port = 8080
     /// The name clients pass as `model` (also listed by `/v1/models`).
     public var modelName: String
-    /// API keys; nil serves without authentication (one shared tenant).
+    /// API keys; nil serves without authentication (one shared tenant). The file's shared
+    /// prefixes take effect through the engine's `EngineConfiguration.sharedPrefixes` (`verbatim
+    /// serve` puts them there).
     public var tenants: TenantDirectory?
     public var maxBodyBytes = 1 << 20
     /// The chat template for `/v1/chat/completions` in place of the model's own (required for a
@@ -80,17 +82,16 @@ public final class VerbatimService: Sendable {
     let metrics = ServerMetrics()
     /// Numerics profile and model digest: same fingerprint and same request give the same bits.
     public let systemFingerprint: String
-    /// The operator's shared prefixes, as requests that begin with them start.
-    let sharedPrefixes: SharedPrefixes
 
-    public init(engine: Engine, tokenizer: Tokenizer, cache: CacheStore?, modelDigest: Digest128, configuration: ServerConfiguration) {
+    /// The service over `engine`: its tokenizer, its cache (`EngineConfiguration.cache`) and its
+    /// model's digest are the service's.
+    public init(engine: Engine, configuration: ServerConfiguration) {
         self.engine = engine
-        self.tokenizer = tokenizer
-        self.cache = cache
+        self.tokenizer = engine.tokenizer
+        self.cache = engine.configuration.cache
         self.configuration = configuration
-        systemFingerprint = "fp_" + String(modelDigest.description.prefix(16)) + "_" + engine.numericsProfile
+        systemFingerprint = "fp_" + String(engine.model.digest.description.prefix(16)) + "_" + engine.numericsProfile
             .replacingOccurrences(of: "verbatim-numerics/", with: "vn").replacingOccurrences(of: " ", with: "_")
-        sharedPrefixes = SharedPrefixes(configuration.tenants?.sharedPrefixes ?? [], engine: engine)
     }
 
     /// Runs until SIGTERM or SIGINT (or the task is cancelled): stops accepting, lets
@@ -125,7 +126,7 @@ public final class VerbatimService: Sendable {
         router.get("/v1/models") { [self] request, _ in
             await respond("models") {
                 _ = try self.tenant(request)
-                return Self.json(200, ["object": "list", "data": [["id": self.configuration.modelName, "object": "model", "created": 0, "owned_by": "verbatim"]]])
+                return JSONBody.response(200, ModelList(data: [.init(id: self.configuration.modelName)]))
             }
         }
         router.get("/metrics") { [self] _, _ in
@@ -167,42 +168,17 @@ public final class VerbatimService: Sendable {
         let response: Response
         do {
             response = try await body()
-        } catch let e as APIError {
-            response = Self.json(e.status, e.json)
-        } catch let e as EngineError {
-            let api = Self.apiError(e)
-            response = Self.json(api.status, api.json)
-        } catch is NIOTooManyBytesError {
-            response = Self.json(413, APIError(413, "the request body is larger than \(configuration.maxBodyBytes) bytes", code: "body_too_large").json)
-        } catch let e as HTTPError {
-            let status = Int(e.status.code)
-            response = Self.json(status, APIError(status, status == 413 ? "the request body is larger than \(configuration.maxBodyBytes) bytes" : "\(e)").json)
         } catch {
-            response = Self.json(500, APIError(500, "\(error)", type: "server_error").json)
+            response = APIError(error, maxBodyBytes: configuration.maxBodyBytes).response
         }
         // A stream's status is known only when it ends: its body counts it (200, 499 or 504).
         if response.headers[.contentType] != "text/event-stream" { metrics.request(endpoint, Int(response.status.code)) }
         return response
     }
 
-    static func apiError(_ e: EngineError) -> APIError {
-        switch e.code {
-        case .contextExceeded: APIError(400, e.message, code: "context_length_exceeded")
-        case .queueFull: APIError(429, e.message, type: "rate_limit_error", code: "queue_full")
-        case .shutDown: APIError(503, e.message, type: "server_error", code: "shutting_down")
-        case .cancelled: APIError(499, e.message, code: "client_closed")
-        default: APIError(400, e.message, code: e.code.rawValue)
-        }
-    }
-
     private func tenant(_ request: Request) throws(APIError) -> String? {
         guard let tenants = configuration.tenants else { return nil }
         return try tenants.tenant(authorization: request.headers[.authorization])
-    }
-
-    static func json(_ status: Int, _ object: Any) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     // MARK: - Generation
@@ -235,7 +211,6 @@ public final class VerbatimService: Sendable {
         if let model = parsed.model, model != configuration.modelName {
             throw APIError(404, "the model '\(model)' does not exist; this server serves '\(configuration.modelName)'", param: "model", code: "model_not_found")
         }
-        let salt = tenant.map(TenantDirectory.salt(tenant:)) ?? []
         // Tokenizing (and rendering a chat template) runs on a thread of its own, cancelled when
         // the client leaves or the time is up, so hostile prompts never stall other endpoints.
         let engine = self.engine
@@ -273,8 +248,13 @@ public final class VerbatimService: Sendable {
                 var parameters = parsed.parameters
                 parameters.seed = choice.seed
                 let tokens = prompts[choice.prompt].tokens
-                streams.append(try engine.generate(.tokens(tokens), parameters: parameters, salt: salt,
-                                                   sharedPrefixTokens: salt.isEmpty ? 0 : sharedPrefixes.length(of: tokens)))
+                // A tenant's requests share cache entries only with that tenant's, and the shared
+                // prefixes (EngineConfiguration.sharedPrefixes) with everyone.
+                if let tenant {
+                    streams.append(try engine.generate(.tokens(tokens), parameters: parameters, tenant: tenant))
+                } else {
+                    streams.append(try engine.generate(.tokens(tokens), parameters: parameters))
+                }
             }
         }
         let reply = Reply(id: (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24),
@@ -298,7 +278,7 @@ public final class VerbatimService: Sendable {
             }
         }
         for c in collected { if let summary = c.summary { metrics.record(summary) } }
-        return Self.json(200, completionObject(collected, reply))
+        return JSONBody.response(200, completionBody(collected, reply))
     }
 
     /// The first of three: `work` finishing, the deadline (504), the client going away (499).
@@ -384,7 +364,7 @@ public final class VerbatimService: Sendable {
 
     /// Prompt tokens count once per prompt (cached ones as its first sample found them),
     /// completion tokens once per choice.
-    private func usage(_ summaries: [GenerationSummary?], _ reply: Reply) -> [String: Any] {
+    private func usage(_ summaries: [GenerationSummary?], _ reply: Reply) -> Usage {
         let prompt = reply.prompts.reduce(0) { $0 + $1.tokens.count }
         let generated = summaries.reduce(0) { $0 + ($1?.generatedTokens ?? 0) }
         var cached = 0
@@ -393,8 +373,8 @@ public final class VerbatimService: Sendable {
                 cached += summaries[first]?.cachedPromptTokens ?? 0
             }
         }
-        return ["prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated,
-                "prompt_tokens_details": ["cached_tokens": cached]]
+        return Usage(prompt_tokens: prompt, completion_tokens: generated, total_tokens: prompt + generated,
+                     prompt_tokens_details: .init(cached_tokens: cached))
     }
 
     private func tokenText(_ id: TokenID) -> String { (try? tokenizer.decode([id], includeControl: true)) ?? "" }
@@ -402,64 +382,61 @@ public final class VerbatimService: Sendable {
     /// The log-probabilities of a choice's part: its generated tokens, after the prompt's scored
     /// tokens when they are echoed. Every value is the model's own log-probability (the full
     /// softmax), never renormalised by top-k, top-p or min-p.
-    private func logprobsObject(_ tokens: [GeneratedToken], echoed: [ScoredToken] = [], textOffset: Int = 0, chat: Bool) -> Any {
+    private func logprobs(_ tokens: [GeneratedToken], echoed: [ScoredToken] = [], textOffset: Int = 0, chat: Bool) -> Logprobs {
         if chat {
-            return ["content": tokens.map { t -> [String: Any] in
+            return .chat(Logprobs.Chat(content: tokens.map { t in
                 let text = tokenText(t.id)
-                return ["token": text, "logprob": Double(t.logprob ?? 0), "bytes": Array(text.utf8).map(Int.init),
-                        "top_logprobs": t.topLogprobs.map { alt -> [String: Any] in
-                            let s = tokenText(alt.id)
-                            return ["token": s, "logprob": Double(alt.logprob), "bytes": Array(s.utf8).map(Int.init)]
-                        }]
-            }]
+                return Logprobs.Chat.Token(token: text, logprob: Double(t.logprob ?? 0), bytes: Array(text.utf8).map(Int.init),
+                                           top_logprobs: t.topLogprobs.map { alt in
+                                               let s = tokenText(alt.id)
+                                               return .init(token: s, logprob: Double(alt.logprob), bytes: Array(s.utf8).map(Int.init))
+                                           })
+            }))
         }
         func alternatives(_ top: [(id: TokenID, logprob: Float)]) -> [String: Double] {
             Dictionary(top.map { (tokenText($0.id), Double($0.logprob)) }, uniquingKeysWith: max)
         }
-        var names: [String] = [], values: [Any] = [], tops: [Any] = [], offsets: [Int] = []
+        var l = Logprobs.Completion()
         var offset = 0
         for s in echoed {
             let name = tokenText(s.id)
-            names.append(name)
-            values.append(s.logprob.map { Double($0) as Any } ?? NSNull())
-            tops.append(s.logprob == nil ? NSNull() : alternatives(s.topLogprobs))
-            offsets.append(offset)
+            l.tokens.append(name)
+            l.token_logprobs.append(s.logprob.map(Double.init))
+            l.top_logprobs.append(s.logprob == nil ? nil : alternatives(s.topLogprobs))
+            l.text_offset.append(offset)
             offset += name.utf8.count
         }
         offset = max(offset, textOffset)
         for t in tokens {
-            names.append(tokenText(t.id))
-            values.append(Double(t.logprob ?? 0))
-            tops.append(alternatives(t.topLogprobs))
-            offsets.append(offset)
+            l.tokens.append(tokenText(t.id))
+            l.token_logprobs.append(Double(t.logprob ?? 0))
+            l.top_logprobs.append(alternatives(t.topLogprobs))
+            l.text_offset.append(offset)
             offset += t.text.utf8.count
         }
-        return ["tokens": names, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets]
+        return .completion(l)
     }
 
-    private func completionObject(_ collected: [Collected], _ reply: Reply) -> [String: Any] {
+    private func completionBody(_ collected: [Collected], _ reply: Reply) -> CompletionBody {
         let r = reply.request
-        var choices: [[String: Any]] = []
+        var choices: [ChoiceBody] = []
         for (index, choice) in reply.choices.enumerated() {
             let c = index < collected.count ? collected[index] : Collected()
             let prompt = reply.prompts[choice.prompt]
-            var object: [String: Any] = ["index": index, "finish_reason": finishReason(c.summary, r),
-                                         "token_ids": c.tokens.map { Int($0.id) }]
+            var body = ChoiceBody(index: index, finishReason: finishReason(c.summary, r), tokenIDs: c.tokens.map(\.id))
             if r.logprobs {
-                object["logprobs"] = r.echo
-                    ? logprobsObject(c.tokens, echoed: prompt.scored ?? [], textOffset: prompt.text.utf8.count, chat: false)
-                    : logprobsObject(c.tokens, chat: reply.chat)
-            } else {
-                object["logprobs"] = NSNull()
+                body.logprobs = r.echo
+                    ? logprobs(c.tokens, echoed: prompt.scored ?? [], textOffset: prompt.text.utf8.count, chat: false)
+                    : logprobs(c.tokens, chat: reply.chat)
             }
-            if r.returnTokenIDs { object["prompt_token_ids"] = prompt.tokens.map(Int.init) }
-            if r.n > 1, reply.seed != nil { object["seed"] = NSNumber(value: choice.seed) }
-            if reply.chat { object["message"] = ["role": "assistant", "content": c.text] } else { object["text"] = (r.echo ? prompt.text : "") + c.text }
-            choices.append(object)
+            if r.returnTokenIDs { body.promptTokenIDs = prompt.tokens }
+            if r.n > 1, reply.seed != nil { body.seed = choice.seed }
+            if reply.chat { body.message = ChatDelta(role: "assistant", content: c.text) } else { body.text = (r.echo ? prompt.text : "") + c.text }
+            choices.append(body)
         }
-        return ["id": reply.id, "object": reply.chat ? "chat.completion" : "text_completion", "created": reply.created,
-                "model": configuration.modelName, "system_fingerprint": systemFingerprint, "choices": choices,
-                "usage": usage(collected.map(\.summary), reply), "seed": reply.seed.map { NSNumber(value: $0) } ?? NSNull()]
+        return CompletionBody(id: reply.id, object: reply.chat ? "chat.completion" : "text_completion", created: reply.created,
+                              model: configuration.modelName, systemFingerprint: systemFingerprint, choices: choices,
+                              usage: usage(collected.map(\.summary), reply), seed: .some(reply.seed))
     }
 
     /// Server-sent events in OpenAI's chunk format: each choice's tokens as they come (chunks
@@ -474,27 +451,26 @@ public final class VerbatimService: Sendable {
         let endpoint = chat ? "chat" : "completions"
         let body = ResponseBody { [self] writer in
             do {
-                func send(_ object: [String: Any]) async throws {
-                    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-                    try await writer.write(ByteBuffer(string: "data: " + String(decoding: data, as: UTF8.self) + "\n\n"))
+                func send(_ value: some Encodable) async throws {
+                    try await writer.write(ByteBuffer(string: "data: " + String(decoding: JSONBody.data(value), as: UTF8.self) + "\n\n"))
                 }
-                func chunk(_ choices: [[String: Any]], usage: Any = NSNull()) -> [String: Any] {
-                    ["id": reply.id, "object": chat ? "chat.completion.chunk" : "text_completion", "created": reply.created, "model": model,
-                     "system_fingerprint": fingerprint, "choices": choices, "usage": usage]
+                func chunk(_ choices: [ChoiceBody], usage: Usage? = nil) -> CompletionBody {
+                    CompletionBody(id: reply.id, object: chat ? "chat.completion.chunk" : "text_completion", created: reply.created,
+                                   model: model, systemFingerprint: fingerprint, choices: choices, usage: usage, seed: nil)
                 }
-                func part(_ index: Int, text: String, logprobs: Any = NSNull(), tokenIDs: [TokenID] = [], finish: String? = nil) -> [String: Any] {
-                    var object: [String: Any] = ["index": index, "logprobs": logprobs, "finish_reason": finish ?? NSNull()]
-                    if chat { object["delta"] = finish == nil ? ["content": text] : [String: Any]() } else { object["text"] = text }
-                    if finish == nil { object["token_ids"] = tokenIDs.map(Int.init) }
-                    return object
+                func part(_ index: Int, text: String, logprobs: Logprobs? = nil, tokenIDs: [TokenID] = [], finish: String? = nil) -> ChoiceBody {
+                    var body = ChoiceBody(index: index, finishReason: finish, logprobs: logprobs)
+                    if chat { body.delta = finish == nil ? ChatDelta(content: text) : ChatDelta() } else { body.text = text }
+                    if finish == nil { body.tokenIDs = tokenIDs }
+                    return body
                 }
                 for index in reply.choices.indices {
                     if chat {
-                        try await send(chunk([["index": index, "delta": ["role": "assistant", "content": ""], "logprobs": NSNull(), "finish_reason": NSNull()]]))
+                        try await send(chunk([ChoiceBody(index: index, delta: ChatDelta(role: "assistant", content: ""))]))
                     } else if r.echo {
                         let prompt = reply.prompts[reply.choices[index].prompt]
-                        let logprobs = r.logprobs ? logprobsObject([], echoed: prompt.scored ?? [], chat: false) : NSNull()
-                        try await send(chunk([part(index, text: prompt.text, logprobs: logprobs)]))
+                        let echoed = r.logprobs ? logprobs([], echoed: prompt.scored ?? [], chat: false) : nil
+                        try await send(chunk([part(index, text: prompt.text, logprobs: echoed)]))
                     }
                 }
                 var summaries = [GenerationSummary?](repeating: nil, count: reply.choices.count)
@@ -509,7 +485,7 @@ public final class VerbatimService: Sendable {
                     if ContinuousClock.now > deadline {
                         // Over time: stop generating and say so in the stream (the status line is sent).
                         for s in streams { s.cancel() }
-                        try await send(APIError(504, "the request took longer than \(timeout)", type: "server_error", code: "timeout").json)
+                        try await send(APIError(504, "the request took longer than \(timeout)", type: "server_error", code: "timeout"))
                         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                         try await writer.finish(nil)
                         metrics.request(endpoint, 504)
@@ -517,15 +493,15 @@ public final class VerbatimService: Sendable {
                     }
                     switch event {
                     case .token(let t):
-                        let logprobs = r.logprobs ? logprobsObject([t], textOffset: offsets[index], chat: chat) : NSNull()
+                        let values = r.logprobs ? logprobs([t], textOffset: offsets[index], chat: chat) : nil
                         offsets[index] += t.text.utf8.count
-                        try await send(chunk([part(index, text: t.text, logprobs: logprobs, tokenIDs: [t.id])]))
+                        try await send(chunk([part(index, text: t.text, logprobs: values, tokenIDs: [t.id])]))
                     case .summary(let s):
                         summaries[index] = s
                         if let failure = s.failure {
                             // The status line went out as 200: the failure is an error event.
                             for s in streams { s.cancel() }
-                            try await send(APIError(500, "generation failed: \(failure.message)", type: "server_error", code: failure.code.rawValue).json)
+                            try await send(APIError(500, "generation failed: \(failure.message)", type: "server_error", code: failure.code.rawValue))
                             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                             try await writer.finish(nil)
                             metrics.request(endpoint, 500)

@@ -1,12 +1,12 @@
 import Foundation
 import Verbatim
-import VerbatimCache
 
 /// API keys and the tenants they belong to, from a JSON file:
 /// `{"tenants": [{"id": "acme", "keys": ["sk-acme-1", ...]}, ...],
 ///   "shared_prefixes": [{"system": "You are a helpful assistant."}, {"text": "..."}]}`.
-/// The cache salt is derived here from the tenant id, never taken from a request.
-/// `shared_prefixes` (optional) are public: leaking that someone sent them is harmless.
+/// Requests run as their key's tenant (`Engine.generate(_:parameters:tenant:)`: the cache salt
+/// comes from the tenant id, never from a request). `shared_prefixes` (optional) are public:
+/// leaking that someone sent them is harmless; they go into `EngineConfiguration.sharedPrefixes`.
 public struct TenantDirectory: Sendable {
     public let tenantOfKey: [String: String]
     public let sharedPrefixes: [SharedPrefix]
@@ -16,31 +16,43 @@ public struct TenantDirectory: Sendable {
         self.sharedPrefixes = sharedPrefixes
     }
 
+    /// The tenants file as written (see the type's description).
+    struct File: Decodable {
+        struct Tenant: Decodable {
+            var id: String
+            var keys: [String]
+        }
+        var tenants: [Tenant]
+        var sharedPrefixes: [SharedPrefix]?
+        enum CodingKeys: String, CodingKey { case tenants, sharedPrefixes = "shared_prefixes" }
+    }
+
+    /// Reads a tenants file; a 500 naming the file and what is wrong with it otherwise.
     public init(file: String) throws(APIError) {
+        func failure(_ message: String) -> APIError { APIError(500, "\(file): \(message)", type: "server_error") }
         guard let data = FileManager.default.contents(atPath: file) else {
             throw APIError(500, "cannot read the tenants file \(file)", type: "server_error")
         }
-        guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let list = json["tenants"] as? [[String: Any]] else {
-            throw APIError(500, "\(file): expected {\"tenants\": [{\"id\": ..., \"keys\": [...]}]}", type: "server_error")
+        let contents: File
+        do {
+            contents = try JSONDecoder().decode(File.self, from: data)
+        } catch let error as SharedPrefix.ParseError {
+            throw failure(error.description)
+        } catch {
+            throw failure("expected {\"tenants\": [{\"id\": ..., \"keys\": [...]}]}")
         }
         var map: [String: String] = [:]
-        for (i, t) in list.enumerated() {
-            guard let id = t["id"] as? String, !id.isEmpty, let keys = t["keys"] as? [String], !keys.isEmpty else {
-                throw APIError(500, "\(file): tenants[\(i)] needs a non-empty string 'id' and a non-empty 'keys' array", type: "server_error")
+        for (i, t) in contents.tenants.enumerated() {
+            guard !t.id.isEmpty, !t.keys.isEmpty else {
+                throw failure("tenants[\(i)] needs a non-empty string 'id' and a non-empty 'keys' array")
             }
-            for key in keys {
-                if let other = map[key], other != id {
-                    throw APIError(500, "\(file): key listed for both \(other) and \(id)", type: "server_error")
-                }
-                map[key] = id
+            for key in t.keys {
+                if let other = map[key], other != t.id { throw failure("key listed for both \(other) and \(t.id)") }
+                map[key] = t.id
             }
         }
         tenantOfKey = map
-        do {
-            sharedPrefixes = try json["shared_prefixes"].map(SharedPrefix.list(fromJSON:)) ?? []
-        } catch {
-            throw APIError(500, "\(file): \(error)", type: "server_error")
-        }
+        sharedPrefixes = contents.sharedPrefixes ?? []
     }
 
     /// The tenant of an `Authorization: Bearer KEY` header, or a 401.
@@ -53,6 +65,4 @@ public struct TenantDirectory: Sendable {
         }
         return tenant
     }
-
-    static func salt(tenant: String) -> [UInt8] { ContentAddress.tenantSalt(tenant) }
 }

@@ -170,14 +170,19 @@ struct Warm: AsyncParsableCommand {
 
     private func readSharedPrefixes() throws -> [SharedPrefix] {
         guard let tenants else { return [] }
-        guard let data = FileManager.default.contents(atPath: tenants),
-              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw Failure("cachectl: cannot read \(tenants) as a JSON object", status: 64)
+        struct File: Decodable {
+            var sharedPrefixes: [SharedPrefix]?
+            enum CodingKeys: String, CodingKey { case sharedPrefixes = "shared_prefixes" }
+        }
+        guard let data = FileManager.default.contents(atPath: tenants) else {
+            throw Failure("cachectl: cannot read \(tenants)", status: 64)
         }
         do {
-            return try json["shared_prefixes"].map(SharedPrefix.list(fromJSON:)) ?? []
-        } catch {
+            return try JSONDecoder().decode(File.self, from: data).sharedPrefixes ?? []
+        } catch let error as SharedPrefix.ParseError {
             throw Failure("cachectl: \(tenants): \(error)", status: 64)
+        } catch {
+            throw Failure("cachectl: cannot read \(tenants) as a JSON object with an optional 'shared_prefixes' list", status: 64)
         }
     }
 

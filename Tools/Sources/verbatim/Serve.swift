@@ -65,11 +65,12 @@ struct Serve: AsyncParsableCommand {
             configuration.prefillOrder = order
             configuration.maxPrefillDelaySteps = maxPrefillDelay
             configuration.maxRunningRequests = maxRunning
+            configuration.sharedPrefixes = server.tenants?.sharedPrefixes ?? []
             let store = try CacheStore(directory: cache, options: try cacheOptions(sharedCache: sharedCache))
             configuration.cache = store
             let tokenizer = try Tokenizer(file: file)
             let engine = try Engine(model: lm, tokenizer: tokenizer, configuration: configuration)
-            service = VerbatimService(engine: engine, tokenizer: tokenizer, cache: store, modelDigest: lm.digest, configuration: server)
+            service = VerbatimService(engine: engine, configuration: server)
         } catch let error as CacheError {
             throw CLIError("cache folder \(cache): \(error.message)")   // the folder, not the model, is at fault
         } catch {

@@ -31,6 +31,7 @@ final class TestServer: Sendable {
         var configuration = EngineConfiguration()
         configuration.kvMemoryBytes = 256 << 20
         configuration.cache = store
+        configuration.sharedPrefixes = tenants?.sharedPrefixes ?? []
         let engine = try Engine(model: model, tokenizer: tokenizer, configuration: configuration)
         var server = ServerConfiguration(modelName: "smollm2")
         server.port = 0
@@ -38,7 +39,7 @@ final class TestServer: Sendable {
         server.maxBodyBytes = maxBodyBytes
         server.requestTimeout = timeout
         server.chatTemplate = chatTemplate
-        let service = VerbatimService(engine: engine, tokenizer: tokenizer, cache: store, modelDigest: model.digest, configuration: server)
+        let service = VerbatimService(engine: engine, configuration: server)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let task = Task { try await service.run(handleSignals: false) { continuation.yield($0) } }
         var port = 0
@@ -245,7 +246,7 @@ struct ServerTests {
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: file))
         let server = try await TestServer.start(tenants: try TenantDirectory(file: file))
         defer { try? FileManager.default.removeItem(atPath: server.cacheFolder) }
-        let shared = try #require(server.service.sharedPrefixes.tokens.first).count
+        let shared = try #require(server.service.engine.sharedPrefixes.tokens.first).count
         func ask(_ key: String, _ question: String) async throws -> (cached: Int, prompt: Int, text: String) {
             let body: [String: Any] = ["model": "smollm2", "max_tokens": 6, "temperature": 0,
                                        "messages": [["role": "system", "content": system], ["role": "user", "content": question]]]
