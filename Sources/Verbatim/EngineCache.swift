@@ -65,11 +65,13 @@ final class EngineCache: @unchecked Sendable {
         return out.bytes
     }
 
-    func completionKey(_ r: EngineRequest) -> (Digest128, EntryIdentity) {
-        let sampling = samplingIdentity(r.parameters)
-        let identity = EntryIdentity(kind: .completion, model: model, profile: profile, saltDigest: EntryIdentity.saltDigest(r.salt),
-                                     parent: nil, tokens: r.prompt, sampling: sampling)
-        return (ContentAddress.completion(model: model, profile: profile, salt: r.salt, prompt: r.prompt, sampling: sampling), identity)
+    /// The request's key space: this model and profile, its salt and declared public prefix.
+    func keys(_ r: EngineRequest) -> CacheKeySpace {
+        CacheKeySpace(model: model, profile: profile, blockSize: blockSize, salt: r.salt, sharedBlocks: r.sharedPrefixTokens / blockSize)
+    }
+
+    func completionKey(_ r: EngineRequest) -> (key: Digest128, identity: EntryIdentity) {
+        keys(r).completion(prompt: r.prompt, sampling: samplingIdentity(r.parameters))
     }
 
     /// A stored completion answers the request: fully (stored tokens cover it, or the stored
@@ -113,11 +115,13 @@ final class EngineCache: @unchecked Sendable {
         let context = r.context
         let maxBlocks = (context.count - 1) / blockSize    // at least one token is computed
         store.count("lookups.prefix_tokens", Int64(r.prompt.count))
-        let keys = ContentAddress.kvChain(model: model, profile: profile, salt: r.salt, sharedBlocks: sharedBlocks(r),
-                                          blockSize: blockSize, tokens: context, count: maxBlocks)
+        let space = self.keys(r)
+        let keys = space.kvChain(context, count: maxBlocks)
         var restored = 0
         if maxBlocks > 0 {
-            let identities = (0..<maxBlocks).map { identity(r, keys, $0, context) }
+            let identities = (0..<maxBlocks).map { i in
+                space.kvIdentity(index: i, parent: i == 0 ? nil : keys[i - 1], tokens: context[(i * blockSize)..<((i + 1) * blockSize)])
+            }
             store.readChain(keys, identities: identities) { payloads in
                 let usable = payloads.prefix { $0.count == kv.memory.blockBytes }
                 guard !usable.isEmpty else { return }
@@ -129,12 +133,9 @@ final class EngineCache: @unchecked Sendable {
         let next = restored * blockSize
         var partial = 0
         if next < context.count - 1 {
-            let wanted = identity(r, keys, restored, context, end: min(next + blockSize, context.count - 1))
             let parent = restored == 0 ? nil : keys[restored - 1]
-            let addressOf = { [model, profile, blockSize] (tokens: [TokenID]) in
-                ContentAddress.kvKey(index: restored, parent: parent, model: model, profile: profile, salt: r.salt,
-                                     sharedBlocks: self.sharedBlocks(r), blockSize: blockSize, tokens: tokens[...])
-            }
+            let wanted = space.kvIdentity(index: restored, parent: parent, tokens: context[next..<min(next + blockSize, context.count - 1)])
+            let addressOf = { (tokens: [TokenID]) in space.kvKey(index: restored, parent: parent, tokens: tokens[...]) }
             if let hit = store.readLongestSibling(wanted, blockSize: blockSize, key: addressOf, { payload, run in
                 try kv.extend(r.sequence, partialBlock: payload, tokens: run)
             }), kv.length(of: r.sequence) == next + hit.tokens {
@@ -153,32 +154,21 @@ final class EngineCache: @unchecked Sendable {
         store.touch(touched.reversed())   // leaf first, root last: parents stay younger
     }
 
-    /// Whole blocks inside the request's shared (public) prefix.
-    private func sharedBlocks(_ r: EngineRequest) -> Int { r.sharedPrefixTokens / blockSize }
-
-    /// The identity of block `i` of `tokens` (its tokens end at `end`, short for a partial lookup).
-    private func identity(_ r: EngineRequest, _ keys: [Digest128], _ i: Int, _ tokens: [TokenID], end: Int? = nil) -> EntryIdentity {
-        let salt = ContentAddress.blockSalt(index: i, salt: r.salt, sharedBlocks: sharedBlocks(r))
-        return EntryIdentity(kind: .kvBlock, model: model, profile: profile, saltDigest: EntryIdentity.saltDigest(salt),
-                             parent: i == 0 ? nil : keys[i - 1], tokens: Array(tokens[(i * blockSize)..<(end ?? (i + 1) * blockSize)]),
-                             sampling: [])
-    }
-
     /// Hands every full KV block written since the last call to the writer (never NaN or Inf).
     func storeBlocks(_ r: EngineRequest, from kv: KVPool) {
         guard prefixes, r.sequence >= 0 else { return }
         let tokens = r.prompt + r.generated
         let full = min(kv.length(of: r.sequence), tokens.count) / blockSize
         guard full > r.blocksStored else { return }
+        let space = keys(r)
         for i in r.chain.count..<full {
-            r.chain.append(ContentAddress.kvKey(index: i, parent: r.chain.last, model: model, profile: profile, salt: r.salt,
-                                                sharedBlocks: sharedBlocks(r), blockSize: blockSize,
-                                                tokens: tokens[(i * blockSize)..<((i + 1) * blockSize)]))
+            r.chain.append(space.kvKey(index: i, parent: r.chain.last, tokens: tokens[(i * blockSize)..<((i + 1) * blockSize)]))
         }
         for i in r.blocksStored..<full {
             let bytes = kv.blockBytes(of: r.sequence, index: i)
             guard Self.allFinite(bytes, f16: kv.memory.type == .f16) else { store.count("writes.skipped_nonfinite"); continue }
-            store.put(r.chain[i], identity: identity(r, r.chain, i, tokens), payload: bytes)
+            let identity = space.kvIdentity(index: i, parent: i == 0 ? nil : r.chain[i - 1], tokens: tokens[(i * blockSize)..<((i + 1) * blockSize)])
+            store.put(r.chain[i], identity: identity, payload: bytes)
         }
         r.blocksStored = full
     }

@@ -50,6 +50,8 @@ final class EngineRequest: @unchecked Sendable {
 
     var isScoring: Bool { scoring != nil }
     var isPrefilling: Bool { prefilled < context.count }
+    /// Prompt tokens whose KV is still to be written.
+    var promptRowsLeft: Int { context.count - prefilled }
     /// Positions this request may write in all.
     var positionsNeeded: Int { isScoring ? prompt.count : prompt.count + parameters.maxTokens }
 }
@@ -72,7 +74,11 @@ final class EngineWorker: @unchecked Sendable {
     private var pendingBlockWrites: [EngineRequest] = []
     /// The requests still prefilling, in the order they get this step's rows (reused: no allocation per step).
     private var prefilling: [EngineRequest] = []
-    private var logSoftmax: [Float]
+    /// The prompt rows each of `prefilling` gets this step (reused).
+    private var prefillRows: [Int] = []
+    let scheduler: Scheduler
+    /// Log-probabilities of the row being handled.
+    private var rowLogprobs: LogprobRow
     let cache: EngineCache?
 
     init(pass: ForwardPass, tokenizer: Tokenizer, mailbox: EngineMailbox, configuration: EngineConfiguration, cache: EngineCache?) {
@@ -81,7 +87,8 @@ final class EngineWorker: @unchecked Sendable {
         self.tokenizer = tokenizer
         self.mailbox = mailbox
         self.configuration = configuration
-        logSoftmax = [Float](repeating: 0, count: pass.model.config.vocabularySize)
+        scheduler = Scheduler(configuration)
+        rowLogprobs = LogprobRow(vocabularySize: pass.model.config.vocabularySize)
         batch.reserveCapacity(configuration.maxBatchTokens)
         rowOwners.reserveCapacity(configuration.maxBatchTokens)
     }
@@ -174,32 +181,12 @@ final class EngineWorker: @unchecked Sendable {
             batch.append(BatchToken(sequence: r.sequence, position: r.prompt.count + r.generated.count - 1, token: last, wantsLogits: true))
             rowOwners.append(r)
         }
-        // Then prompt chunks, in the configured order. Which rows share a step never changes a
-        // bit of any output (the kernels are batch-invariant): the order only decides who waits.
+        // Then prompt chunks, as the scheduler arranges and shares them.
         prefilling.removeAll(keepingCapacity: true)
         for r in running where r.isPrefilling { prefilling.append(r) }   // admission order
-        if configuration.prefillOrder == .shortestFirst {
-            // Fewest prompt tokens left first; one passed over for maxPrefillDelaySteps steps
-            // goes before them (oldest first), so a long prompt is never starved.
-            let limit = configuration.maxPrefillDelaySteps
-            prefilling.sort { a, b in
-                let (starvedA, starvedB) = (a.prefillDelay >= limit, b.prefillDelay >= limit)
-                if starvedA != starvedB { return starvedA }
-                let (leftA, leftB) = (a.context.count - a.prefilled, b.context.count - b.prefilled)
-                return starvedA || leftA == leftB ? a.sequence < b.sequence : leftA < leftB
-            }
-        }
-        if configuration.prefillOrder == .roundRobin {
-            // An even share of what is left for each, then what they could not use to the rest.
-            var open = prefilling.count
-            while batch.count < budget && open > 0 {
-                let share = max(1, (budget - batch.count) / open)
-                for r in prefilling where r.isPrefilling && batch.count < budget { addPrefill(r, rows: min(share, budget - batch.count)) }
-                open = prefilling.reduce(0) { $0 + ($1.isPrefilling ? 1 : 0) }
-            }
-        } else {
-            for r in prefilling where batch.count < budget { addPrefill(r, rows: budget - batch.count) }
-        }
+        scheduler.arrange(&prefilling)
+        scheduler.share(budget - batch.count, among: prefilling, into: &prefillRows)
+        for (r, rows) in zip(prefilling, prefillRows) where rows > 0 { addPrefill(r, rows: rows) }
         for r in prefilling { r.prefillDelay = r.prefilledAtStep == steps ? 0 : r.prefillDelay + 1 }
         return !batch.isEmpty
     }
@@ -220,14 +207,13 @@ final class EngineWorker: @unchecked Sendable {
     private func handle(row: Int, logits: UnsafeBufferPointer<Float>) {
         let r = rowOwners[row]
         guard r.sequence >= 0 else { return }
-        let vocab = logits.count
         if r.isScoring {
             let position = batch[row].position
             if r.scores.isEmpty { r.scores.append(ScoredToken(id: r.prompt[0], logprob: nil)) }
             if position + 1 < r.prompt.count {
-                logSoftmax.withUnsafeMutableBufferPointer { Kernels.logSoftmax(x: logits.baseAddress!, y: $0.baseAddress!, rows: 1, n: vocab) }
+                rowLogprobs.fill(from: logits)
                 let next = r.prompt[position + 1]
-                r.scores.append(ScoredToken(id: next, logprob: logSoftmax[Int(next)], topLogprobs: mostLikely(r.parameters.topLogprobs)))
+                r.scores.append(ScoredToken(id: next, logprob: rowLogprobs[next], topLogprobs: rowLogprobs.mostLikely(r.parameters.topLogprobs)))
             } else {
                 r.scoring?.resume(returning: .success(r.scores))
                 r.scoring = nil
@@ -241,21 +227,11 @@ final class EngineWorker: @unchecked Sendable {
         var logprob: Float?
         var top: [(id: TokenID, logprob: Float)] = []
         if r.parameters.logprobs || cache?.completions == true {
-            logSoftmax.withUnsafeMutableBufferPointer { Kernels.logSoftmax(x: logits.baseAddress!, y: $0.baseAddress!, rows: 1, n: vocab) }
-            logprob = logSoftmax[Int(token)]
-            if r.parameters.logprobs { top = mostLikely(r.parameters.topLogprobs) }
+            rowLogprobs.fill(from: logits)
+            logprob = rowLogprobs[token]
+            if r.parameters.logprobs { top = rowLogprobs.mostLikely(r.parameters.topLogprobs) }
         }
         emit(r, token: token, logprob: logprob, top: top)
-    }
-
-    /// The `k` most likely tokens of the row in `logSoftmax`, most likely first, ties to the
-    /// lowest id: the one place the alternatives of generated and scored tokens are chosen.
-    private func mostLikely(_ k: Int) -> [(id: TokenID, logprob: Float)] {
-        guard k > 0 else { return [] }
-        let ids = Sampler.smallest(k, of: 0..<Int32(logSoftmax.count)) { a, b in   // a range: no vocabulary-sized array
-            self.logSoftmax[Int(a)] > self.logSoftmax[Int(b)] || (self.logSoftmax[Int(a)] == self.logSoftmax[Int(b)] && a < b)
-        }
-        return ids.map { (TokenID($0), logSoftmax[Int($0)]) }
     }
 
     /// Appends a token to a request, streams it (text delta, stop strings, logprobs) and
@@ -274,36 +250,20 @@ final class EngineWorker: @unchecked Sendable {
 
         // Stop strings: cut the text before the first one; otherwise hold back a suffix that
         // could still become one.
-        if let cut = firstStop(in: r.pendingText, r.parameters.stopStrings) {
-            event.text = String(r.pendingText[..<cut])
+        let split = StopStrings.split(r.pendingText, stops: r.parameters.stopStrings)
+        if split.stopped {
+            event.text = split.emit
             r.pendingText = ""
             reason = .stop
         } else if reason != nil {
             event.text = r.pendingText + r.detokenizer.finish()
             r.pendingText = ""
         } else {
-            let hold = heldBack(r.pendingText, r.parameters.stopStrings)
-            event.text = String(r.pendingText.dropLast(hold))
-            r.pendingText = String(r.pendingText.suffix(hold))
+            event.text = split.emit
+            r.pendingText = split.held
         }
         r.channel.send(.token(event))
         if let reason { finish(r, reason: reason) }
-    }
-
-    private func firstStop(in text: String, _ stops: [String]) -> String.Index? {
-        stops.compactMap { text.range(of: $0)?.lowerBound }.min()
-    }
-
-    /// Length (in characters) of the longest suffix of `text` that is a proper prefix of a stop string.
-    private func heldBack(_ text: String, _ stops: [String]) -> Int {
-        var best = 0
-        for s in stops {
-            for n in stride(from: min(s.count - 1, text.count), to: best, by: -1) where text.hasSuffix(s.prefix(n)) {
-                best = n
-                break
-            }
-        }
-        return best
     }
 
     func finish(_ r: EngineRequest, reason: StopReason) {

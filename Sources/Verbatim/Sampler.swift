@@ -47,7 +47,7 @@ public struct Sampler {
                 logits[Int(a)] > logits[Int(b)] || (logits[Int(a)] == logits[Int(b)] && a < b)
             }
             if parameters.topK > 0 && parameters.topK < candidates.count {
-                candidates = Self.smallest(parameters.topK, of: candidates, by: byLikelihood)
+                candidates = firstInOrder(parameters.topK, of: candidates, by: byLikelihood)
             } else {
                 candidates.sort(by: byLikelihood)
             }
@@ -102,19 +102,5 @@ public struct Sampler {
                 }
             }
         }
-    }
-
-    /// The `k` first elements in `order`, sorted (a bounded selection; k is small).
-    static func smallest<Values: Sequence<Int32>>(_ k: Int, of values: Values, by order: (Int32, Int32) -> Bool) -> [Int32] {
-        var heap: [Int32] = []   // sorted, at most k, best first
-        heap.reserveCapacity(k + 1)
-        for v in values {
-            if heap.count == k, let worst = heap.last, !order(v, worst) { continue }
-            var lo = 0, hi = heap.count
-            while lo < hi { let mid = (lo + hi) / 2; if order(heap[mid], v) { lo = mid + 1 } else { hi = mid } }
-            heap.insert(v, at: lo)
-            if heap.count > k { heap.removeLast() }
-        }
-        return heap
     }
 }

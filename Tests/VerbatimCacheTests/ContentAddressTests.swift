@@ -40,4 +40,27 @@ struct ContentAddressTests {
         }
         #expect(incremental == a)
     }
+
+    @Test("the key space builds the same addresses as ContentAddress, and identities that carry the right salt, parent and tokens")
+    func keySpace() {
+        let tokens = (0..<96).map { TokenID($0 * 11 % 4000) }
+        let space = CacheKeySpace(model: model, profile: profile, blockSize: 32, salt: [4, 2], sharedBlocks: 1)
+        let chain = space.kvChain(tokens, count: 3)
+        #expect(chain == ContentAddress.kvChain(model: model, profile: profile, salt: [4, 2], sharedBlocks: 1, blockSize: 32, tokens: tokens, count: 3))
+        for i in 0..<3 {
+            let block = tokens[(i * 32)..<((i + 1) * 32)]
+            #expect(space.kvKey(index: i, parent: i == 0 ? nil : chain[i - 1], tokens: block) == chain[i])
+            let identity = space.kvIdentity(index: i, parent: i == 0 ? nil : chain[i - 1], tokens: block)
+            #expect(identity.kind == .kvBlock && identity.tokens == Array(block) && identity.parent == (i == 0 ? nil : chain[i - 1]))
+            // Inside the shared prefix the entry is public (no salt), after it the tenant's.
+            #expect(identity.saltDigest == EntryIdentity.saltDigest(i < 1 ? [] : [4, 2]), "block \(i)")
+        }
+        let sampling: [UInt8] = [1, 2, 3]
+        let (key, identity) = space.completion(prompt: tokens, sampling: sampling)
+        #expect(key == ContentAddress.completion(model: model, profile: profile, salt: [4, 2], prompt: tokens, sampling: sampling))
+        #expect(identity.kind == .completion && identity.tokens == tokens && identity.sampling == sampling && identity.parent == nil)
+        #expect(identity.saltDigest == EntryIdentity.saltDigest([4, 2]))
+        #expect(CacheKeySpace(model: model, profile: profile, blockSize: 32).completion(prompt: tokens, sampling: sampling).key != key,
+                "another requester, another key")
+    }
 }

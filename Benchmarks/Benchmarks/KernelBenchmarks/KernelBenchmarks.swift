@@ -76,17 +76,18 @@ func benchRaw(_ type: WeightType, k: Int, n: Int, _ rng: inout BenchRandom) -> [
             for b in 0..<min(4, raw.count - i) { raw[i + b] = UInt8((bits >> (8 * UInt32(b))) & 0xff) }
         }
         if type == .bf16 { for i in stride(from: 1, to: raw.count, by: 2) { raw[i] &= 0x3f } }
-    case .q8_0, .q4_0, .q4_1:
+    default:
+        // Random quants, small scales in every f16 field of a block (as quantisers write them).
         for i in 0..<raw.count { raw[i] = UInt8(rng.next() & 0xff) }
-        let blockBytes = type == .q8_0 ? 34 : type == .q4_0 ? 18 : 20
+        let blockBytes = type.rowBytes(k: type.blockSize)
         let scale = Kernels.halfBits(0.01)
+        let halves: [Int] = switch type {
+        case .q4_1, .q5_1, .q4_K, .q5_K: [0, 2]
+        case .q6_K: [208]
+        default: [0]
+        }
         for at in stride(from: 0, to: raw.count, by: blockBytes) {
-            raw[at] = UInt8(scale & 0xff)
-            raw[at + 1] = UInt8(scale >> 8)
-            if type == .q4_1 {
-                raw[at + 2] = UInt8(scale & 0xff)
-                raw[at + 3] = UInt8(scale >> 8)
-            }
+            for h in halves { raw[at + h] = UInt8(scale & 0xff); raw[at + h + 1] = UInt8(scale >> 8) }
         }
     }
     return raw

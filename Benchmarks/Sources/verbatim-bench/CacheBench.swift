@@ -87,10 +87,10 @@ struct CacheBench: AsyncParsableCommand {
                 try pass.step((start..<min(start + 512, n)).map { BatchToken(sequence: 1, position: $0, token: tokens[$0]) })
                 start += 512
             }
-            let keys = ContentAddress.kvChain(model: lm.digest, profile: profile, salt: [], blockSize: 32, tokens: tokens, count: count)
+            let space = CacheKeySpace(model: lm.digest, profile: profile, blockSize: 32)
+            let keys = space.kvChain(tokens, count: count)
             func identity(_ i: Int) -> EntryIdentity {
-                EntryIdentity(kind: .kvBlock, model: lm.digest, profile: profile, saltDigest: EntryIdentity.saltDigest([]),
-                              parent: i == 0 ? nil : keys[i - 1], tokens: Array(tokens[(i * 32)..<((i + 1) * 32)]), sampling: [])
+                space.kvIdentity(index: i, parent: i == 0 ? nil : keys[i - 1], tokens: tokens[(i * 32)..<((i + 1) * 32)])
             }
             for i in 0..<count { store.put(keys[i], identity: identity(i), payload: kv.blockBytes(of: 1, index: i)) }
             store.flush()
@@ -98,7 +98,7 @@ struct CacheBench: AsyncParsableCommand {
             var chain: [Double] = [], lookup: [Double] = [], restore: [Double] = []
             for _ in 0..<5 {
                 var t = ContinuousClock.now
-                let k = ContentAddress.kvChain(model: lm.digest, profile: profile, salt: [], blockSize: 32, tokens: tokens, count: count)
+                let k = space.kvChain(tokens, count: count)
                 chain.append((ContinuousClock.now - t) / .seconds(1))
                 let ids = (0..<count).map(identity)
                 t = ContinuousClock.now

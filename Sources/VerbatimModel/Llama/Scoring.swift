@@ -17,7 +17,7 @@ extension ForwardPass {
         var logprobs: [Float?] = [nil]
         logprobs.reserveCapacity(tokens.count)
         var lastLogits: [Float] = []
-        var logSoftmax = [Float](repeating: 0, count: vocab)
+        var row = LogprobRow(vocabularySize: vocab)
         let size = min(chunk ?? maxTokens, maxTokens)
         var start = 0
         while start < tokens.count {
@@ -26,10 +26,8 @@ extension ForwardPass {
             try step(batch) { index, logits in
                 let position = batch[index].position
                 if position + 1 < tokens.count {
-                    logSoftmax.withUnsafeMutableBufferPointer {
-                        Kernels.logSoftmax(x: logits.baseAddress!, y: $0.baseAddress!, rows: 1, n: vocab)
-                    }
-                    logprobs.append(logSoftmax[Int(tokens[position + 1])])
+                    row.fill(from: logits)
+                    logprobs.append(row[tokens[position + 1]])
                 } else {
                     lastLogits = Array(logits)
                 }
@@ -45,15 +43,13 @@ extension ForwardPass {
                        chunk: Int? = nil) throws -> (tokens: [TokenID], logprobs: [Float]) {
         guard !prompt.isEmpty else { throw ForwardError(code: .emptyBatch, message: "the prompt is empty") }
         let vocab = model.config.vocabularySize
-        var logSoftmax = [Float](repeating: 0, count: vocab)
+        var row = LogprobRow(vocabularySize: vocab)
         var next: TokenID = 0
         var nextLogprob: Float = 0
         func pick(_ logits: UnsafeBufferPointer<Float>) {
             next = TokenID(Kernels.argmax(x: logits.baseAddress!, n: vocab))
-            logSoftmax.withUnsafeMutableBufferPointer {
-                Kernels.logSoftmax(x: logits.baseAddress!, y: $0.baseAddress!, rows: 1, n: vocab)
-            }
-            nextLogprob = logSoftmax[Int(next)]
+            row.fill(from: logits)
+            nextLogprob = row[next]
         }
         let size = min(chunk ?? self.maxTokens, self.maxTokens)
         var start = 0

@@ -15,9 +15,9 @@ struct CacheStress: ParsableCommand {
     static func entry(_ i: Int) -> (Digest128, EntryIdentity, [UInt8]) {
         let tokens = (0..<32).map { TokenID(i * 32 + $0) }
         let model = Digest128(high: 0x5EED, low: 0x5EED)
-        let key = ContentAddress.kvChain(model: model, profile: "stress", salt: [], blockSize: 32, tokens: tokens, count: 1)[0]
-        let identity = EntryIdentity(kind: .kvBlock, model: model, profile: "stress", saltDigest: EntryIdentity.saltDigest([]),
-                                     parent: nil, tokens: tokens, sampling: [])
+        let space = CacheKeySpace(model: model, profile: "stress", blockSize: 32)
+        let key = space.kvKey(index: 0, parent: nil, tokens: tokens[...])
+        let identity = space.kvIdentity(index: 0, parent: nil, tokens: tokens[...])
         var rng = SplitMix64(seed: UInt64(i))
         return (key, identity, (0..<(64 << 10)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
     }
