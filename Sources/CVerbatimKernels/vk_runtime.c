@@ -139,6 +139,7 @@ static struct {
     vk_task_fn fn;             // read only after claiming an item of the job
     void *ctx;
     _Atomic int64_t n_items;   // read before claiming, so atomic
+    _Atomic int active;        // threads that take items of the current job (the caller's limit)
     int n_threads; // including the caller
     int started;
     pthread_t threads[VK_MAX_THREADS];
@@ -244,6 +245,7 @@ static void test_delay(int times) {
 
 // Claims and runs items of job `job_id` until none is left.
 static void run_items(uint32_t job_id, int tid) {
+    if (tid >= atomic_load(&pool.active)) return; // beyond the caller's limit: sit this job out
     for (;;) {
         uint64_t t = atomic_load(&pool.ticket);
         if ((uint32_t)(t >> 32) != job_id) return;
@@ -336,12 +338,19 @@ void vk_set_threads(int n) {
     pthread_mutex_unlock(&pool.run_lock);
 }
 
+// The calling thread's limit on the threads of its jobs (0: the whole pool).
+static _Thread_local int caller_limit = 0;
+
+void vk_set_caller_threads(int n) { caller_limit = n < 1 ? 0 : n; }
+int vk_get_caller_threads(void) { return caller_limit; }
+
 void vk_parallel(int64_t n_items, vk_task_fn fn, void *ctx) {
     if (n_items <= 0) return;
     pthread_once(&init_once, init_runtime);
     pthread_mutex_lock(&pool.run_lock);
     if (!pool.started) start_workers(initial_threads);
-    if (pool.n_threads == 1 || n_items == 1) {
+    int active = caller_limit > 0 && caller_limit < pool.n_threads ? caller_limit : pool.n_threads;
+    if (active == 1 || n_items == 1) {
         for (int64_t i = 0; i < n_items; i++) fn(ctx, i, 0);
         pthread_mutex_unlock(&pool.run_lock);
         return;
@@ -356,6 +365,7 @@ void vk_parallel(int64_t n_items, vk_task_fn fn, void *ctx) {
     pool.fn = fn;
     pool.ctx = ctx;
     atomic_store(&pool.n_items, n_items);
+    atomic_store(&pool.active, active);
     test_delay(4);
     atomic_store(&pool.done, 0);
     atomic_store(&pool.ticket, (uint64_t)job << 32); // open: items from 0
@@ -364,4 +374,20 @@ void vk_parallel(int64_t n_items, vk_task_fn fn, void *ctx) {
     run_items(job, 0);
     while (atomic_load(&pool.done) < n_items) cpu_relax();
     pthread_mutex_unlock(&pool.run_lock);
+}
+
+// For tests of the caller's limit: runs `n_items` items that each take about 50 µs and
+// returns the highest thread index that ran one.
+static _Atomic int test_max_tid;
+static void test_tid_item(void *ctx, int64_t item, int tid) {
+    (void)ctx; (void)item;
+    int seen = atomic_load(&test_max_tid);
+    while (tid > seen && !atomic_compare_exchange_weak(&test_max_tid, &seen, tid)) {}
+    double end = now_seconds() + 5e-5;
+    while (now_seconds() < end) {}
+}
+int vk_test_max_tid(int64_t n_items) {
+    atomic_store(&test_max_tid, 0);
+    vk_parallel(n_items, test_tid_item, NULL);
+    return atomic_load(&test_max_tid);
 }

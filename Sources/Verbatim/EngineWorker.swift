@@ -94,6 +94,7 @@ final class EngineWorker: @unchecked Sendable {
     }
 
     func run() {
+        KernelConfig.callerThreads = configuration.threads   // this engine's share of the kernel pool
         var paused = false
         var discarded = false
         while true {

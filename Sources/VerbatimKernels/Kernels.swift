@@ -62,6 +62,17 @@ public enum KernelConfig {
     /// Sets the thread count (at least 1). Restarts the worker pool.
     public static func setThreads(_ n: Int) { vk_set_threads(Int32(max(1, min(n, 256)))) }
 
+    /// The most threads the kernels called from this thread use (nil: the whole pool,
+    /// `threads`). Per thread: each engine sets its own on its engine thread. Bits do not
+    /// depend on it.
+    public static var callerThreads: Int? {
+        get { let n = Int(vk_get_caller_threads()); return n > 0 ? n : nil }
+        set { vk_set_caller_threads(Int32(max(0, min(newValue ?? 0, 256)))) }
+    }
+
+    /// Test support: the highest pool thread index that ran an item of a job of `items` slow items.
+    package static func highestThreadUsed(items: Int) -> Int { Int(vk_test_max_tid(Int64(items))) }
+
     /// Names the numerics contract as implemented, for content addresses.
     public static func numericsProfile(kv: KVType) -> String {
         "verbatim-numerics/4 f32 kv=\(kv == .f16 ? "f16" : "f32")"

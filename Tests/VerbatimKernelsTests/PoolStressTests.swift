@@ -60,5 +60,26 @@ extension KernelTests {
             #expect(incomplete == 0 && late == 0,
                     "\(incomplete) of \(rounds) calls returned before their output was complete, \(late) saw writes after returning")
         }
+
+        @Test("a caller's thread limit: its jobs use at most that many pool threads; other threads' jobs still use the whole pool")
+        func callerLimit() throws {
+            let saved = KernelConfig.threads
+            KernelConfig.setThreads(4)
+            defer { KernelConfig.setThreads(saved); KernelConfig.callerThreads = nil }
+            #expect(KernelConfig.callerThreads == nil)
+            #expect(KernelConfig.highestThreadUsed(items: 400) > 0, "no limit: other pool threads take items")
+            KernelConfig.callerThreads = 1
+            #expect(KernelConfig.highestThreadUsed(items: 400) == 0, "limit 1: the caller alone")
+            // The limit is this thread's: another thread's jobs still spread over the pool.
+            final class Box: @unchecked Sendable { var highest = -1 }
+            let other = Box(), done = DispatchSemaphore(value: 0)
+            Thread { other.highest = KernelConfig.highestThreadUsed(items: 400); done.signal() }.start()
+            done.wait()
+            #expect(other.highest > 0)
+            KernelConfig.callerThreads = 2
+            #expect(KernelConfig.highestThreadUsed(items: 400) <= 1, "limit 2: the caller and pool thread 1")
+            KernelConfig.callerThreads = 8
+            #expect(KernelConfig.highestThreadUsed(items: 400) <= 3, "a limit above the pool is the pool")
+        }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Verbatim
 import VerbatimModel
+import VerbatimKernels
 
 @Suite("Engine")
 struct EngineTests {
@@ -106,6 +107,24 @@ struct EngineTests {
         #expect(await eventually(2) { engine.stats.kvBlocksInUse == 0 && engine.stats.runningRequests == 0 })
         withExtendedLifetime(stream) {}
         await engine.shutdown()
+    }
+
+    @Test("per-engine thread count: an engine limited to one kernel thread gives the bits of one on the whole pool; zero is refused")
+    func perEngineThreads() async throws {
+        let saved = KernelConfig.threads
+        KernelConfig.setThreads(3)
+        defer { KernelConfig.setThreads(saved) }
+        let whole = try tinyEngine(), one = try tinyEngine { $0.threads = 1 }
+        let parameters = GenerateParameters(maxTokens: 12, temperature: 0.9, seed: 5, logprobs: true)
+        let prompt = Prompt.text("the quick brown fox jumps over the lazy dog and keeps on running through the field")
+        async let a = collect(try whole.generate(prompt, parameters: parameters))
+        async let b = collect(try one.generate(prompt, parameters: parameters))
+        let (x, y) = try await (a, b)   // both engines step at once, on one shared pool
+        #expect(!x.tokens.isEmpty && x.tokens == y.tokens)
+        #expect(x.logprobBits == y.logprobBits, "\(zip(x.logprobBits, y.logprobBits).filter { $0 != $1 }.count) logprobs differ")
+        #expect(throws: EngineError.self) { try tinyEngine { $0.threads = 0 } }
+        await whole.shutdown()
+        await one.shutdown()
     }
 
     @Test("KV memory is committed as it is used and given back when the engine goes idle; the bits do not change")

@@ -30,6 +30,15 @@ int vk_set_isa(int isa);
 int vk_get_threads(void);
 /// Sets the thread count (>= 1); restarts the worker pool.
 void vk_set_threads(int n);
+/// Limits the jobs the calling thread starts to its first `n` pool threads (the caller
+/// included); 0 lifts the limit. Per thread: an engine thread sets its engine's count.
+void vk_set_caller_threads(int n);
+/// The calling thread's limit (0: none).
+int vk_get_caller_threads(void);
+
+// For tests of the caller's limit: the highest thread index that ran an item of a job
+// of `n_items` slow items.
+int vk_test_max_tid(int64_t n_items);
 
 // For tests of the pool: stretch the moments between a worker's reads of a job
 // and its claim, and between the caller's writes of a new job, by `ns` busy
