@@ -11,8 +11,8 @@ let prompt = Prompt.chat([ChatMessage(role: .user, content: "Name three rivers i
 let parameters = GenerateParameters(maxTokens: 48, temperature: 0.7, seed: 42, logprobs: true)
 var generated: [TokenID] = []
 var streamed: [Float] = []
-// The salt keeps one tenant's cache entries away from every other tenant's.
-for await event in try engine.generate(prompt, parameters: parameters, salt: ContentAddress.tenantSalt("acme")) {
+// A tenant's cache entries are kept away from every other tenant's.
+for await event in try engine.generate(prompt, parameters: parameters, tenant: "acme") {
     switch event {
     case .token(let token):
         print(token.text, terminator: "")   // never half a UTF-8 character

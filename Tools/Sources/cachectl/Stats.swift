@@ -7,7 +7,7 @@ import VerbatimModel
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Entries, bytes, hit rates, tokens saved, evictions, file and reader use.",
-        discussion: "JSON keys are stable; see the README's cachectl section for each one.")
+        discussion: "JSON keys are stable; see the cachectl section of docs/GUIDE.md for each one.")
 
     @OptionGroup var path: PathOption
     @Flag(help: "Print JSON instead of a table.") var json = false
