@@ -101,26 +101,26 @@ final class EngineCache: @unchecked Sendable {
         // Continue: stream the stored head now, then prefill prompt + head (minus its last
         // token, which is fed as the first decode step) and keep sampling from step n.
         for (token, logprob) in zip(record.tokens, record.logprobs) { worker.emit(r, token: token, logprob: logprob, top: []) }
-        r.context = r.prompt + record.tokens.dropLast()
+        r.prefillTokens = r.prompt + record.tokens.dropLast()
         r.cachedPromptTokens = 0
         return false
     }
 
-    /// Restores the longest cached prefix of the request's context into fresh KV blocks: the
+    /// Restores the longest cached prefix of the request's tokens to prefill into fresh KV blocks: the
     /// chain of whole blocks, then the first rows of the stored block after it that shares the
     /// longest run of the next tokens (a document asked a new question reuses the document up
     /// to the question, not only up to the last block boundary).
     func restorePrefix(_ r: EngineRequest, into kv: KVPool) {
         guard prefixes else { return }
-        let context = r.context
-        let maxBlocks = (context.count - 1) / blockSize    // at least one token is computed
+        let prefillTokens = r.prefillTokens
+        let maxBlocks = (prefillTokens.count - 1) / blockSize    // at least one token is computed
         store.count("lookups.prefix_tokens", Int64(r.prompt.count))
         let space = self.keys(r)
-        let keys = space.kvChain(context, count: maxBlocks)
+        let keys = space.kvChain(prefillTokens, count: maxBlocks)
         var restored = 0
         if maxBlocks > 0 {
             let identities = (0..<maxBlocks).map { i in
-                space.kvIdentity(index: i, parent: i == 0 ? nil : keys[i - 1], tokens: context[(i * blockSize)..<((i + 1) * blockSize)])
+                space.kvIdentity(index: i, parent: i == 0 ? nil : keys[i - 1], tokens: prefillTokens[(i * blockSize)..<((i + 1) * blockSize)])
             }
             store.readChain(keys, identities: identities) { payloads in
                 let usable = payloads.prefix { $0.count == kv.memory.blockBytes }
@@ -132,9 +132,9 @@ final class EngineCache: @unchecked Sendable {
         var touched = Array(keys.prefix(restored))
         let next = restored * blockSize
         var partial = 0
-        if next < context.count - 1 {
+        if next < prefillTokens.count - 1 {
             let parent = restored == 0 ? nil : keys[restored - 1]
-            let wanted = space.kvIdentity(index: restored, parent: parent, tokens: context[next..<min(next + blockSize, context.count - 1)])
+            let wanted = space.kvIdentity(index: restored, parent: parent, tokens: prefillTokens[next..<min(next + blockSize, prefillTokens.count - 1)])
             let addressOf = { (tokens: [TokenID]) in space.kvKey(index: restored, parent: parent, tokens: tokens[...]) }
             if let hit = store.readLongestSibling(wanted, blockSize: blockSize, key: addressOf, { payload, run in
                 try kv.extend(r.sequence, partialBlock: payload, tokens: run)

@@ -15,12 +15,12 @@ final class EngineRequest: @unchecked Sendable {
     var scores: [ScoredToken] = []
 
     var sequence: SequenceID = -1
-    var prefilled = 0                  // context tokens whose KV is written
+    var prefilled = 0                  // prefillTokens whose KV is written
     var prefillDelay = 0               // steps in a row this prefilling request got no rows
     var prefilledAtStep = -1           // the last step that took some of its prompt
     /// Tokens to prefill: the prompt, plus (when continuing a cached completion) all replayed
     /// tokens but the last, which is fed as the first decode token.
-    var context: [TokenID]
+    var prefillTokens: [TokenID]
     let salt: [UInt8]
     /// Leading prompt tokens that are an operator-declared shared prefix: their whole blocks are
     /// cached without the salt, so every tenant reuses them.
@@ -39,7 +39,7 @@ final class EngineRequest: @unchecked Sendable {
     init(prompt: [TokenID], parameters: GenerateParameters, seed: UInt64, channel: RequestChannel, tokenizer: Tokenizer,
          salt: [UInt8] = [], sharedPrefixTokens: Int = 0) {
         self.prompt = prompt
-        self.context = prompt
+        self.prefillTokens = prompt
         self.salt = salt
         self.sharedPrefixTokens = min(max(sharedPrefixTokens, 0), prompt.count)
         self.parameters = parameters
@@ -49,9 +49,9 @@ final class EngineRequest: @unchecked Sendable {
     }
 
     var isScoring: Bool { scoring != nil }
-    var isPrefilling: Bool { prefilled < context.count }
+    var isPrefilling: Bool { prefilled < prefillTokens.count }
     /// Prompt tokens whose KV is still to be written.
-    var promptRowsLeft: Int { context.count - prefilled }
+    var promptRowsLeft: Int { prefillTokens.count - prefilled }
     /// Positions this request may write in all.
     var positionsNeeded: Int { isScoring ? prompt.count : prompt.count + parameters.maxTokens }
 }
@@ -194,11 +194,11 @@ final class EngineWorker: @unchecked Sendable {
 
     /// Adds up to `rows` of `r`'s next prompt tokens to the batch.
     private func addPrefill(_ r: EngineRequest, rows: Int) {
-        let end = min(r.context.count, r.prefilled + rows)
+        let end = min(r.prefillTokens.count, r.prefilled + rows)
         if end > r.prefilled { r.prefilledAtStep = steps }
         for p in r.prefilled..<end {
-            batch.append(BatchToken(sequence: r.sequence, position: p, token: r.context[p],
-                                    wantsLogits: r.isScoring || (p == r.context.count - 1 && r.generated.isEmpty)))
+            batch.append(BatchToken(sequence: r.sequence, position: p, token: r.prefillTokens[p],
+                                    wantsLogits: r.isScoring || (p == r.prefillTokens.count - 1 && r.generated.isEmpty)))
             rowOwners.append(r)
         }
         r.prefilled = end
