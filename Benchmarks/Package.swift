@@ -21,6 +21,7 @@ let package = Package(
                 .product(name: "VerbatimKernels", package: "Verbatim"),
                 .product(name: "Verbatim", package: "Verbatim"),
                 .product(name: "VerbatimCache", package: "Verbatim"),
+                .product(name: "VerbatimTestSupport", package: "Verbatim"),   // the vocabulary of generated benchmark models
                 .product(name: "VerbatimBench", package: "VerbatimTools"),
                 .product(name: "VerbatimPostgres", package: "VerbatimTools"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

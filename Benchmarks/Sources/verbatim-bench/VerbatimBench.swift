@@ -9,7 +9,8 @@ struct VerbatimBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verbatim-bench",
         abstract: "Side-by-side benchmarks of Verbatim against baselines, in one run.",
-        subcommands: [ForwardBench.self, KernelBench.self, EngineBench.self, CacheBench.self, WorkloadBench.self, ServingBench.self, FleetBench.self])
+        subcommands: [ForwardBench.self, KernelBench.self, EngineBench.self, CacheBench.self, WorkloadBench.self, ServingBench.self, FleetBench.self,
+                      MakeModel.self])
 }
 
 func median(_ values: [Double]) -> Double {
