@@ -99,8 +99,11 @@ final class EngineWorker: @unchecked Sendable {
         var discarded = false
         while true {
             let idle = waiting.isEmpty && running.isEmpty
-            // Idle: KV memory goes back to the OS until the next request needs it.
-            if idle && !discarded { pass.kv.discardFreeBlocks() }
+            // Idle: KV memory and the step's scratch go back to the OS until the next request needs them.
+            if idle && !discarded {
+                pass.kv.discardFreeBlocks()
+                pass.discardScratch()
+            }
             discarded = idle
             let (incoming, accepting, cancelAll) = mailbox.take(idle: idle, timeout: paused ? 0.001 : nil)
             waiting += incoming

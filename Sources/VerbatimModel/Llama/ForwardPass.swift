@@ -87,7 +87,8 @@ public final class ForwardPass {
     private let maxBlocksPerSequence: Int
     private var batchSequences: [(sequence: SequenceID, first: Int, last: Int, offset: Int32)] = []
 
-    private var allocations: [UnsafeMutableRawPointer] = []
+    /// Where every scratch buffer lives: committed as written, given back by `discardScratch()`.
+    private let scratch: ScratchMemory
     /// Bytes of the scratch buffers allocated at init (activations, logits, positions, block tables).
     public private(set) var scratchBytes = 0
 
@@ -101,14 +102,20 @@ public final class ForwardPass {
         let c = model.config
         let (d, kvD, f, vocab) = (c.embeddingLength, c.kvDimension, c.feedForwardLength, c.vocabularySize)
         maxBlocksPerSequence = (c.contextLength + kv.blockSize - 1) / kv.blockSize
-        var allocations: [UnsafeMutableRawPointer] = []
+        // The buffers, in order, each starting on a 64-byte boundary of one scratch region.
+        let t = maxTokens, l = logitRows, qw = c.queryWidth
+        let sizes = [t * d, t * d, t * qw, t * kvD, t * kvD, t * qw, t * d, t * f, t * f, t * f, l * d, l * d, l * vocab].map { $0 * 4 }
+            + [t * 4, t * 4, t * maxBlocksPerSequence * 4]
+        let rounded = sizes.map { (max($0, 1) + 63) / 64 * 64 }
+        let region = ScratchMemory(byteCount: rounded.reduce(0, +))
+        var offset = 0
         var bytes = 0
         func buffer<T>(_ count: Int, _: T.Type = T.self) -> UnsafeMutablePointer<T> {
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<T>.stride, alignment: 64)
-            raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1) * MemoryLayout<T>.stride)
-            allocations.append(raw)
-            bytes += count * MemoryLayout<T>.stride
-            return raw.assumingMemoryBound(to: T.self)
+            let size = count * MemoryLayout<T>.stride
+            let p = (region.base + offset).bindMemory(to: T.self, capacity: max(count, 1))
+            offset += (max(size, 1) + 63) / 64 * 64
+            bytes += size
+            return p
         }
         x = buffer(maxTokens * d); xb = buffer(maxTokens * d); q = buffer(maxTokens * c.queryWidth)
         k = buffer(maxTokens * kvD); v = buffer(maxTokens * kvD)
@@ -117,12 +124,16 @@ public final class ForwardPass {
         outRows = buffer(logitRows * d); outNorm = buffer(logitRows * d); logits = buffer(logitRows * vocab)
         positions = buffer(maxTokens); tableOffsets = buffer(maxTokens)
         blockTables = buffer(maxTokens * maxBlocksPerSequence)
-        self.allocations = allocations
+        precondition(offset <= region.byteCount)
+        scratch = region
         scratchBytes = bytes
         batchSequences.reserveCapacity(maxTokens)
     }
 
-    deinit { for a in allocations { a.deallocate() } }
+    /// Gives the scratch memory's pages back to the OS (activations and logits; they read as
+    /// zeros until the next step writes them). Every step writes what it reads, so no output
+    /// changes; the engine calls it when it goes idle.
+    public func discardScratch() { scratch.discard() }
 
     /// Weights + KV + scratch, in bytes.
     public var residentBytes: Int { model.residentBytes + kv.byteCount + scratchBytes }
