@@ -7,9 +7,7 @@
 #include "vk_math.h"
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 
 // ---- weight packing -----------------------------------------------------------
 
@@ -298,29 +296,11 @@ typedef struct {
     int64_t rows, k, n, pb, row_chunk, n_row_chunks;
     int type;
     int64_t groups, gpi; // column groups, and consecutive groups per item
-    int rows_major;      // consecutive items walk column groups of one row chunk (else row chunks of one group)
 } linear_job;
-
-// The order in which a linear's items are handed out (VERBATIM_LINEAR_ORDER=rows: all threads
-// on one chunk of x rows at a time, each on its own weight panels; default: a column group's
-// row chunks one after another). Read once. Any order gives the same bits: each output
-// element is computed by one item, the same way.
-static int linear_rows_major(void) {
-    static _Atomic int cached = -1;
-    int v = atomic_load(&cached);
-    if (v < 0) {
-        const char *e = getenv("VERBATIM_LINEAR_ORDER");
-        v = e && strcmp(e, "rows") == 0;
-        atomic_store(&cached, v);
-    }
-    return v;
-}
 
 static void linear_item(void *ctx, int64_t item, int tid) {
     const linear_job *j = ctx;
-    const int64_t group_items = (j->groups + j->gpi - 1) / j->gpi;
     int64_t gi = item / j->n_row_chunks, rc = item % j->n_row_chunks;
-    if (j->rows_major) { rc = item / group_items; gi = item % group_items; }
     int64_t r0 = rc * j->row_chunk;
     int64_t rows = j->rows - r0 < j->row_chunk ? j->rows - r0 : j->row_chunk;
     float *scratch = j->type >= VK_W_Q8_0 && rows > 1 ? vk_scratch(tid, j->k * VK_GROUP_COLS) : NULL;
@@ -407,7 +387,7 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
         .ops = vk_current_ops(), .x = x, .w = packed, .y = y, .xsum = xsum, .rows = rows,
         .k = k, .n = n, .pb = vk_panel_bytes(type, k), .type = type,
         .row_chunk = chunk, .n_row_chunks = (rows + chunk - 1) / chunk,
-        .groups = groups, .gpi = 1, .rows_major = linear_rows_major(),
+        .groups = groups, .gpi = 1,
     };
     // One row streams the weights once: give each item a run of consecutive
     // groups (about two items per thread), so that every thread reads one
