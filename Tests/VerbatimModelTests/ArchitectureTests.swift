@@ -109,11 +109,10 @@ struct ArchitectureTests {
         let cold = try allLogits(first, tokens, chunk: 5)
         let saved = (0..<2).map { Array(first.kv.blockBytes(of: 0, index: $0)) }
         let second = makePass(model)
-        try second.kv.restore(3, blocks: saved.map { $0.withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) } })
+        try withByteViews(saved) { try second.kv.restore(3, blocks: $0) }
         var rest: [[Float]] = []
         try second.step((32..<45).map { BatchToken(sequence: 3, position: $0, token: tokens[$0], wantsLogits: true) }) { _, l in rest.append(Array(l)) }
         for (i, p) in (32..<45).enumerated() { expectBitwiseEqual(rest[i], cold[p], "\(name): position \(p) after a restored prefix") }
-        _ = saved
     }
 
     @Test("logits within 1e-4 of the independent Double forward pass at 40 positions (beyond the window for Gemma 3)",

@@ -55,12 +55,11 @@ struct ForwardPassTests {
         let expected = try allLogits(first, tokens, chunk: 7)
         let saved = (0..<4).map { Array(first.kv.blockBytes(of: 0, index: $0)) }   // 64 positions
         let second = makePass(model)
-        try second.kv.restore(5, blocks: saved.map { $0.withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) } })
+        try withByteViews(saved) { try second.kv.restore(5, blocks: $0) }
         // (the arrays above outlive the copy)
         var rest: [[Float]] = []
         try second.step((64..<90).map { BatchToken(sequence: 5, position: $0, token: tokens[$0], wantsLogits: true) }) { _, l in rest.append(Array(l)) }
         for (i, p) in (64..<90).enumerated() { expectBitwiseEqual(rest[i], expected[p], "position \(p) after restore") }
-        _ = saved
     }
 
     @Test("threads 1, 2, 3 and every instruction-set path give identical logits")

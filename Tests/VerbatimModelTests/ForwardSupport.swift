@@ -65,3 +65,19 @@ func mixedRun(_ pass: ForwardPass, target: [TokenID], companions: [[TokenID]], m
     sequences.removeAll()
     return targetLogits
 }
+
+/// Calls `body` with a view of each array's bytes, all valid for the whole call (copied into
+/// one allocation: a pointer taken inside `withUnsafeBytes` must not outlive that call).
+func withByteViews<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
+    let total = arrays.reduce(0) { $0 + $1.count }
+    let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(total, 1), alignment: 64)
+    defer { storage.deallocate() }
+    var views: [UnsafeRawBufferPointer] = []
+    var offset = 0
+    for a in arrays {
+        a.withUnsafeBytes { storage.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: a.count) }
+        views.append(UnsafeRawBufferPointer(start: storage.baseAddress! + offset, count: a.count))
+        offset += a.count
+    }
+    return try body(views)
+}

@@ -112,11 +112,10 @@ struct GemmaModelTests {
         let expected = try allLogits(cold, tokens, chunk: 128)
         let saved = (0..<9).map { Array(cold.kv.blockBytes(of: 0, index: $0)) } // 576 positions
         let warm = makePass(model, blockSize: 64, maxTokens: 700)
-        try warm.kv.restore(1, blocks: saved.map { $0.withUnsafeBytes { UnsafeRawBufferPointer(start: $0.baseAddress, count: $0.count) } })
+        try withByteViews(saved) { try warm.kv.restore(1, blocks: $0) }
         var rest: [[Float]] = []
         try warm.step((576..<tokens.count).map { BatchToken(sequence: 1, position: $0, token: tokens[$0], wantsLogits: true) }) { _, l in rest.append(Array(l)) }
         for (i, p) in (576..<tokens.count).enumerated() { expectBitwiseEqual(rest[i], expected[p], "position \(p) after a 576-position prefix") }
-        _ = saved
     }
 
     @Test("logits against the float64 reference on 10 prompts (two beyond 600 tokens); greedy continuations agree where the margin is clear")
