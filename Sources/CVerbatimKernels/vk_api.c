@@ -268,7 +268,7 @@ static void rows_item(void *ctx, int64_t item, int tid) {
 static void parallel_rows(int64_t rows, int64_t width, int64_t min_elems, vk_rows_fn fn, void *ctx) {
     if (rows <= 0 || width <= 0) return;
     int64_t per = rows_per_item(rows, width, min_elems);
-    if (per >= rows || vk_get_threads() == 1) { fn(ctx, 0, rows); return; }
+    if (per >= rows || vk_effective_threads() == 1) { fn(ctx, 0, rows); return; }
     rows_job j = {.fn = fn, .ctx = ctx, .rows = rows, .per = per};
     vk_parallel((rows + per - 1) / per, rows_item, &j);
 }
@@ -364,7 +364,7 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
     // tile. Few column groups (N = 192 is 3 groups): smaller row chunks so
     // that every thread gets work. Any split gives the same bits.
     int64_t chunk = 96;
-    const int64_t threads = vk_get_threads(), groups = n_groups(n), want = 4 * threads;
+    const int64_t threads = vk_effective_threads(), groups = n_groups(n), want = 4 * threads;
     if (groups * ((rows + chunk - 1) / chunk) < want && rows > 12) {
         int64_t per = (groups + want - 1) / groups; // chunks wanted per group
         chunk = ((rows + per - 1) / per + 11) / 12 * 12;

@@ -270,7 +270,9 @@ static void *worker_main(void *arg) {
         double spin_start = 0;
         uint32_t j;
         unsigned spins = 0;
-        while ((j = atomic_load(&pool.job)) == seen) {
+        // A job beyond the caller's limit (tid >= active) is no job for this thread: it keeps
+        // counting its idle time and goes to sleep as if none had come.
+        while ((j = atomic_load(&pool.job)) == seen || tid >= atomic_load(&pool.active)) {
             if (atomic_load(&pool.quit)) return NULL;
             cpu_relax();
             if ((++spins & 255) == 0) {
@@ -279,7 +281,7 @@ static void *worker_main(void *arg) {
                 else if (t - spin_start > VK_SPIN_SECONDS) {
                     pthread_mutex_lock(&pool.sleep_lock);
                     atomic_fetch_add(&pool.sleepers, 1);
-                    while (atomic_load(&pool.job) == seen && !atomic_load(&pool.quit))
+                    while ((atomic_load(&pool.job) == seen || tid >= atomic_load(&pool.active)) && !atomic_load(&pool.quit))
                         pthread_cond_wait(&pool.wake, &pool.sleep_lock);
                     atomic_fetch_sub(&pool.sleepers, 1);
                     pthread_mutex_unlock(&pool.sleep_lock);
@@ -344,6 +346,11 @@ static _Thread_local int caller_limit = 0;
 void vk_set_caller_threads(int n) { caller_limit = n < 1 ? 0 : n; }
 int vk_get_caller_threads(void) { return caller_limit; }
 
+int vk_effective_threads(void) {
+    int n = vk_get_threads();
+    return caller_limit > 0 && caller_limit < n ? caller_limit : n;
+}
+
 void vk_parallel(int64_t n_items, vk_task_fn fn, void *ctx) {
     if (n_items <= 0) return;
     pthread_once(&init_once, init_runtime);
@@ -391,3 +398,5 @@ int vk_test_max_tid(int64_t n_items) {
     vk_parallel(n_items, test_tid_item, NULL);
     return atomic_load(&test_max_tid);
 }
+
+int vk_test_sleepers(void) { return atomic_load(&pool.sleepers); }

@@ -73,6 +73,9 @@ public enum KernelConfig {
     /// Test support: the highest pool thread index that ran an item of a job of `items` slow items.
     package static func highestThreadUsed(items: Int) -> Int { Int(vk_test_max_tid(Int64(items))) }
 
+    /// Test support: pool threads asleep now.
+    package static var sleepingPoolThreads: Int { Int(vk_test_sleepers()) }
+
     /// Names the numerics contract as implemented, for content addresses.
     public static func numericsProfile(kv: KVType) -> String {
         "verbatim-numerics/4 f32 kv=\(kv == .f16 ? "f16" : "f32")"

@@ -80,6 +80,23 @@ extension KernelTests {
             #expect(KernelConfig.highestThreadUsed(items: 400) <= 1, "limit 2: the caller and pool thread 1")
             KernelConfig.callerThreads = 8
             #expect(KernelConfig.highestThreadUsed(items: 400) <= 3, "a limit above the pool is the pool")
+            // Threads beyond the limit sleep through a stream of jobs instead of waking for each:
+            // sampled while the jobs run, pool threads 2 and 3 are asleep most of the time.
+            KernelConfig.callerThreads = 2
+            final class Samples: @unchecked Sendable { var asleep = 0, total = 0, stop = false }
+            let samples = Samples(), sampled = DispatchSemaphore(value: 0)
+            Thread {
+                while !samples.stop {
+                    if KernelConfig.sleepingPoolThreads >= 2 { samples.asleep += 1 }
+                    samples.total += 1
+                    usleep(50)
+                }
+                sampled.signal()
+            }.start()
+            for _ in 0..<400 { _ = KernelConfig.highestThreadUsed(items: 4) }
+            samples.stop = true
+            sampled.wait()
+            #expect(samples.asleep * 2 > samples.total, "two threads asleep in \(samples.asleep) of \(samples.total) samples")
         }
     }
 }

@@ -35,10 +35,14 @@ void vk_set_threads(int n);
 void vk_set_caller_threads(int n);
 /// The calling thread's limit (0: none).
 int vk_get_caller_threads(void);
+/// Threads the calling thread's jobs use: the pool's, or fewer under its limit.
+int vk_effective_threads(void);
 
 // For tests of the caller's limit: the highest thread index that ran an item of a job
 // of `n_items` slow items.
 int vk_test_max_tid(int64_t n_items);
+// For tests of the caller's limit: pool threads asleep now.
+int vk_test_sleepers(void);
 
 // For tests of the pool: stretch the moments between a worker's reads of a job
 // and its claim, and between the caller's writes of a new job, by `ns` busy
