@@ -50,6 +50,8 @@ public final class CacheStore: @unchecked Sendable {
     var failedWrites = 0, droppedWrites = 0
     /// Why the file is damaged, once a read or write has found it so (logged once).
     private var damage: String?
+    /// Persistent counter changes not yet committed (the writer takes them with each batch).
+    var counterDeltas: [String: Int64] = [:]
     /// Test support: the next `count` commits fail with `code`.
     var injectedFailures: (count: Int, code: Int32) = (0, 0)
 
@@ -217,7 +219,12 @@ public final class CacheStore: @unchecked Sendable {
 
     /// Adds to a persistent counter (committed with the next write batch).
     public func count(_ name: String, _ delta: Int64 = 1) {
-        writer?.submit(.count(name, delta))
+        // Summed here, not queued one by one: while writes are paused they cannot pile up.
+        let first = state.withLock {
+            defer { counterDeltas[name, default: 0] += delta }
+            return counterDeltas.isEmpty
+        }
+        if first { writer?.submit(.counters) }
     }
 
     // MARK: - Reads (caller's thread)
@@ -311,6 +318,6 @@ public final class CacheStore: @unchecked Sendable {
     func enqueue(_ op: WriteOp, bytes: Int) {
         guard let writer, !writer.submit(op, bytes: bytes), bytes > 0 else { return }
         state.withLock { droppedWrites += 1 }
-        writer.submit(.count("writes.dropped", 1))
+        count("writes.dropped")
     }
 }

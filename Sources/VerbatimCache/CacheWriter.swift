@@ -14,8 +14,8 @@ extension CacheStore {
         /// (checked again in the writer's transaction): the row goes, and such an entry with it.
         case dropSibling(group: Digest128, key: Digest128)
         case seen(model: Digest128, profile: String)
-        /// Adds to a persistent counter (summed over the batch).
-        case count(String, Int64)
+        /// Counter changes are waiting (`counterDeltas`); every batch takes them anyway.
+        case counters
     }
 
     /// One batch, on the writer's thread: counter deltas summed, everything committed in one
@@ -23,10 +23,10 @@ extension CacheStore {
     /// batch when the write failed.
     func writeBatch(_ batch: [WriteOp]) -> Duration? {
         var tick = writerTick ?? ((try? env.read { txn in try counter(txn, "tick") }) ?? 0)
-        var ops: [WriteOp] = []
-        var deltas: [String: Int64] = [:]
-        for op in batch {
-            if case .count(let name, let delta) = op { deltas[name, default: 0] += delta } else { ops.append(op) }
+        let ops = batch.filter { if case .counters = $0 { false } else { true } }
+        let deltas: [String: Int64] = state.withLock {
+            defer { counterDeltas.removeAll() }
+            return counterDeltas
         }
         defer { writerTick = tick }
         if let pause = commit(ops, deltas, &tick) { return pause }
@@ -72,11 +72,12 @@ extension CacheStore {
                     let pause = backoff
                     backoff = min(backoff * 2, .seconds(60))
                     failedWrites += entries
+                    // The counters are not lost: they go with the next write that works.
+                    for (name, delta) in deltas { counterDeltas[name, default: 0] += delta }
+                    counterDeltas["writes.failed", default: 0] += Int64(entries)
                     return pause
                 }
-                // The counters are not lost: they go with the next write that works.
-                for (name, delta) in deltas { writer?.submit(.count(name, delta)) }
-                writer?.submit(.count("writes.failed", Int64(entries)))
+                writer?.submit(.counters)   // so the next try comes after the pause even if nothing else does
                 return pause
             }
         }
@@ -119,8 +120,8 @@ extension CacheStore {
                 if let siblings { _ = try txn.delete(siblings, Self.siblingKey(group, key)) }
             case .seen(let model, let profile):
                 try txn.put(meta, Array("model:\(model)".utf8), Array(profile.utf8))
-            case .count:
-                break   // summed into `deltas` by writeBatch
+            case .counters:
+                break   // taken from `counterDeltas` by writeBatch
             }
         }
         for (name, delta) in deltas { try add(txn, name, delta) }

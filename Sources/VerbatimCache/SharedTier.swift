@@ -112,7 +112,7 @@ final class TierLink: @unchecked Sendable {
         self.retryAfter = retryAfter
         self.batchBytes = batchBytes
         self.count = count
-        writer = BatchWorker(name: "vb-tier-writer", maxPendingBytes: maxPendingBytes) { [self] batch in
+        writer = BatchWorker(name: "vb-tier-writer", maxPendingBytes: maxPendingBytes, maxBatchBytes: batchBytes) { [self] batch in
             send(batch)
             return nil   // a failed write pauses the tier (`pausedUntil`); what comes meanwhile is dropped, not held
         }

@@ -31,19 +31,23 @@ package enum BlockingWork {
 package final class BatchWorker<Item: Sendable>: @unchecked Sendable {
     // Sendable: every mutable field is behind `lock`; `process` runs on the worker's thread only.
     private let lock = NSCondition()
-    private var queue: [Item] = []
+    private var queue: [(item: Item, bytes: Int)] = []
     private var pendingBytes = 0
     private var busy = false
     private var stopping = false
     private var finished = false
     private var pausedUntil: ContinuousClock.Instant?
     private let maxPendingBytes: Int
+    private let maxBatchBytes: Int
     private let exited = DispatchSemaphore(value: 0)
 
-    /// Starts the thread (`name`: at most 15 bytes, see `BlockingWork`). `process` gets each batch in the order handed over and returns nil,
-    /// or how long to pause before the next batch.
-    package init(name: String, maxPendingBytes: Int, process: @escaping @Sendable ([Item]) -> Duration?) {
+    /// Starts the thread (`name`: at most 15 bytes, see `BlockingWork`). `process` gets each batch
+    /// in the order handed over and returns nil, or how long to pause before the next batch. A
+    /// batch holds at most `maxBatchBytes` bytes of items (at least one item); what waits
+    /// beyond it stays counted against `maxPendingBytes`.
+    package init(name: String, maxPendingBytes: Int, maxBatchBytes: Int = .max, process: @escaping @Sendable ([Item]) -> Duration?) {
         self.maxPendingBytes = maxPendingBytes
+        self.maxBatchBytes = maxBatchBytes
         let thread = Thread { [self] in
             run(process)
             exited.signal()
@@ -64,7 +68,7 @@ package final class BatchWorker<Item: Sendable>: @unchecked Sendable {
             let paused = pausedUntil.map { ContinuousClock.now < $0 } ?? false
             guard !paused, pendingBytes + bytes <= maxPendingBytes else { return false }
         }
-        queue.append(item)
+        queue.append((item, bytes))
         pendingBytes += bytes
         lock.signal()
         return true
@@ -112,9 +116,14 @@ package final class BatchWorker<Item: Sendable>: @unchecked Sendable {
                 lock.unlock()
                 return
             }
-            let batch = queue
-            queue.removeAll()
-            pendingBytes = 0
+            var taken = 0, bytes = 0
+            while taken < queue.count, taken == 0 || bytes + queue[taken].bytes <= maxBatchBytes {
+                bytes += queue[taken].bytes
+                taken += 1
+            }
+            let batch = queue[..<taken].map(\.item)
+            queue.removeFirst(taken)
+            pendingBytes -= bytes
             busy = true
             lock.unlock()
 

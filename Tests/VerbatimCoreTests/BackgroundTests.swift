@@ -99,6 +99,28 @@ struct BackgroundTests {
         worker.close()
     }
 
+    @Test("a batch holds at most maxBatchBytes (at least one item); what waits beyond it stays counted against the bound")
+    func batchBound() {
+        let seen = Batches<String>()
+        let started = DispatchSemaphore(value: 0), gate = DispatchSemaphore(value: 0)
+        let worker = BatchWorker<String>(name: "vb-test-writer", maxPendingBytes: 45, maxBatchBytes: 20) { batch in
+            seen.append(batch)
+            if batch == ["hold"] { started.signal(); gate.wait() }
+            return nil
+        }
+        worker.submit("hold")
+        started.wait()
+        for name in ["a", "b", "c", "d"] { #expect(worker.submit(name, bytes: 10)) }
+        #expect(worker.submit("big", bytes: 30) == false, "70 bytes would pass the bound of 45")
+        gate.signal()
+        #expect(seen.wait { $0.count == 5 })
+        #expect(seen.all == [["hold"], ["a", "b"], ["c", "d"]])
+        #expect(worker.submit("big", bytes: 30), "one item over maxBatchBytes still goes, alone")
+        worker.flush()
+        #expect(seen.all.last == ["big"])
+        worker.close()
+    }
+
     @Test("a pause refuses items with bytes until it ends, then the queue is processed; close makes one last try at once")
     func pauseAndClose() {
         let seen = Batches<String>()
