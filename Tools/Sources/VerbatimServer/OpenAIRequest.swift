@@ -33,9 +33,7 @@ struct GenerationRequest: Sendable {
     static func parse(_ body: Data, chat: Bool) throws(APIError) -> GenerationRequest {
         let fields: RequestBody
         do {
-            let decoder = JSONDecoder()
-            decoder.userInfo[RequestBody.chatEndpoint] = chat
-            fields = try decoder.decode(RequestBody.self, from: body)
+            fields = try JSONDecoder().decode(RequestBody.self, from: body)
         } catch let error as APIError {
             throw error
         } catch {
@@ -64,100 +62,59 @@ struct GenerationRequest: Sendable {
     }
 }
 
-/// The JSON body of `/v1/completions` and `/v1/chat/completions` as OpenAI defines it, every
-/// field optional. JSON keeps booleans and numbers apart (`"temperature": true` is a type
-/// error, not 1); a field of the wrong type throws an `APIError` naming it.
+/// The JSON body of `/v1/completions` and `/v1/chat/completions`: an object whose fields are
+/// read with their types checked as the endpoint uses them, in the order `validated` reads
+/// them, so a field the endpoint ignores is never refused and every error names its field.
+/// JSON keeps booleans and numbers apart (`"temperature": true` is a type error, not 1).
 struct RequestBody: Decodable {
-    var model: String?
-    var messages: [ChatMessage]?
-    var prompt: [GenerationRequest.Input]?
-    var n, maxTokens, maxCompletionTokens, topLogprobs, seed: Double?
-    var temperature, topP: Double?
-    /// Completions: a number (0...5 alternatives); chat: true or false.
-    var logprobs: LogprobsField?
-    var echo, returnTokenIDs, stream, ignoreEOS: Bool?
-    var stop: [String]?
-    var includeUsage: Bool?
-
-    enum Key: String, CodingKey {
-        case model, messages, prompt, n, echo, seed, stop, stream, temperature, logprobs
-        case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p"
-        case topLogprobs = "top_logprobs", returnTokenIDs = "return_token_ids", ignoreEOS = "ignore_eos"
-        case streamOptions = "stream_options"
-    }
-
-    enum LogprobsField { case flag(Bool), count(Double) }
-
-    struct StreamOptions: Decodable {
-        var includeUsage: Bool?
-        enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
-    }
-
-    /// `userInfo` key: true when decoding for the chat endpoint (which reads `messages`, not `prompt`).
-    static let chatEndpoint = CodingUserInfoKey(rawValue: "verbatim.chat")!
+    let fields: [String: JSONValue]
 
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: Key.self)
-        let chat = decoder.userInfo[Self.chatEndpoint] as? Bool ?? false
-        /// A field of type `T`, nil when absent or null; the wrong type names the field.
-        func field<T: Decodable>(_ key: Key, _ what: String) throws -> T? {
-            do { return try c.decodeIfPresent(T.self, forKey: key) } catch let error as APIError { throw error } catch {
-                throw APIError.invalid(key.stringValue, "'\(key.stringValue)' must be \(what)")
-            }
+        fields = try decoder.singleValueContainer().decode([String: JSONValue].self)
+    }
+
+    /// A field's value; nil when absent or null.
+    private func value(_ name: String) -> JSONValue? {
+        if case .null? = fields[name] { return nil }
+        return fields[name]
+    }
+    private func string(_ name: String) throws(APIError) -> String? {
+        guard let v = value(name) else { return nil }
+        guard case .string(let s) = v else { throw .invalid(name, "'\(name)' must be a string") }
+        return s
+    }
+    private func number(_ name: String) throws(APIError) -> Double? {
+        guard let v = value(name) else { return nil }
+        guard case .number(let d) = v else { throw .invalid(name, "'\(name)' must be a number") }
+        return d
+    }
+    private func integer(_ name: String) throws(APIError) -> Int? {
+        guard let d = try number(name) else { return nil }
+        // Integers up to 2^53 are exact in JSON (and in every client's doubles).
+        guard d == d.rounded(), abs(d) <= 9_007_199_254_740_991 else {
+            throw .invalid(name, "'\(name)' must be an integer of at most 2^53 - 1 in size")
         }
-        model = try field(.model, "a string")
-        if chat && c.contains(.messages) {
-            guard let list: [JSONValue] = try field(.messages, "a non-empty array"), !list.isEmpty else {
-                throw APIError.invalid("messages", "'messages' must be a non-empty array")
-            }
-            messages = try list.enumerated().map { i, item in try Self.message(item, index: i) }
-        }
-        if !chat && c.contains(.prompt), let raw: JSONValue = try field(.prompt, "a string or an array") {
-            prompt = try Self.prompts(raw)
-        }
-        for (key, path) in [(Key.n, \Self.n), (.maxTokens, \.maxTokens), (.maxCompletionTokens, \.maxCompletionTokens),
-                            (.topLogprobs, \.topLogprobs), (.seed, \.seed), (.temperature, \.temperature), (.topP, \.topP)] {
-            self[keyPath: path] = try field(key, "a number")
-        }
-        echo = try field(.echo, "true or false")
-        returnTokenIDs = try field(.returnTokenIDs, "true or false")
-        stream = try field(.stream, "true or false")
-        ignoreEOS = try field(.ignoreEOS, "true or false")
-        if let raw: JSONValue = try field(.logprobs, "a number or true or false") {
-            switch raw {
-            case .bool(let b): logprobs = .flag(b)
-            case .number(let d): logprobs = .count(d)
-            default: throw APIError.invalid("logprobs", "'logprobs' must be a number or true or false")
-            }
-        }
-        if let raw: JSONValue = try field(.stop, "a string or an array of at most 4 strings") {
-            switch raw {
-            case .string(let s): stop = [s]
-            case .array(let list) where list.count <= 4:
-                stop = try list.map { item in
-                    guard case .string(let s) = item else { throw APIError.invalid("stop", "'stop' must be a string or an array of at most 4 strings") }
-                    return s
-                }
-            default: throw APIError.invalid("stop", "'stop' must be a string or an array of at most 4 strings")
-            }
-        }
-        let options: StreamOptions? = try field(.streamOptions, "an object")
-        includeUsage = options?.includeUsage
+        return Int(d)
+    }
+    private func boolean(_ name: String) throws(APIError) -> Bool? {
+        guard let v = value(name) else { return nil }
+        guard case .bool(let b) = v else { throw .invalid(name, "'\(name)' must be true or false") }
+        return b
     }
 
     /// messages[i]: an object with string `role` (system, user or assistant) and `content`.
-    private static func message(_ item: JSONValue, index i: Int) throws -> ChatMessage {
+    private static func message(_ item: JSONValue, index i: Int) throws(APIError) -> ChatMessage {
         guard case .object(let m) = item, case .string(let role)? = m["role"], case .string(let content)? = m["content"] else {
-            throw APIError.invalid("messages[\(i)]", "messages[\(i)] must be an object with string 'role' and 'content'")
+            throw .invalid("messages[\(i)]", "messages[\(i)] must be an object with string 'role' and 'content'")
         }
         guard ["system", "user", "assistant"].contains(role) else {
-            throw APIError.invalid("messages[\(i)].role", "messages[\(i)].role must be system, user or assistant (got '\(role)')")
+            throw .invalid("messages[\(i)].role", "messages[\(i)].role must be system, user or assistant (got '\(role)')")
         }
         return ChatMessage(role: ChatRole(role), content: content)
     }
 
     /// `prompt` of the completions endpoint: a string, token ids, or an array of either.
-    private static func prompts(_ raw: JSONValue) throws -> [GenerationRequest.Input] {
+    private static func prompts(_ raw: JSONValue) throws(APIError) -> [GenerationRequest.Input] {
         func tokenIDs(_ list: [JSONValue]) -> [TokenID]? {
             var ids: [TokenID] = []
             ids.reserveCapacity(list.count)
@@ -169,89 +126,99 @@ struct RequestBody: Decodable {
         }
         let what = "'prompt' must be a string, an array of token ids, or an array of strings or of token-id arrays"
         if case .string(let text) = raw { return [.text(text)] }
-        guard case .array(let list) = raw, !list.isEmpty else { throw APIError.invalid("prompt", what + " (and not empty)") }
+        guard case .array(let list) = raw, !list.isEmpty else { throw .invalid("prompt", what + " (and not empty)") }
         if list.allSatisfy({ if case .number = $0 { true } else { false } }) {
-            guard let ids = tokenIDs(list) else { throw APIError.invalid("prompt", "token ids in 'prompt' must be integers from 0 to \(Int32.max)") }
+            guard let ids = tokenIDs(list) else { throw .invalid("prompt", "token ids in 'prompt' must be integers from 0 to \(Int32.max)") }
             return [.tokens(ids)]
         }
         let maxChoices = GenerationRequest.maxChoices
-        guard list.count <= maxChoices else { throw APIError.invalid("prompt", "at most \(maxChoices) prompts in one request (got \(list.count))") }
-        return try list.enumerated().map { i, item in
+        guard list.count <= maxChoices else { throw .invalid("prompt", "at most \(maxChoices) prompts in one request (got \(list.count))") }
+        var inputs: [GenerationRequest.Input] = []
+        for (i, item) in list.enumerated() {
             switch item {
-            case .string(let text): return .text(text)
+            case .string(let text):
+                inputs.append(.text(text))
             case .array(let inner) where !inner.isEmpty:
-                if let ids = tokenIDs(inner) { return .tokens(ids) }
-            default: break
+                guard let ids = tokenIDs(inner) else { fallthrough }
+                inputs.append(.tokens(ids))
+            default:
+                throw .invalid("prompt[\(i)]", what + "; prompt[\(i)] is neither a string nor a non-empty array of token ids")
             }
-            throw APIError.invalid("prompt[\(i)]", what + "; prompt[\(i)] is neither a string nor a non-empty array of token ids")
         }
+        return inputs
     }
 
-    /// The request the engine runs, with every value checked against its range.
+    /// The request the engine runs, every value checked against its type and range.
     func validated(chat: Bool) throws(APIError) -> GenerationRequest {
-        func integer(_ key: Key, _ value: Double?) throws(APIError) -> Int? {
-            guard let d = value else { return nil }
-            // Integers up to 2^53 are exact in JSON (and in every client's doubles).
-            guard d == d.rounded(), abs(d) <= 9_007_199_254_740_991 else {
-                throw .invalid(key.stringValue, "'\(key.stringValue)' must be an integer of at most 2^53 - 1 in size")
-            }
-            return Int(d)
-        }
         let inputs: [GenerationRequest.Input]
         if chat {
-            guard let messages else { throw .invalid("messages", "'messages' is required") }
+            guard let raw = fields["messages"] else { throw .invalid("messages", "'messages' is required") }
+            guard case .array(let list) = raw, !list.isEmpty else { throw .invalid("messages", "'messages' must be a non-empty array") }
+            var messages: [ChatMessage] = []
+            for (i, item) in list.enumerated() { messages.append(try Self.message(item, index: i)) }
             inputs = [.chat(messages)]
         } else {
-            guard let prompt else { throw .invalid("prompt", "'prompt' is required") }
-            inputs = prompt
+            guard let raw = fields["prompt"] else { throw .invalid("prompt", "'prompt' is required") }
+            inputs = try Self.prompts(raw)
         }
-        let n = try integer(.n, n) ?? 1
-        guard n >= 1, n * inputs.count <= GenerationRequest.maxChoices else {
-            throw .invalid("n", "'n' must be at least 1, and n times the number of prompts at most \(GenerationRequest.maxChoices) (got n = \(n), \(inputs.count) prompts)")
+        let maxChoices = GenerationRequest.maxChoices
+        let n = try integer("n") ?? 1
+        guard n >= 1, n * inputs.count <= maxChoices else {
+            throw .invalid("n", "'n' must be at least 1, and n times the number of prompts at most \(maxChoices) (got n = \(n), \(inputs.count) prompts)")
         }
-        let echo = echo ?? false
+        let echo = try boolean("echo") ?? false
         if chat && echo { throw .invalid("echo", "'echo' is for /v1/completions only") }
         var maxTokens = chat ? 256 : 16
-        if chat, let n = try integer(.maxCompletionTokens, maxCompletionTokens) { maxTokens = n } else if let n = try integer(.maxTokens, self.maxTokens) { maxTokens = n }
+        if chat, let n = try integer("max_completion_tokens") { maxTokens = n } else if let n = try integer("max_tokens") { maxTokens = n }
         guard maxTokens >= (echo ? 0 : 1) else {
             throw .invalid("max_tokens", "'max_tokens' must be at least 1, or 0 with 'echo': true (got \(maxTokens))")
         }
-        let temperature = temperature ?? 1
+        let temperature = try number("temperature") ?? 1
         guard temperature >= 0, temperature <= 2 else { throw .invalid("temperature", "'temperature' must be between 0 and 2 (got \(temperature))") }
-        let topP = topP ?? 1
+        let topP = try number("top_p") ?? 1
         guard topP > 0, topP <= 1 else { throw .invalid("top_p", "'top_p' must be in (0, 1] (got \(topP))") }
         var seed: UInt64?
-        if let s = try integer(.seed, self.seed) {
+        if let s = try integer("seed") {
             guard s >= 0 else { throw .invalid("seed", "'seed' must be a non-negative integer") }
             seed = UInt64(s)
         }
-        let stop = stop ?? []
-        guard !stop.contains("") else { throw .invalid("stop", "'stop' strings must not be empty") }
-        var wantsLogprobs = false
+        var stop: [String] = []
+        if let raw = value("stop") {
+            let what = "'stop' must be a string or an array of at most 4 strings"
+            switch raw {
+            case .string(let s): stop = [s]
+            case .array(let list) where list.count <= 4:
+                for item in list {
+                    guard case .string(let s) = item else { throw .invalid("stop", what) }
+                    stop.append(s)
+                }
+            default: throw .invalid("stop", what)
+            }
+            guard !stop.contains("") else { throw .invalid("stop", "'stop' strings must not be empty") }
+        }
+        var logprobs = false
         var topLogprobs = 0
         if chat {
-            switch logprobs {
-            case nil: break
-            case .flag(let b)?: wantsLogprobs = b
-            case .count?: throw .invalid("logprobs", "'logprobs' must be true or false")
-            }
-            topLogprobs = try integer(.topLogprobs, self.topLogprobs) ?? 0
+            logprobs = try boolean("logprobs") ?? false
+            topLogprobs = try integer("top_logprobs") ?? 0
             guard (0...20).contains(topLogprobs) else { throw .invalid("top_logprobs", "'top_logprobs' must be between 0 and 20") }
-            if topLogprobs > 0 && !wantsLogprobs { throw .invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true") }
-        } else {
-            switch logprobs {
-            case nil: break
-            case .flag?: throw .invalid("logprobs", "'logprobs' must be a number")
-            case .count(let d)?:
-                guard let n = try integer(.logprobs, d), (0...5).contains(n) else { throw .invalid("logprobs", "'logprobs' must be between 0 and 5") }
-                wantsLogprobs = true
-                topLogprobs = n
-            }
+            if topLogprobs > 0 && !logprobs { throw .invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true") }
+        } else if let n = try integer("logprobs") {
+            guard (0...5).contains(n) else { throw .invalid("logprobs", "'logprobs' must be between 0 and 5") }
+            logprobs = true
+            topLogprobs = n
         }
-        return GenerationRequest(model: model, inputs: inputs, n: n, echo: echo, returnTokenIDs: returnTokenIDs ?? false,
-                                 maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), seed: seed, stop: stop,
-                                 logprobs: wantsLogprobs, topLogprobs: topLogprobs, stream: stream ?? false,
-                                 includeUsage: includeUsage ?? false, ignoreEOS: ignoreEOS ?? false)
+        let stream = try boolean("stream") ?? false
+        var includeUsage = false
+        if let options = value("stream_options") {
+            guard case .object(let o) = options else { throw .invalid("stream_options", "'stream_options' must be an object") }
+            if case .bool(let b)? = o["include_usage"] { includeUsage = b }
+        }
+        return GenerationRequest(model: try string("model"), inputs: inputs, n: n, echo: echo,
+                                 returnTokenIDs: try boolean("return_token_ids") ?? false, maxTokens: maxTokens,
+                                 temperature: Float(temperature), topP: Float(topP), seed: seed, stop: stop, logprobs: logprobs,
+                                 topLogprobs: topLogprobs, stream: stream, includeUsage: includeUsage,
+                                 ignoreEOS: try boolean("ignore_eos") ?? false)
     }
 }
 
