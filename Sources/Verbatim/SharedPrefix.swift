@@ -14,7 +14,6 @@ public enum SharedPrefix: Sendable, Equatable {
         public let description: String
     }
 
-    private enum Key: String, CodingKey { case system, text }
 }
 
 extension SharedPrefix: Decodable {
@@ -23,13 +22,13 @@ extension SharedPrefix: Decodable {
     public init(from decoder: any Decoder) throws {
         let index = decoder.codingPath.last?.intValue.map { "shared_prefixes[\($0)]" } ?? "a shared prefix"
         let failure = ParseError(description: "\(index) needs exactly one non-empty 'system' or 'text' string")
-        guard let c = try? decoder.container(keyedBy: Key.self), c.allKeys.count == 1 else { throw failure }
-        if let system = try? c.decode(String.self, forKey: .system), !system.isEmpty {
-            self = .system(system)
-        } else if let text = try? c.decode(String.self, forKey: .text), !text.isEmpty {
-            self = .text(text)
-        } else {
-            throw failure
+        // The whole object: a key besides the one read (or a value that is not a string) is refused too.
+        guard let entry = try? decoder.singleValueContainer().decode([String: String].self), entry.count == 1,
+              let (key, value) = entry.first, !value.isEmpty else { throw failure }
+        switch key {
+        case "system": self = .system(value)
+        case "text": self = .text(value)
+        default: throw failure
         }
     }
 }

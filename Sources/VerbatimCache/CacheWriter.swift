@@ -22,12 +22,13 @@ extension CacheStore {
     /// write transaction, then eviction down to the budget. Returns the pause before the next
     /// batch when the write failed.
     func writeBatch(_ batch: [WriteOp]) -> Duration? {
-        var tick = writerTick ?? ((try? env.read { txn in try counter(txn, "tick") }) ?? 0)
         let ops = batch.filter { if case .counters = $0 { false } else { true } }
         let deltas: [String: Int64] = state.withLock {
             defer { counterDeltas.removeAll() }
             return counterDeltas
         }
+        if ops.isEmpty && deltas.isEmpty { return nil }   // a marker whose counters an earlier batch took: no commit
+        var tick = writerTick ?? ((try? env.read { txn in try counter(txn, "tick") }) ?? 0)
         defer { writerTick = tick }
         if let pause = commit(ops, deltas, &tick) { return pause }
         evictIfNeeded(&tick)

@@ -101,7 +101,6 @@ final class TierLink: @unchecked Sendable {
     // Sendable: `pausedUntil` is behind `lock`; the rest is immutable after init.
     let tier: any SharedTier
     let retryAfter: Duration
-    let batchBytes: Int
     private let lock = NSLock()
     private var pausedUntil: ContinuousClock.Instant?
     private let count: @Sendable (String, Int64) -> Void
@@ -110,7 +109,6 @@ final class TierLink: @unchecked Sendable {
     init(tier: any SharedTier, retryAfter: Duration, maxPendingBytes: Int, batchBytes: Int, count: @escaping @Sendable (String, Int64) -> Void) {
         self.tier = tier
         self.retryAfter = retryAfter
-        self.batchBytes = batchBytes
         self.count = count
         writer = BatchWorker(name: "vb-tier-writer", maxPendingBytes: maxPendingBytes, maxBatchBytes: batchBytes) { [self] batch in
             send(batch)
@@ -164,30 +162,19 @@ final class TierLink: @unchecked Sendable {
     /// Waits until everything queued so far has been sent (or failed).
     func flush() { writer?.flush() }
 
-    /// Sends a batch in requests of up to `batchBytes` (at least one entry each); while the
-    /// tier is paused after a failure, entries are dropped and counted.
-    private func send(_ entries: [SharedTierEntry]) {
-        var start = 0
-        while start < entries.count {
-            var end = start + 1
-            var bytes = entries[start].bytes.count
-            while end < entries.count, bytes + entries[end].bytes.count <= batchBytes {
-                bytes += entries[end].bytes.count
-                end += 1
-            }
-            let batch = Array(entries[start..<end])
-            start = end
-            guard available else {
-                count("tier.\(tier.name).writes_dropped", Int64(batch.count))
-                continue
-            }
-            do {
-                try tier.store(batch)
-                count("tier.\(tier.name).entries_written", Int64(batch.count))
-            } catch {
-                failed("write", error)
-                count("tier.\(tier.name).writes_dropped", Int64(batch.count))
-            }
+    /// Sends a batch (at most `batchBytes`, or one entry: the worker's bound) in one request;
+    /// while the tier is paused after a failure, its entries are dropped and counted.
+    private func send(_ batch: [SharedTierEntry]) {
+        guard available else {
+            count("tier.\(tier.name).writes_dropped", Int64(batch.count))
+            return
+        }
+        do {
+            try tier.store(batch)
+            count("tier.\(tier.name).entries_written", Int64(batch.count))
+        } catch {
+            failed("write", error)
+            count("tier.\(tier.name).writes_dropped", Int64(batch.count))
         }
     }
 }

@@ -276,15 +276,15 @@ public enum KVType: Int32, Sendable {
 /// reserved once, zero-filled pages committed as they are first written, and `discard()`
 /// returns them to the OS (they read as zeros again). A forward pass keeps its activations
 /// and logits here, so an idle engine holds little beyond its weights. Not thread-safe.
-public final class ScratchMemory: @unchecked Sendable {
+package final class ScratchMemory: @unchecked Sendable {
     /// The first byte (page-aligned).
-    public let base: UnsafeMutableRawPointer
+    package let base: UnsafeMutableRawPointer
     /// Bytes reserved.
-    public let byteCount: Int
+    package let byteCount: Int
 
     /// Reserves `byteCount` zero-filled bytes (at least one); stops the process if the address
     /// space cannot be reserved.
-    public init(byteCount: Int) {
+    package init(byteCount: Int) {
         self.byteCount = max(byteCount, 1)
         guard let p = vk_alloc_lazy(self.byteCount) else { fatalError("cannot reserve \(byteCount) bytes of scratch memory") }
         base = p
@@ -293,7 +293,7 @@ public final class ScratchMemory: @unchecked Sendable {
     deinit { vk_free_lazy(base, byteCount) }
 
     /// Gives every page back to the OS; the memory reads as zeros until written again.
-    public func discard() { vk_discard(base, byteCount) }
+    package func discard() { vk_discard(base, byteCount) }
 }
 
 /// Paged KV memory: `blockCount` physical blocks of `blockSize` tokens. A block

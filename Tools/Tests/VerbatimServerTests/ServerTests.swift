@@ -281,6 +281,13 @@ struct ServerTests {
             .write(to: URL(fileURLWithPath: file))
         #expect(throws: APIError.self) { try TenantDirectory(file: file) }
         do { _ = try TenantDirectory(file: file) } catch { #expect(error.message.contains("shared_prefixes[0]")) }
+        // So is an entry with a key besides its one string.
+        try JSONSerialization.data(withJSONObject: ["tenants": [["id": "a", "keys": ["k"]]],
+                                                    "shared_prefixes": [["text": "fine"], ["system": "x", "note": "y"]]])
+            .write(to: URL(fileURLWithPath: file))
+        do { _ = try TenantDirectory(file: file); Issue.record("an entry with two keys was accepted") } catch {
+            #expect(error.message.contains("shared_prefixes[1]"), "\(error.message)")
+        }
         await server.stop()
     }
 
