@@ -164,11 +164,13 @@ typedef struct {
     // Q4_0/Q4_1: x is already scaled (vk_q4_x_scale: x[k] * 2^(20 - bit(k % 8)))
     // and xsum (rows, k / 32), row stride k / 32, holds the block sums of the
     // unscaled x (vk_block_sum); NULL for other types. scratch: room for
-    // k * 64 floats the call may use (quantised types), or NULL.
+    // k * 64 floats the call may use (quantised types), or NULL. next: the group
+    // this thread computes after this one (read ahead into the cache while this
+    // one computes), or NULL.
     void (*linear_group)(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,
-                         const float *xsum, float *scratch);
+                         const float *xsum, float *scratch, const uint8_t *next);
     void (*rmsnorm_row)(const float *x, const float *w, float *y, int64_t dim,
                         float eps);
     void (*swiglu)(const float *gate, const float *up, float *out, int64_t n);

@@ -104,8 +104,9 @@ static void sub_values(const uint8_t *panel, int type, int64_t sb, int c, float 
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,
-                         const float *xsum, float *scratch) {
+                         const float *xsum, float *scratch, const uint8_t *next) {
     (void)scratch;
+    (void)next;
     const int quant = vk_is_quant(type);
     const int sub = quant ? vk_sub_k(type) : 1;
     const int64_t nb = k / sub;

@@ -177,9 +177,13 @@ VKI void convert_block(const int type, const uint8_t *vals, float *out, int64_t 
 // xsum: block sums of the tile's rows (row stride k / 32), Q4 only.
 // qfp (quantised types, may be NULL): the same panels' values already in the
 // form convert_block gives, (k, 16) per panel, panel stride k * 16.
+// pf, pf_lines (quantised types, several rows): cache lines of the thread's next
+// group to read ahead, spread over this tile's blocks, so that its DRAM reads
+// overlap this tile's arithmetic (0 lines: none).
 VKI void tile(const int type, const int mr, const int np, const float *x,
               int64_t ldx, const uint8_t *w, int64_t pb, int64_t k, float *y,
-              int64_t ldy, int64_t ncols, const float *xsum, const float *qfp) {
+              int64_t ldy, int64_t ncols, const float *xsum, const float *qfp,
+              const uint8_t *pf, int64_t pf_lines) {
     vf acc[VK_TILE_MR][VK_MAX_NP];
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
@@ -211,6 +215,8 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         const int sub = vk_sub_k(type), nh = VK_QBLOCK / sub, spu = vk_unit_k(type) / sub;
         const int64_t nb = k / VK_QBLOCK, nbs = k / sub;
         for (int64_t b = 0; b < nb; b++) {
+            for (int64_t line = b * pf_lines / nb; line < (b + 1) * pf_lines / nb; line++)
+                __builtin_prefetch(pf + line * 64, 0, 2);
             // Several rows (one row takes row_tile_quant) and no converted group:
             // convert the block's integers once into an L1 buffer (32 k, np panels),
             // then run the plain loop over it.
@@ -267,14 +273,17 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         }
 }
 
-// Rows r..r+MR of a group, walking its panels NP at a time.
+// Rows r..r+MR of a group, walking its panels NP at a time. The first tile of
+// each row tile reads ahead the row tile's share of the next group's lines.
 #define GROUP_ROWS(MR)                                                             \
     for (int q = 0; q < VK_GROUP_PANELS; q += VK_TILE_NP(MR)) {                    \
         if ((int64_t)q * VK_NR >= ncols) break;                                    \
+        const int64_t rt = r / VK_TILE_MR, l0 = rt * pf_lines / row_tiles;          \
         tile(type, MR, VK_TILE_NP(MR), x + r * ldx, ldx, group + q * pb, pb, k,    \
              y + r * ldy + q * VK_NR, ldy, ncols - (int64_t)q * VK_NR,              \
              xsum ? xsum + r * (k / vk_sub_k(type)) : xsum,                         \
-             qf_all ? qf_all + q * k * VK_NR : qf_all);                             \
+             qf_all ? qf_all + q * k * VK_NR : qf_all, next + l0 * 64,              \
+             q == 0 ? (rt + 1) * pf_lines / row_tiles - l0 : 0);                    \
     }
 
 // The integers of a group's panels as floats, (k, 16) per panel: one pass,
@@ -289,7 +298,10 @@ VKI void convert_group(const int type, const uint8_t *group, int64_t pb, int64_t
 VKI void linear_group_t(const int type, const float *x, int64_t ldx,
                         int64_t rows, const uint8_t *group, int64_t pb,
                         int64_t k, float *y, int64_t ldy, int64_t ncols,
-                        const float *xsum, float *scratch) {
+                        const float *xsum, float *scratch, const uint8_t *next) {
+    // The next group's lines (quantised types): each row tile reads ahead its share.
+    const int64_t pf_lines = next && vk_is_quant(type) ? VK_GROUP_PANELS * pb / 64 : 0;
+    const int64_t row_tiles = (rows + VK_TILE_MR - 1) / VK_TILE_MR;
     // Quantised weights and more than one row tile: convert the group once
     // (k * 64 floats, in L2) rather than once per row tile. Same values, so
     // the same bits.
@@ -321,7 +333,7 @@ VKI void linear_group_t(const int type, const float *x, int64_t ldx,
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t pb, int type, int64_t k,
                          float *y, int64_t ldy, int64_t ncols, const float *xsum,
-                         float *scratch) {
+                         float *scratch, const uint8_t *next) {
     if (rows == 1 && vk_is_quant(type)) {
         // One row of quantised weights: one panel at a time, its blocks in
         // address order, so that the weights are one forward stream through
@@ -360,17 +372,17 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
         return;
     }
     switch (type) {
-    case VK_W_F32: linear_group_t(VK_W_F32, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_F16: linear_group_t(VK_W_F16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_BF16: linear_group_t(VK_W_BF16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_Q8_0: linear_group_t(VK_W_Q8_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_Q4_0: linear_group_t(VK_W_Q4_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_Q4_1: linear_group_t(VK_W_Q4_1, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_Q5_0: linear_group_t(VK_W_Q5_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_Q5_1: linear_group_t(VK_W_Q5_1, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_Q4_K: linear_group_t(VK_W_Q4_K, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_Q5_K: linear_group_t(VK_W_Q5_K, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
-    case VK_W_Q6_K: linear_group_t(VK_W_Q6_K, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch); break;
+    case VK_W_F32: linear_group_t(VK_W_F32, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_F16: linear_group_t(VK_W_F16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_BF16: linear_group_t(VK_W_BF16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_Q8_0: linear_group_t(VK_W_Q8_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_Q4_0: linear_group_t(VK_W_Q4_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_Q4_1: linear_group_t(VK_W_Q4_1, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_Q5_0: linear_group_t(VK_W_Q5_0, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_Q5_1: linear_group_t(VK_W_Q5_1, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_Q4_K: linear_group_t(VK_W_Q4_K, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_Q5_K: linear_group_t(VK_W_Q5_K, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
+    case VK_W_Q6_K: linear_group_t(VK_W_Q6_K, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
     default: break;
     }
 }
