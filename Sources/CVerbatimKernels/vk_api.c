@@ -405,8 +405,10 @@ void vk_linear(const float *x, int64_t rows, const void *packed, int type,
         j.gpi = groups / (2 * threads);
         if (j.gpi < 1) j.gpi = 1;
     } else {
+        // One row chunk (a decode batch): runs as long as for one row. Several (a prefill):
+        // shorter runs, so that the (run, chunk) items still number about four per thread.
         int64_t by_items = groups * j.n_row_chunks / (4 * threads), by_threads = groups / (2 * threads);
-        j.gpi = by_items < by_threads ? by_items : by_threads;
+        j.gpi = j.n_row_chunks == 1 || by_threads < by_items ? by_threads : by_items;
         if (j.gpi < 1) j.gpi = 1;
     }
     vk_parallel((groups + j.gpi - 1) / j.gpi * j.n_row_chunks, linear_item, &j);
