@@ -560,6 +560,21 @@ VKI void attention_values_heads(const vk_kv_layout *kv, int32_t layer, const flo
 
 #define VK_MAX_GROUP 8
 
+// Reads ahead the rows of KV head kv_head for keys j0..<j1 (K, or V with `values`) into the
+// cache: a decode batch's keys come from DRAM, and the loops below read 16 strided rows at a
+// time, which the hardware does not fetch early enough by itself.
+VKI void prefetch_kv_rows(const vk_kv_layout *kv, int32_t layer, const int32_t *table, int32_t kv_head,
+                          int64_t j0, int64_t j1, int values) {
+    const int64_t bs = kv->block_size, hd = kv->head_dim, esize = kv->kv_type == VK_KV_F16 ? 2 : 4;
+    const int64_t stride = (int64_t)kv->n_kv_heads * hd;
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t at = vk_kv_block_offset(kv, table[j / bs], layer) + (values ? bs * stride : 0)
+                         + (j % bs) * stride + kv_head * hd;
+        const char *row = (const char *)kv->base + at * esize;
+        for (int64_t b = 0; b < hd * esize; b += 64) __builtin_prefetch(row + b, 0, 3);
+    }
+}
+
 static void attention_group(const vk_kv_layout *kv, int32_t layer,
                             const float *q, float *out, int32_t n_q,
                             const int32_t *table, int32_t first, int32_t pos, int32_t kv_head,
@@ -580,6 +595,9 @@ static void attention_group(const vk_kv_layout *kv, int32_t layer,
     // loaded as rows and transposed 16 dimensions at a time, so lane i holds
     // key j0+i; one transposed column feeds one fma per head, d in order.
     for (int64_t j0 = j_start; j0 < nkeys; j0 += 16) {
+        // The next 16 keys, and the values of these 16 (read after the softmax).
+        prefetch_kv_rows(kv, layer, table, kv_head, j0 + 16, j0 + 32 < nkeys ? j0 + 32 : nkeys, 0);
+        prefetch_kv_rows(kv, layer, table, kv_head, j0 > first ? j0 : first, j0 + 16 < nkeys ? j0 + 16 : nkeys, 1);
         int64_t k0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + (j0 % bs) * stride + kv_head * hd;
         vf acc[VK_MAX_GROUP];
         for (int h = 0; h < n_q; h++) acc[h] = v_zero();
