@@ -287,36 +287,48 @@ void vk_add(float *x, const float *y, int64_t n) {
 
 // ---- linear ---------------------------------------------------------------------
 
+// One weight matrix of a linear job: its column groups split into runs of `gpi` groups.
 typedef struct {
-    const vk_ops *ops;
-    const float *x;
     const uint8_t *w;
     float *y;
+    const float *x;    // x, or x scaled for the nibble types
     const float *xsum; // (rows, k / vk_sub_k) for the nibble types, else NULL
-    int64_t rows, k, n, pb, row_chunk, n_row_chunks;
+    int64_t n, pb, groups, gpi;
     int type;
-    int64_t groups, gpi; // column groups, and consecutive groups per item
+} linear_target;
+
+typedef struct {
+    const vk_ops *ops;
+    int64_t rows, k, row_chunk, n_row_chunks;
+    int count;
+    linear_target t[VK_LINEAR_MAX];
+    int64_t first_item[VK_LINEAR_MAX + 1]; // items of target i: first_item[i] ..< first_item[i + 1]
 } linear_job;
 
+// One item: a run of column groups of one target, for one chunk of rows.
 static void linear_item(void *ctx, int64_t item, int tid) {
     const linear_job *j = ctx;
-    int64_t gi = item / j->n_row_chunks, rc = item % j->n_row_chunks;
+    int ti = 0;
+    while (item >= j->first_item[ti + 1]) ti++;
+    const linear_target *t = &j->t[ti];
+    const int64_t local = item - j->first_item[ti];
+    int64_t gi = local / j->n_row_chunks, rc = local % j->n_row_chunks;
     int64_t r0 = rc * j->row_chunk;
     int64_t rows = j->rows - r0 < j->row_chunk ? j->rows - r0 : j->row_chunk;
-    float *scratch = j->type >= VK_W_Q8_0 && rows > 1 ? vk_scratch(tid, j->k * VK_GROUP_COLS) : NULL;
-    const int64_t g_end = (gi + 1) * j->gpi < j->groups ? (gi + 1) * j->gpi : j->groups;
-    for (int64_t g = gi * j->gpi; g < g_end; g++) {
+    float *scratch = t->type >= VK_W_Q8_0 && rows > 1 ? vk_scratch(tid, j->k * VK_GROUP_COLS) : NULL;
+    const int64_t g_end = (gi + 1) * t->gpi < t->groups ? (gi + 1) * t->gpi : t->groups;
+    for (int64_t g = gi * t->gpi; g < g_end; g++) {
         int64_t c0 = g * VK_GROUP_COLS;
-        const uint8_t *group = j->w + g * VK_GROUP_PANELS * j->pb;
-        j->ops->linear_group(j->x + r0 * j->k, j->k, rows, group, j->pb, j->type, j->k,
-                             j->y + r0 * j->n + c0, j->n, j->n - c0,
-                             j->xsum ? j->xsum + r0 * (j->k / vk_sub_k(j->type)) : NULL, scratch,
-                             g + 1 < g_end ? group + VK_GROUP_PANELS * j->pb : NULL);
+        const uint8_t *group = t->w + g * VK_GROUP_PANELS * t->pb;
+        j->ops->linear_group(t->x + r0 * j->k, j->k, rows, group, t->pb, t->type, j->k,
+                             t->y + r0 * t->n + c0, t->n, t->n - c0,
+                             t->xsum ? t->xsum + r0 * (j->k / vk_sub_k(t->type)) : NULL, scratch,
+                             g + 1 < g_end ? group + VK_GROUP_PANELS * t->pb : NULL);
     }
 }
 
-// The scaled x and block sums of x for Q4, per calling thread: grows to the largest size seen
-// (freed when the thread ends), so a forward step does not allocate.
+// The scaled x and block sums of x for the nibble types, per calling thread: grows to the
+// largest size seen (freed when the thread ends), so a forward step does not allocate.
 static pthread_key_t q4_x_key;
 static pthread_once_t q4_x_once = PTHREAD_ONCE_INIT;
 typedef struct { float *p; int64_t len; } q4_x_buffer;
@@ -341,17 +353,20 @@ static float *q4_x_scratch(int64_t floats) {
 }
 
 // The nibble types: rows r0..<r1 of x scaled by 2^(20 - bit) per nibble position
-// (vk_q4_x_scale) into xs (rows, k), and their sub-block sums into xsum (rows, k / sub).
-typedef struct { const float *x; float *xs, *xsum; int64_t k; int sub; } q4_prep_job;
+// (vk_q4_x_scale) into xs (rows, k), and their sub-block sums of 32 into xsum32
+// (rows, k / 32) and of 16 into xsum16 (rows, k / 16), each where not NULL.
+typedef struct { const float *x; float *xs, *xsum32, *xsum16; int64_t k; } q4_prep_job;
 static void q4_prep_rows(void *ctx, int64_t r0, int64_t r1) {
     const q4_prep_job *j = ctx;
-    const int64_t k = j->k, nb = k / j->sub;
+    const int64_t k = j->k;
     float scale[8];
     for (int jj = 0; jj < 8; jj++) scale[jj] = vk_q4_x_scale(jj);
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = j->x + r * k;
-        for (int64_t b = 0; b < nb; b++)
-            j->xsum[r * nb + b] = j->sub == 16 ? vk_block_sum16(xr + b * 16) : vk_block_sum(xr + b * VK_QBLOCK);
+        if (j->xsum32)
+            for (int64_t b = 0; b < k / 32; b++) j->xsum32[r * (k / 32) + b] = vk_block_sum(xr + b * 32);
+        if (j->xsum16)
+            for (int64_t b = 0; b < k / 16; b++) j->xsum16[r * (k / 16) + b] = vk_block_sum16(xr + b * 16);
         for (int64_t i = 0; i < k; i += 8) // k is a multiple of 32: nibble j of k = i + j
             for (int jj = 0; jj < 8; jj++) j->xs[r * k + i + jj] = xr[i + jj] * scale[jj];
     }
@@ -359,59 +374,72 @@ static void q4_prep_rows(void *ctx, int64_t r0, int64_t r1) {
 
 void vk_linear(const float *x, int64_t rows, const void *packed, int type,
                int64_t k, int64_t n, float *y) {
+    const vk_linear_target t = {.packed = packed, .type = type, .n = n, .y = y};
+    vk_linear_many(x, rows, k, &t, 1);
+}
+
+void vk_linear_many(const float *x, int64_t rows, int64_t k, const vk_linear_target *targets, int count) {
     VK_FP_DEFAULTS;
-    if (rows <= 0 || n <= 0) return;
-    // Items are (column group, chunk of rows); the row chunk is a multiple
-    // of every tile height (12 and 6) so only the last chunk has a short
-    // tile. Few column groups (N = 192 is 3 groups): smaller row chunks so
-    // that every thread gets work. Any split gives the same bits.
-    int64_t chunk = 96;
-    const int64_t threads = vk_effective_threads(), groups = n_groups(n), want = 4 * threads;
+    if (rows <= 0 || count <= 0) return;
+    if (count > VK_LINEAR_MAX) abort(); // a caller's bug: the header states the limit
+    // Items are (target, run of column groups, chunk of rows); the row chunk is a multiple
+    // of every tile height (12 and 6) so only the last chunk has a short tile. Few column
+    // groups in all (N = 192 is 3 groups): smaller row chunks so that every thread gets
+    // work. Any split gives the same bits.
+    int64_t chunk = 96, groups = 0;
+    for (int i = 0; i < count; i++) groups += n_groups(targets[i].n);
+    const int64_t threads = vk_effective_threads(), want = 4 * threads;
     if (groups * ((rows + chunk - 1) / chunk) < want && rows > 12) {
         int64_t per = (groups + want - 1) / groups; // chunks wanted per group
         chunk = ((rows + per - 1) / per + 11) / 12 * 12;
     }
-    // The nibble types (all quantised types but Q8_0): the sub-block sums of x
-    // (rows, k / sub), which the offsets (Q4_1 m, Q4_0 -8d, ...) multiply, and x
-    // scaled by 2^(20 - bit) per nibble position (rows, k), which the kernels read
-    // in place of x (vk_q4_x_scale): computed once per call, here.
-    float *xsum = NULL;
-    if (vk_is_quant(type) && type != VK_W_Q8_0) {
-        const int sub = vk_sub_k(type);
-        float *xs = q4_x_scratch(rows * (k + k / sub));
-        if (!xs) abort(); // out of memory for a scratch row: nothing sensible is left to do
-        xsum = xs + rows * k;
-        q4_prep_job pj = {.x = x, .xs = xs, .xsum = xsum, .k = k, .sub = sub};
-        parallel_rows(rows, k, 16384, q4_prep_rows, &pj); // rows of a prefill on every core
-        x = xs;
+    linear_job j = {.ops = vk_current_ops(), .rows = rows, .k = k, .row_chunk = chunk,
+                    .n_row_chunks = (rows + chunk - 1) / chunk, .count = count};
+    // The nibble types (all quantised types but Q8_0): the sub-block sums of x, which the
+    // offsets (Q4_1 m, Q4_0 -8d, ...) multiply, of 32 values (rows, k / 32) and for Q6_K
+    // of 16 (rows, k / 16), and x scaled by 2^(20 - bit) per nibble position (rows, k),
+    // which the kernels read in place of x (vk_q4_x_scale): computed once per call, here,
+    // for all the targets that need them (Q, K and V share one x).
+    int need32 = 0, need16 = 0;
+    for (int i = 0; i < count; i++) {
+        const int ty = targets[i].type;
+        if (vk_is_quant(ty) && ty != VK_W_Q8_0) { if (vk_sub_k(ty) == 16) need16 = 1; else need32 = 1; }
     }
-    linear_job j = {
-        .ops = vk_current_ops(), .x = x, .w = packed, .y = y, .xsum = xsum, .rows = rows,
-        .k = k, .n = n, .pb = vk_panel_bytes(type, k), .type = type,
-        .row_chunk = chunk, .n_row_chunks = (rows + chunk - 1) / chunk,
-        .groups = groups, .gpi = 1,
-    };
-    // One row streams the weights once: give each item a run of consecutive
-    // groups (about two items per thread), so that every thread reads one
-    // forward stream rather than every other 64 columns. Measured with two
-    // threads from DRAM: Q4_1 22-23 -> 28-30 GB/s, Q8_0 28 -> 27-33.
-    // Several rows: runs too (at most as long), with about four items per thread, so that a
-    // thread reads the next group of its run from DRAM while it computes the current one
-    // (linear_group's `next`). Before, a group's weights came in from DRAM while nothing else
-    // ran. Measured on one AMD Zen 5 core, Q4_1 576x1536 with its weights in DRAM, µs a call:
-    // M = 4 82 -> 69, M = 16 182 -> 148 (two cores 101 -> 84), M = 32 296 -> 264, M = 64
-    // 516 -> 494 (weights in cache: 40, 138, 250, 470). Same bits: the same groups, in runs.
-    if (rows == 1) {
-        j.gpi = groups / (2 * threads);
-        if (j.gpi < 1) j.gpi = 1;
-    } else {
+    float *xs = NULL, *xsum32 = NULL, *xsum16 = NULL;
+    if (need32 || need16) {
+        xs = q4_x_scratch(rows * (k + k / 32 + k / 16));
+        if (!xs) abort(); // out of memory for a scratch row: nothing sensible is left to do
+        if (need32) xsum32 = xs + rows * k;
+        if (need16) xsum16 = xs + rows * (k + k / 32);
+        q4_prep_job pj = {.x = x, .xs = xs, .xsum32 = xsum32, .xsum16 = xsum16, .k = k};
+        parallel_rows(rows, k, 16384, q4_prep_rows, &pj); // rows of a prefill on every core
+    }
+    j.first_item[0] = 0;
+    for (int i = 0; i < count; i++) {
+        const int ty = targets[i].type;
+        const int nibble = vk_is_quant(ty) && ty != VK_W_Q8_0;
+        linear_target *t = &j.t[i];
+        *t = (linear_target){.w = targets[i].packed, .y = targets[i].y, .n = targets[i].n, .type = ty,
+                             .pb = vk_panel_bytes(ty, k), .groups = n_groups(targets[i].n), .gpi = 1,
+                             .x = nibble ? xs : x, .xsum = nibble ? (vk_sub_k(ty) == 16 ? xsum16 : xsum32) : NULL};
+        // One row streams the weights once: give each item a run of consecutive groups
+        // (about two items per thread), so that every thread reads one forward stream rather
+        // than every other 64 columns. Measured with two threads from DRAM: Q4_1 22-23 ->
+        // 28-30 GB/s, Q8_0 28 -> 27-33.
+        // Several rows: runs too (at most as long), so that a thread reads the next group of
+        // its run from DRAM while it computes the current one (linear_group's `next`).
+        // Before, a group's weights came in from DRAM while nothing else ran. Measured on one
+        // AMD Zen 5 core, Q4_1 576x1536 with its weights in DRAM, µs a call: M = 4 82 -> 69,
+        // M = 16 182 -> 148 (two cores 101 -> 84), M = 32 296 -> 264, M = 64 516 -> 494
+        // (weights in cache: 40, 138, 250, 470). Same bits: the same groups, in runs.
         // One row chunk (a decode batch): runs as long as for one row. Several (a prefill):
         // shorter runs, so that the (run, chunk) items still number about four per thread.
-        int64_t by_items = groups * j.n_row_chunks / (4 * threads), by_threads = groups / (2 * threads);
-        j.gpi = j.n_row_chunks == 1 || by_threads < by_items ? by_threads : by_items;
-        if (j.gpi < 1) j.gpi = 1;
+        int64_t by_threads = t->groups / (2 * threads), by_items = t->groups * j.n_row_chunks / (4 * threads);
+        t->gpi = rows == 1 || j.n_row_chunks == 1 || by_threads < by_items ? by_threads : by_items;
+        if (t->gpi < 1) t->gpi = 1;
+        j.first_item[i + 1] = j.first_item[i] + (t->groups + t->gpi - 1) / t->gpi * j.n_row_chunks;
     }
-    vk_parallel((groups + j.gpi - 1) / j.gpi * j.n_row_chunks, linear_item, &j);
+    vk_parallel(j.first_item[count], linear_item, &j);
 }
 
 // ---- row-wise kernels -----------------------------------------------------------

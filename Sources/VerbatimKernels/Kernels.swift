@@ -382,6 +382,25 @@ public enum Kernels {
         vk_linear(x, Int64(rows), weights.storage, weights.type.rawValue, Int64(weights.k), Int64(weights.n), y)
     }
 
+    /// One matrix of a linear over several: the weights W and the output y (rows, W.n).
+    public typealias LinearTarget = (weights: PackedWeights, y: UnsafeMutablePointer<Float>)
+
+    /// y = x (rows, k) · Wᵀ for two or three matrices of the same k (Q, K and V; gate and up) as
+    /// one job over the threads, x prepared once: each y has the bits ``linear(x:weights:y:rows:)``
+    /// gives it alone.
+    public static func linear(x: UnsafePointer<Float>, rows: Int, _ a: LinearTarget, _ b: LinearTarget, _ c: LinearTarget? = nil) {
+        precondition(a.weights.k == b.weights.k && (c == nil || c!.weights.k == a.weights.k), "linear: the matrices must share k")
+        func target(_ t: LinearTarget) -> vk_linear_target {
+            vk_linear_target(packed: UnsafeRawPointer(t.weights.storage), type: t.weights.type.rawValue, n: Int64(t.weights.n), y: t.y)
+        }
+        var targets = (target(a), target(b), target(c ?? b))   // a homogeneous tuple: contiguous, on the stack
+        withUnsafePointer(to: &targets) {
+            $0.withMemoryRebound(to: vk_linear_target.self, capacity: 3) {
+                vk_linear_many(x, Int64(rows), Int64(a.weights.k), $0, c == nil ? 2 : 3)
+            }
+        }
+    }
+
     /// y (rows, dim) = x / sqrt(mean(x²) + eps) * weight (dim), per row.
     public static func rmsNorm(
         x: UnsafePointer<Float>, weight: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,

@@ -55,6 +55,45 @@ extension KernelTests {
             }
         }
 
+        // Q, K and V (or gate and up) in one job: mixed types share one prepared x (Q6_K its sums
+        // of 16, the other nibble types of 32, Q8_0 and F32 the plain x), and the items of the
+        // matrices interleave over the threads.
+        @Test("A linear over two or three matrices gives each the bits it has alone, on every path and thread count")
+        func severalMatrices() throws {
+            var rng = SeededRandom(0x5eed)
+            let mixes: [[WeightType]] = [[.q5_0, .q5_0, .q8_0], [.q4_K, .q6_K, .q4_K], [.q6_K, .f32], [.q4_1, .q8_0, .q5_1], [.q5_K, .q4_0]]
+            for (i, types) in mixes.enumerated() {
+                for (m, n) in [(1, [200, 64, 64]), (3, [70, 17, 1000]), (16, [576, 192, 192]), (130, [129, 64, 300])] {
+                    let k = 512
+                    let ws = try types.enumerated().map { j, t in try pack(t, k: k, n: n[j], randomWeights(t, k: k, n: n[j], &rng)) }
+                    let x = rng.floats(m * k)
+                    for isa in KernelConfig.supportedISAs {
+                        for threads in [1, 3] {
+                            let alone = withConfig(isa: isa, threads: threads) { ws.map { runLinear(x, rows: m, $0) } }
+                            var y0 = [Float](repeating: .nan, count: m * ws[0].n), y1 = [Float](repeating: .nan, count: m * ws[1].n)
+                            var y2 = [Float](repeating: .nan, count: m * ws[ws.count - 1].n)
+                            withConfig(isa: isa, threads: threads) {
+                                x.withUnsafeBufferPointer { xp in
+                                    y0.withUnsafeMutableBufferPointer { p0 in
+                                        y1.withUnsafeMutableBufferPointer { p1 in
+                                            y2.withUnsafeMutableBufferPointer { p2 in
+                                                Kernels.linear(x: xp.baseAddress!, rows: m, (ws[0], p0.baseAddress!), (ws[1], p1.baseAddress!),
+                                                               ws.count == 3 ? (ws[2], p2.baseAddress!) : nil)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            let ys = ws.count == 3 ? [y0, y1, y2] : [y0, y1]
+                            for j in ws.indices {
+                                expectSameBits(ys[j], alone[j], "mix \(i) \(types) matrix \(j) \(isa) threads=\(threads) m=\(m)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
         @Test("Row r of a batch equals the row computed alone, batch sizes 1...64, random companions")
         func batchInvariance() throws {
             var rng = SeededRandom(7)

@@ -104,6 +104,18 @@ int vk_dequantize_row(int type, int64_t k, const void *src, float *out);
 void vk_linear(const float *x, int64_t rows, const void *packed, int type,
                int64_t k, int64_t n, float *y);
 
+/// One weight matrix of vk_linear_many: W (n, k) packed by vk_pack, and its output y (rows, n).
+typedef struct {
+    const void *packed;
+    int type;
+    int64_t n;
+    float *y;
+} vk_linear_target;
+#define VK_LINEAR_MAX 4
+/// y_i = x . W_i^T for `count` (1 to VK_LINEAR_MAX) matrices of the same k, as one job over
+/// the threads (x prepared once): each y_i has the bits vk_linear gives it alone.
+void vk_linear_many(const float *x, int64_t rows, int64_t k, const vk_linear_target *targets, int count);
+
 // ---- element-wise and row kernels ----------------------------------------
 
 /// y (rows, dim) = rmsnorm(x (rows, dim)) * w (dim).

@@ -179,9 +179,7 @@ public final class ForwardPass {
                 Kernels.rmsNorm(x: x, weight: $0.baseAddress!, y: xb, rows: rows, dim: d, eps: eps)
             }
             observe(l, "attn_norm", rows, d, xb)
-            Kernels.linear(x: xb, weights: layer.wq, y: q, rows: rows)
-            Kernels.linear(x: xb, weights: layer.wk, y: k, rows: rows)
-            Kernels.linear(x: xb, weights: layer.wv, y: v, rows: rows)
+            Kernels.linear(x: xb, rows: rows, (layer.wq, q), (layer.wk, k), (layer.wv, v))
             if let b = layer.qBias { addBias(q, b) }   // Qwen2
             if let b = layer.kBias { addBias(k, b) }
             if let b = layer.vBias { addBias(v, b) }
@@ -211,8 +209,7 @@ public final class ForwardPass {
                 Kernels.rmsNorm(x: x, weight: $0.baseAddress!, y: xb, rows: rows, dim: d, eps: eps)
             }
             observe(l, "ffn_norm", rows, d, xb)
-            Kernels.linear(x: xb, weights: layer.wGate, y: gate, rows: rows)
-            Kernels.linear(x: xb, weights: layer.wUp, y: up, rows: rows)
+            Kernels.linear(x: xb, rows: rows, (layer.wGate, gate), (layer.wUp, up))
             switch traits.activation {
             case .silu: Kernels.swiGLU(gate: gate, up: up, out: act, count: rows * f)
             case .geluTanh: Kernels.geGLU(gate: gate, up: up, out: act, count: rows * f)
