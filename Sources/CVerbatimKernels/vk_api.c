@@ -422,20 +422,25 @@ void vk_linear_many(const float *x, int64_t rows, int64_t k, const vk_linear_tar
         *t = (linear_target){.w = targets[i].packed, .y = targets[i].y, .n = targets[i].n, .type = ty,
                              .pb = vk_panel_bytes(ty, k), .groups = n_groups(targets[i].n), .gpi = 1,
                              .x = nibble ? xs : x, .xsum = nibble ? (vk_sub_k(ty) == 16 ? xsum16 : xsum32) : NULL};
-        // One row streams the weights once: give each item a run of consecutive groups
-        // (about two items per thread), so that every thread reads one forward stream rather
-        // than every other 64 columns. Measured with two threads from DRAM: Q4_1 22-23 ->
-        // 28-30 GB/s, Q8_0 28 -> 27-33.
-        // Several rows: runs too (at most as long), so that a thread reads the next group of
-        // its run from DRAM while it computes the current one (linear_group's `next`).
-        // Before, a group's weights came in from DRAM while nothing else ran. Measured on one
-        // AMD Zen 5 core, Q4_1 576x1536 with its weights in DRAM, µs a call: M = 4 82 -> 69,
-        // M = 16 182 -> 148 (two cores 101 -> 84), M = 32 296 -> 264, M = 64 516 -> 494
-        // (weights in cache: 40, 138, 250, 470). Same bits: the same groups, in runs.
-        // One row chunk (a decode batch): runs as long as for one row. Several (a prefill):
-        // shorter runs, so that the (run, chunk) items still number about four per thread.
-        int64_t by_threads = t->groups / (2 * threads), by_items = t->groups * j.n_row_chunks / (4 * threads);
-        t->gpi = rows == 1 || j.n_row_chunks == 1 || by_threads < by_items ? by_threads : by_items;
+        // Each item is a run of consecutive column groups, so that a thread reads one forward
+        // stream of weights: one row streams them once (measured with two threads from DRAM:
+        // Q4_1 22-23 -> 28-30 GB/s, Q8_0 28 -> 27-33), and with several rows a thread reads
+        // the next group of its run from DRAM while it computes the current one
+        // (linear_group's `next`); before, a group's weights came in while nothing else ran
+        // (one AMD Zen 5 core, Q4_1 576x1536 from DRAM, µs a call: M = 4 82 -> 69, M = 16
+        // 182 -> 148, two cores 101 -> 84, M = 32 296 -> 264, M = 64 516 -> 494; in cache:
+        // 40, 138, 250, 470). One row chunk (decode, short prompts): runs of equal length,
+        // one per thread (two where there are many groups), so that the threads finish
+        // together (10 groups on 2 threads: 5 + 5, where runs of 2 gave one thread 6 and the
+        // other 4). Several row chunks (a prefill): shorter runs, so that the (run, chunk)
+        // items still number about four per thread. Any split gives the same bits.
+        if (j.n_row_chunks == 1) {
+            const int64_t runs = t->groups < 8 * threads ? threads : 2 * threads;
+            t->gpi = (t->groups + runs - 1) / runs;
+        } else {
+            int64_t by_threads = t->groups / (2 * threads), by_items = t->groups * j.n_row_chunks / (4 * threads);
+            t->gpi = by_threads < by_items ? by_threads : by_items;
+        }
         if (t->gpi < 1) t->gpi = 1;
         j.first_item[i + 1] = j.first_item[i] + (t->groups + t->gpi - 1) / t->gpi * j.n_row_chunks;
     }
