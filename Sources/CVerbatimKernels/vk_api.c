@@ -665,6 +665,7 @@ typedef struct {
     int32_t layer, n_heads, group; // group: query heads per KV head
     int32_t window;                // 0: every earlier key; else the last `window` keys
     float scale;
+    int64_t rows;
 } attention_job;
 
 // One item: one row and one KV head, with the query heads that share it
@@ -679,10 +680,14 @@ static void attention_item(void *ctx, int64_t item, int tid) {
     float *scratch = vk_scratch(tid, (int64_t)j->group * ((int64_t)pos + 1 + 16));
     if (!scratch) abort(); // out of memory for a row of scores: nothing sensible is left to do
     int64_t h0 = g * j->group;
+    // The only row of its sequence in the batch (a decode step): its keys likely come from
+    // DRAM, so they are read ahead; a prefill chunk's rows find them in the cache.
+    const int32_t *to = j->table_offsets;
+    const int alone = (r == 0 || to[r - 1] != to[r]) && (r + 1 == j->rows || to[r + 1] != to[r]);
     j->ops->attention_group(j->kv, j->layer, j->q + (r * j->n_heads + h0) * hd,
                             j->out + (r * j->n_heads + h0) * hd, j->group,
                             j->block_tables + j->table_offsets[r], first, pos,
-                            (int32_t)g, j->scale, scratch);
+                            (int32_t)g, j->scale, scratch, alone);
 }
 
 void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
@@ -694,6 +699,6 @@ void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
     attention_job j = {.ops = vk_current_ops(), .kv = kv, .q = q, .out = out,
                        .block_tables = block_tables, .table_offsets = table_offsets,
                        .positions = positions, .layer = layer, .n_heads = n_heads,
-                       .group = n_heads / kv->n_kv_heads, .window = window, .scale = scale};
+                       .group = n_heads / kv->n_kv_heads, .window = window, .scale = scale, .rows = rows};
     vk_parallel(rows * kv->n_kv_heads, attention_item, &j);
 }

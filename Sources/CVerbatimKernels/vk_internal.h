@@ -181,11 +181,13 @@ typedef struct {
     void (*log_array)(const float *x, float *y, int64_t n);
     // Attention of one row for n_q query heads that share KV head kv_head,
     // over the keys first...pos. q, out: (n_q, head_dim). table: the row's
-    // block table. scratch: at least n_q * (pos + 1 + 16) floats.
+    // block table. scratch: at least n_q * (pos + 1 + 16) floats. prefetch:
+    // read the keys and values ahead (the row is its sequence's only row in
+    // the batch, a decode step, whose keys likely come from DRAM).
     void (*attention_group)(const vk_kv_layout *kv, int32_t layer,
                             const float *q, float *out, int32_t n_q,
                             const int32_t *table, int32_t first, int32_t pos,
-                            int32_t kv_head, float scale, float *scratch);
+                            int32_t kv_head, float scale, float *scratch, int prefetch);
 } vk_ops;
 
 extern const vk_ops vk_ops_portable;

@@ -249,7 +249,8 @@ static void attention_head(const vk_kv_layout *kv, int32_t layer,
 static void attention_group(const vk_kv_layout *kv, int32_t layer,
                             const float *q, float *out, int32_t n_q,
                             const int32_t *table, int32_t first, int32_t pos, int32_t kv_head,
-                            float scale, float *scratch) {
+                            float scale, float *scratch, int prefetch) {
+    (void)prefetch;
     const int64_t hd = kv->head_dim;
     for (int32_t h = 0; h < n_q; h++)
         attention_head(kv, layer, q + h * hd, out + h * hd, table, first, pos, kv_head, scale, scratch);

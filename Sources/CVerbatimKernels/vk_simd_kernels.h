@@ -575,32 +575,23 @@ VKI void prefetch_kv_rows(const vk_kv_layout *kv, int32_t layer, const int32_t *
     }
 }
 
-static void attention_group(const vk_kv_layout *kv, int32_t layer,
-                            const float *q, float *out, int32_t n_q,
-                            const int32_t *table, int32_t first, int32_t pos, int32_t kv_head,
-                            float scale, float *scratch) {
+// s_j = dot(q_h, k_j) * scale for the nq heads h of a group (scratch + h * sl, from
+// j_start). 16 keys are loaded as rows and transposed 16 dimensions at a time, so lane i
+// holds key j0+i; one transposed column feeds one fma per head, d in order. nq is a
+// constant in each copy (a run-time count cost a compare and branch per fma).
+VKI void score_keys(const vk_kv_layout *kv, int32_t layer, const float *q, const int32_t *table,
+                    int32_t kv_head, int64_t first, int64_t j_start, int64_t nkeys, float scale,
+                    float *scratch, int64_t sl, const int nq, const int prefetch) {
     const int64_t bs = kv->block_size, hd = kv->head_dim;
-    // Lanes hold 16 consecutive keys of one block: needs block_size % 16 == 0.
-    if (bs % 16 != 0 || hd % 16 != 0 || hd > 256 || n_q > VK_MAX_GROUP) {
-        vk_ops_portable.attention_group(kv, layer, q, out, n_q, table, first, pos, kv_head, scale, scratch);
-        return;
-    }
-    // Keys are scored 16 at a time from a multiple of 16 (lane i holds key j0 + i, so key
-    // j always sits in lane j % 16, as in the portable sum); keys before `first` get weight 0.
-    const int64_t j_start = first & ~(int64_t)15;
     const int64_t stride = (int64_t)kv->n_kv_heads * hd;
-    const int64_t nkeys = (int64_t)pos + 1;
-    const int64_t sl = (nkeys + 15) / 16 * 16; // scratch per head: scores, then e_j
-    // s_j = dot(q, k_j) * scale for every head of the group. 16 keys are
-    // loaded as rows and transposed 16 dimensions at a time, so lane i holds
-    // key j0+i; one transposed column feeds one fma per head, d in order.
     for (int64_t j0 = j_start; j0 < nkeys; j0 += 16) {
-        // The next 16 keys, and the values of these 16 (read after the softmax).
-        prefetch_kv_rows(kv, layer, table, kv_head, j0 + 16, j0 + 32 < nkeys ? j0 + 32 : nkeys, 0);
-        prefetch_kv_rows(kv, layer, table, kv_head, j0 > first ? j0 : first, j0 + 16 < nkeys ? j0 + 16 : nkeys, 1);
+        if (prefetch) { // the next 16 keys, and the values of these 16 (read after the softmax)
+            prefetch_kv_rows(kv, layer, table, kv_head, j0 + 16, j0 + 32 < nkeys ? j0 + 32 : nkeys, 0);
+            prefetch_kv_rows(kv, layer, table, kv_head, j0 > first ? j0 : first, j0 + 16 < nkeys ? j0 + 16 : nkeys, 1);
+        }
         int64_t k0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + (j0 % bs) * stride + kv_head * hd;
         vf acc[VK_MAX_GROUP];
-        for (int h = 0; h < n_q; h++) acc[h] = v_zero();
+        _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++) acc[h] = v_zero();
         for (int64_t dc = 0; dc < hd; dc += 16) {
             vf col[16]; // (16 keys, 16 dims), then transposed: (16 dims, 16 keys)
             if (kv->kv_type == VK_KV_F16) {
@@ -611,10 +602,41 @@ static void attention_group(const vk_kv_layout *kv, int32_t layer,
                 for (int i = 0; i < 16; i++) col[i] = v_load(kp + i * stride);
             }
             v_transpose16(col);
-            for (int d = 0; d < 16; d++)
-                for (int h = 0; h < n_q; h++) acc[h] = v_fma(v_set1(q[h * hd + dc + d]), col[d], acc[h]);
+            _Pragma("clang loop unroll(full)") for (int d = 0; d < 16; d++)
+                _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++)
+                    acc[h] = v_fma(v_set1(q[h * hd + dc + d]), col[d], acc[h]);
         }
-        for (int h = 0; h < n_q; h++) v_store(scratch + h * sl + j0, v_mul(acc[h], v_set1(scale)));
+        _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++)
+            v_store(scratch + h * sl + j0, v_mul(acc[h], v_set1(scale)));
+    }
+}
+
+static void attention_group(const vk_kv_layout *kv, int32_t layer,
+                            const float *q, float *out, int32_t n_q,
+                            const int32_t *table, int32_t first, int32_t pos, int32_t kv_head,
+                            float scale, float *scratch, int prefetch) {
+    const int64_t bs = kv->block_size, hd = kv->head_dim;
+    // Lanes hold 16 consecutive keys of one block: needs block_size % 16 == 0.
+    if (bs % 16 != 0 || hd % 16 != 0 || hd > 256 || n_q > VK_MAX_GROUP) {
+        vk_ops_portable.attention_group(kv, layer, q, out, n_q, table, first, pos, kv_head, scale, scratch, prefetch);
+        return;
+    }
+    // Keys are scored 16 at a time from a multiple of 16 (lane i holds key j0 + i, so key
+    // j always sits in lane j % 16, as in the portable sum); keys before `first` get weight 0.
+    const int64_t j_start = first & ~(int64_t)15;
+    const int64_t nkeys = (int64_t)pos + 1;
+    const int64_t sl = (nkeys + 15) / 16 * 16; // scratch per head: scores, then e_j
+    switch (n_q) {
+#define SCORE(NQ) score_keys(kv, layer, q, table, kv_head, first, j_start, nkeys, scale, scratch, sl, NQ, prefetch)
+    case 1: SCORE(1); break;
+    case 2: SCORE(2); break;
+    case 3: SCORE(3); break;
+    case 4: SCORE(4); break;
+    case 5: SCORE(5); break;
+    case 6: SCORE(6); break;
+    case 7: SCORE(7); break;
+    default: SCORE(8); break;
+#undef SCORE
     }
     float z[VK_MAX_GROUP];
     for (int h = 0; h < n_q; h++) {
