@@ -50,6 +50,8 @@ VKI vi vi_set1(int32_t a) { return _mm512_set1_epi32(a); }
 VKI vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
 VKI vi vi_sub(vi a, vi b) { return _mm512_sub_epi32(a, b); }
 VKI vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
+VKI vi vi_or(vi a, vi b) { return _mm512_or_si512(a, b); }
+VKI vi vi_rotr(vi a, const int s) { return _mm512_rorv_epi32(a, _mm512_set1_epi32(s)); }
 VKI vi vi_srai(vi a, int s) { return _mm512_srai_epi32(a, (unsigned)s); }
 VKI vi vi_srli(vi a, int s) { return _mm512_srli_epi32(a, (unsigned)s); }
 VKI vi vi_slli(vi a, int s) { return _mm512_slli_epi32(a, (unsigned)s); }
@@ -151,9 +153,11 @@ VKI vi vi_set1(int32_t a) { __m256i b = _mm256_set1_epi32(a); return vi2(b, b); 
 VKI vi vi_add(vi a, vi b) { return vi2(_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)); }
 VKI vi vi_sub(vi a, vi b) { return vi2(_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)); }
 VKI vi vi_and(vi a, vi b) { return vi2(_mm256_and_si256(a.lo, b.lo), _mm256_and_si256(a.hi, b.hi)); }
+VKI vi vi_or(vi a, vi b) { return vi2(_mm256_or_si256(a.lo, b.lo), _mm256_or_si256(a.hi, b.hi)); }
 VKI vi vi_srai(vi a, int s) { return vi2(_mm256_srai_epi32(a.lo, s), _mm256_srai_epi32(a.hi, s)); }
 VKI vi vi_srli(vi a, int s) { return vi2(_mm256_srli_epi32(a.lo, s), _mm256_srli_epi32(a.hi, s)); }
 VKI vi vi_slli(vi a, int s) { return vi2(_mm256_slli_epi32(a.lo, s), _mm256_slli_epi32(a.hi, s)); }
+VKI vi vi_rotr(vi a, const int s) { return vi_or(vi_srli(a, s), vi_slli(a, 32 - s)); }
 VKI vi vi_select(vm m, vi if_false, vi if_true) {
     return vi2(_mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(if_false.lo), _mm256_castsi256_ps(if_true.lo), m.lo)),
                _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(if_false.hi), _mm256_castsi256_ps(if_true.hi), m.hi)));
