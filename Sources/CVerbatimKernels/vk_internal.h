@@ -130,13 +130,14 @@ static inline float vk_q4_value(uint32_t dword, int j) {
 // The high bits of q(c, 8g + j) (5-bit types: bit 4; Q6_K: bits 4..5) from the
 // column's high dwords, placed above nibble j's bits as vk_q4_value leaves them:
 // vk_q4_value's integer plus this one is q << bit(j). One shift and one `and`.
-// The 5-bit types place value j of group g at bit g + 4 (j + 1) for j < 6, and
-// values 6 and 7 at bits 28 + g and g: the dword rotated right by g puts every
-// j < 6 where it belongs (t = bit(j) + 4), and rotated by g + 8 both others, so
-// a vector path rotates twice per group rather than shifting once per value.
+// The 5-bit types place value j of group g at bit r + 4 (j + 1) for j < 6, and
+// values 6 and 7 at bits 28 + r and r, with r = g; Q6_K the same with r = 2 (g % 2)
+// in word g / 2 (two bits each). The word rotated right by r puts every j < 6
+// where it belongs (t = bit(j) + 4), and rotated by r + 8 both others, so a vector
+// path rotates twice per group rather than shifting once per value.
 static inline int vk_high_src(int type, int g, int j) { // bit position in the high dword
-    if (type == VK_W_Q6_K) return 2 * (8 * (g % 2) + j);
-    return j < 6 ? g + 4 * (j + 1) : j == 6 ? 28 + g : g;
+    const int r = type == VK_W_Q6_K ? 2 * (g % 2) : g;
+    return j < 6 ? r + 4 * (j + 1) : j == 6 ? 28 + r : r;
 }
 static inline uint32_t vk_high_part(int type, uint32_t word, int g, int j) {
     const int t = vk_q4_bit(j) + 4, src = vk_high_src(type, g, j);

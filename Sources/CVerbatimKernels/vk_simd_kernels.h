@@ -65,14 +65,11 @@ VKI vf sub_m(const int type, const uint8_t *h, int64_t isb) {
 // vk_portable.c's sub_values.
 VKI vf q_values(const int type, vi v, vi v8, const vi *hv, const int g, const int j) {
     vi q = vi_and(j < 6 ? v : v8, vi_set1(15 << vk_q4_bit(j)));
-    const int t = vk_q4_bit(j) + 4, src = vk_high_src(type, g, j);
-    if (vk_high_dwords(type) == 1) { // one rotation per group and j < 6, one for j = 6, 7
-        const vi hs = src == t ? hv[0] : vi_rotr(hv[0], (src - t) & 31);
-        q = vi_or(q, vi_and(hs, vi_set1(1 << t))); // disjoint bits
-    } else if (vk_high_dwords(type) == 2) {
-        const vi w = hv[g / 2];
-        const vi hs = src >= t ? vi_srli(w, src - t) : vi_slli(w, t - src);
-        q = vi_or(q, vi_and(hs, vi_set1(3 << t)));
+    if (vk_high_dwords(type)) { // one rotation per group for j < 6, one for j = 6, 7
+        const int t = vk_q4_bit(j) + 4, src = vk_high_src(type, g, j);
+        const vi w = hv[type == VK_W_Q6_K ? g / 2 : 0];
+        const vi hs = src == t ? w : vi_rotr(w, (src - t) & 31);
+        q = vi_or(q, vi_and(hs, vi_set1((type == VK_W_Q6_K ? 3 : 1) << t))); // disjoint bits
     }
     return v_from_int(q);
 }
