@@ -16,6 +16,9 @@
 #define VK_SIMD_AVX2 1
 // 16 ymm registers: 6 rows x 1 panel = 12 accumulators; fewer rows take
 // more panels to keep at least 8 independent fma chains.
+// One row walks the weights alone: the chains of more rows would not fit in
+// 16 registers.
+#define VK_FEW_ROWS 1
 #define VK_TILE_MR 6
 #define VK_TILE_NP(mr) ((mr) <= 1 ? 4 : (mr) <= 3 ? 2 : 1)
 #define VK_OPS_NAME vk_ops_avx2

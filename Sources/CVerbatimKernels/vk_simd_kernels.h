@@ -5,6 +5,7 @@
 // blocks = rows).
 //
 // The including file defines:
+//   VK_FEW_ROWS      the most rows (1 or 4) that walk the weights as one row does
 //   VK_TILE_MR       rows of the big register tile
 //   VK_TILE_NP(mr)   panels (of 16 columns) per tile for a tile of mr rows
 //   VK_OPS_NAME      name of the vk_ops table to define
@@ -154,6 +155,91 @@ VKI void row_tile_quant(const int type, const int np, const int rb, const float 
         if (left >= VK_NR) v_store(y + p * VK_NR, total[p]);
         else if (left > 0) v_storen(y + p * VK_NR, total[p], left);
     }
+}
+
+// As row_blocks for mr rows (2 to 4; row r at x + r * ldx): nbk (1 to 4) consecutive
+// 32-blocks, from
+// 32-block b0, against np panels (panel p at w + p * pb): the sub-block sums s are
+// independent fma chains (one per row, sub-block and panel), each weight converted once
+// for all the rows; each sum then enters its row and panel's running total in sub-block
+// order. x: for the nibble types pre-scaled by 2^(20 - bit) (vk_q4_x_scale), at the first
+// block's k; xsum: the rows' sub-block sums from the first block's (row stride xs_ld).
+VKI void few_rows_blocks(const int type, const int mr, const int np, const int nbk, const float *x,
+                    int64_t ldx, const uint8_t *w, int64_t pb, int64_t b0,
+                    vf total[4][VK_MAX_NP], const float *xsum, int64_t xs_ld) {
+    const int sub = vk_sub_k(type), nh = VK_QBLOCK / sub, spu = vk_unit_k(type) / sub;
+    vf s[4][8][VK_MAX_NP]; // (rows, blocks in flight x sub-blocks of a block, panels)
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
+        _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk * nh; i++)
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) s[r][i][p] = v_zero();
+    if (type == VK_W_Q8_0) {
+        for (int j = 0; j < VK_QBLOCK; j++)
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
+                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                    const vf q = v_from_int(vi_load_i8(vk_values_at(type, w + p * pb, b0 + i) + j * VK_NR));
+                    _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
+                        s[r][i][p] = v_fma(v_set1(x[r * ldx + i * VK_QBLOCK + j]), q, s[r][i][p]);
+                }
+    } else {
+        _Pragma("clang loop unroll(full)") for (int g = 0; g < VK_QBLOCK / 8; g++) {
+            vi v[4][VK_MAX_NP], v8[4][VK_MAX_NP], hv[4][VK_MAX_NP][2];
+            _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
+                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
+                    load_group(type, vk_values_at(type, w + p * pb, b0 + i), g, &v[i][p], &v8[i][p], hv[i][p]);
+            _Pragma("clang loop unroll(full)") for (int j = 0; j < 8; j++)
+                _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++) {
+                    const int si = i * nh + 8 * g / sub;
+                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                        const vf q = q_values(type, v[i][p], v8[i][p], hv[i][p], g, j);
+                        _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
+                            s[r][si][p] = v_fma(v_set1(x[r * ldx + i * VK_QBLOCK + 8 * g + j]), q, s[r][si][p]);
+                    }
+                }
+        }
+    }
+    _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
+        _Pragma("clang loop unroll(full)") for (int h = 0; h < nh; h++)
+            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+                const uint8_t *hdr = vk_unit_at(type, w + p * pb, b0 + i);
+                const int64_t isb = ((b0 + i) * nh + h) % spu;
+                const vf d = sub_d(type, hdr, isb);
+                const vf m = type == VK_W_Q8_0 ? v_zero() : sub_m(type, hdr, isb);
+                _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++) {
+                    total[r][p] = v_fma(d, s[r][i * nh + h][p], total[r][p]);
+                    if (type != VK_W_Q8_0) total[r][p] = v_fma(m, v_set1(xsum[r * xs_ld + i * nh + h]), total[r][p]);
+                }
+            }
+}
+
+// As row_tile_quant for mr rows (2 to 4) of x against np panels, rb 32-blocks at a time
+// (mr * np * rb * sub-blocks independent chains). Same bits as vk_portable.c: only the
+// order in which independent chains advance differs.
+VKI void few_rows_tile(const int type, const int mr, const int np, const int rb, const float *x,
+                        int64_t ldx, const uint8_t *w, int64_t pb, int64_t k, float *y, int64_t ldy,
+                        int64_t ncols, const float *xsum) {
+    const int nh = VK_QBLOCK / vk_sub_k(type);
+    const int64_t bpb = vk_unit_bytes(type) * VK_QBLOCK / vk_unit_k(type); // bytes per 32-block
+    const int64_t nb = k / VK_QBLOCK, xs_ld = k / vk_sub_k(type);
+    vf total[4][VK_MAX_NP];
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
+        _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) total[r][p] = v_zero();
+    int64_t b = 0;
+    // Prefetch the panel's stream a few KB ahead: Intel cores do not keep enough
+    // reads in flight by themselves here (vk_row_prefetch).
+    const int64_t ahead = vk_row_prefetch * bpb; // bytes
+    for (; b + rb <= nb; b += rb) {
+        if (ahead)
+            for (int64_t line = 0; line < rb * bpb; line += 64) __builtin_prefetch(w + b * bpb + ahead + line);
+        few_rows_blocks(type, mr, np, rb, x + b * VK_QBLOCK, ldx, w, pb, b, total, xsum ? xsum + b * nh : xsum, xs_ld);
+    }
+    for (; b < nb; b++)
+        few_rows_blocks(type, mr, np, 1, x + b * VK_QBLOCK, ldx, w, pb, b, total, xsum ? xsum + b * nh : xsum, xs_ld);
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
+        _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
+            int64_t left = ncols - p * VK_NR;
+            if (left >= VK_NR) v_store(y + r * ldy + p * VK_NR, total[r][p]);
+            else if (left > 0) v_storen(y + r * ldy + p * VK_NR, total[r][p], left);
+        }
 }
 
 // The 32 values of one quantised 32-block of one panel (`vals`: its values) as
@@ -330,47 +416,100 @@ VKI void linear_group_t(const int type, const float *x, int64_t ldx,
     }
 }
 
+// One row of quantised weights (decode): out of line, so that its loops keep their
+// place in the code whatever else linear_group holds (its speed from DRAM moved 8%
+// with the placement).
+__attribute__((noinline)) static void one_row_group(const float *x, const uint8_t *group, int64_t pb,
+                                                    int type, int64_t k, float *y, int64_t ncols,
+                                                    const float *xsum) {
+    // One row of quantised weights: one panel at a time, its blocks in
+    // address order, so that the weights are one forward stream through
+    // memory (the group's 4 panels side by side were 4 streams). Q4 keeps
+    // 2 blocks in flight; for Q8_0 out-of-order execution already overlaps
+    // the blocks (each starts a new chain), and 2 in flight were slower
+    // (vk_row_blocks_q4/q8; the stream is prefetched, vk_row_prefetch).
+    // Measured from DRAM on an AMD Zen 4, one thread: Q4_1 11-12 -> 13-16,
+    // Q4_0 9.5 -> 12, Q8_0 17 -> 26 GB/s; two threads (with vk_linear's
+    // runs of groups): Q4_1 22 -> 29, Q8_0 32 -> 46. Same bits: only
+    // independent chains interleave differently.
+    for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++) {
+        const uint8_t *panel = group + p * pb;
+        float *yp = y + p * VK_NR;
+        const int64_t left = ncols - p * VK_NR;
+        const int rb = type == VK_W_Q8_0 ? vk_row_blocks_q8 : vk_row_blocks_q4;
+#define ROW_WALK(T)                                                                     \
+switch (rb) { /* each a copy specialised for its type and blocks in flight */       \
+case 1: row_tile_quant(T, 1, 1, x, panel, pb, k, yp, left, xsum); break;            \
+case 3: row_tile_quant(T, 1, 3, x, panel, pb, k, yp, left, xsum); break;            \
+case 4: row_tile_quant(T, 1, 4, x, panel, pb, k, yp, left, xsum); break;            \
+default: row_tile_quant(T, 1, 2, x, panel, pb, k, yp, left, xsum); break;           \
+}
+        switch (type) {
+        case VK_W_Q8_0: ROW_WALK(VK_W_Q8_0) break;
+        case VK_W_Q4_0: ROW_WALK(VK_W_Q4_0) break;
+        case VK_W_Q4_1: ROW_WALK(VK_W_Q4_1) break;
+        case VK_W_Q5_0: ROW_WALK(VK_W_Q5_0) break;
+        case VK_W_Q5_1: ROW_WALK(VK_W_Q5_1) break;
+        case VK_W_Q4_K: ROW_WALK(VK_W_Q4_K) break;
+        case VK_W_Q5_K: ROW_WALK(VK_W_Q5_K) break;
+        default: ROW_WALK(VK_W_Q6_K) break;
+        }
+#undef ROW_WALK
+    }
+}
+
+#if VK_FEW_ROWS > 1
+// 2 to 4 rows of quantised weights (a small decode batch): out of line, so that
+// linear_group's one-row walk keeps its code (inlined beside it, the one-row decode
+// of SmolLM2 measured 6-13% slower).
+__attribute__((noinline)) static void few_rows_group(const float *x, int64_t ldx, int64_t rows,
+                                                     const uint8_t *group, int64_t pb, int type, int64_t k,
+                                                     float *y, int64_t ldy, int64_t ncols, const float *xsum) {
+    // A few rows (a small decode batch) walk the weights as one row does, each
+    // weight converted once in registers for all of them, 2 blocks in flight: the
+    // tiles below convert a block into memory and read it back, which cost more
+    // than the fmas of 2 to 4 rows (Q4_1 576x1536 from DRAM, one AMD Zen 5 core,
+    // µs a call: M = 2 36 -> 23, M = 3 57-60 -> 28-30, M = 4 58-64 -> 34; a SmolLM2
+    // decode step of 4 sequences on one core 13.6-14.2 -> 6.5-7.1 ms).
+    for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++) {
+        const uint8_t *panel = group + p * pb;
+        float *yp = y + p * VK_NR;
+        const int64_t left = ncols - p * VK_NR;
+#define WALK(T)                                                                                 \
+    switch (rows) { /* each a copy specialised for its type and rows */                         \
+    case 2: few_rows_tile(T, 2, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;          \
+    case 3: few_rows_tile(T, 3, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;          \
+    default: few_rows_tile(T, 4, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;         \
+    }
+        switch (type) {
+        case VK_W_Q8_0: WALK(VK_W_Q8_0) break;
+        case VK_W_Q4_0: WALK(VK_W_Q4_0) break;
+        case VK_W_Q4_1: WALK(VK_W_Q4_1) break;
+        case VK_W_Q5_0: WALK(VK_W_Q5_0) break;
+        case VK_W_Q5_1: WALK(VK_W_Q5_1) break;
+        case VK_W_Q4_K: WALK(VK_W_Q4_K) break;
+        case VK_W_Q5_K: WALK(VK_W_Q5_K) break;
+        default: WALK(VK_W_Q6_K) break;
+        }
+#undef WALK
+    }
+}
+#endif
+
 static void linear_group(const float *x, int64_t ldx, int64_t rows,
                          const uint8_t *group, int64_t pb, int type, int64_t k,
                          float *y, int64_t ldy, int64_t ncols, const float *xsum,
                          float *scratch, const uint8_t *next) {
     if (rows == 1 && vk_is_quant(type)) {
-        // One row of quantised weights: one panel at a time, its blocks in
-        // address order, so that the weights are one forward stream through
-        // memory (the group's 4 panels side by side were 4 streams). Q4 keeps
-        // 2 blocks in flight; for Q8_0 out-of-order execution already overlaps
-        // the blocks (each starts a new chain), and 2 in flight were slower
-        // (vk_row_blocks_q4/q8; the stream is prefetched, vk_row_prefetch).
-        // Measured from DRAM on an AMD Zen 4, one thread: Q4_1 11-12 -> 13-16,
-        // Q4_0 9.5 -> 12, Q8_0 17 -> 26 GB/s; two threads (with vk_linear's
-        // runs of groups): Q4_1 22 -> 29, Q8_0 32 -> 46. Same bits: only
-        // independent chains interleave differently.
-        for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++) {
-            const uint8_t *panel = group + p * pb;
-            float *yp = y + p * VK_NR;
-            const int64_t left = ncols - p * VK_NR;
-            const int rb = type == VK_W_Q8_0 ? vk_row_blocks_q8 : vk_row_blocks_q4;
-#define ROW_WALK(T)                                                                     \
-    switch (rb) { /* each a copy specialised for its type and blocks in flight */       \
-    case 1: row_tile_quant(T, 1, 1, x, panel, pb, k, yp, left, xsum); break;            \
-    case 3: row_tile_quant(T, 1, 3, x, panel, pb, k, yp, left, xsum); break;            \
-    case 4: row_tile_quant(T, 1, 4, x, panel, pb, k, yp, left, xsum); break;            \
-    default: row_tile_quant(T, 1, 2, x, panel, pb, k, yp, left, xsum); break;           \
-    }
-            switch (type) {
-            case VK_W_Q8_0: ROW_WALK(VK_W_Q8_0) break;
-            case VK_W_Q4_0: ROW_WALK(VK_W_Q4_0) break;
-            case VK_W_Q4_1: ROW_WALK(VK_W_Q4_1) break;
-            case VK_W_Q5_0: ROW_WALK(VK_W_Q5_0) break;
-            case VK_W_Q5_1: ROW_WALK(VK_W_Q5_1) break;
-            case VK_W_Q4_K: ROW_WALK(VK_W_Q4_K) break;
-            case VK_W_Q5_K: ROW_WALK(VK_W_Q5_K) break;
-            default: ROW_WALK(VK_W_Q6_K) break;
-            }
-#undef ROW_WALK
-        }
+        one_row_group(x, group, pb, type, k, y, ncols, xsum);
         return;
     }
+#if VK_FEW_ROWS > 1
+    if (rows <= VK_FEW_ROWS && vk_is_quant(type)) {
+        few_rows_group(x, ldx, rows, group, pb, type, k, y, ldy, ncols, xsum);
+        return;
+    }
+#endif
     switch (type) {
     case VK_W_F32: linear_group_t(VK_W_F32, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
     case VK_W_F16: linear_group_t(VK_W_F16, x, ldx, rows, group, pb, k, y, ldy, ncols, xsum, scratch, next); break;
