@@ -67,15 +67,22 @@ extension KernelTests {
             KernelConfig.setThreads(4)
             defer { KernelConfig.setThreads(saved); KernelConfig.callerThreads = nil }
             #expect(KernelConfig.callerThreads == nil)
-            #expect(KernelConfig.highestThreadUsed(items: 400) > 0, "no limit: other pool threads take items")
+            // "Other threads take items" needs them scheduled within the job's 20 ms: on a machine
+            // busy with other work (4 pool threads on 2 cores) one job can pass without them, so
+            // up to 10 jobs may try. The limits below must hold for every job.
+            func spreads(_ job: () -> Int) -> Bool { (0..<10).contains { _ in job() > 0 } }
+            #expect(spreads { KernelConfig.highestThreadUsed(items: 400) }, "no limit: other pool threads take items")
             KernelConfig.callerThreads = 1
             #expect(KernelConfig.highestThreadUsed(items: 400) == 0, "limit 1: the caller alone")
             // The limit is this thread's: another thread's jobs still spread over the pool.
             final class Box: @unchecked Sendable { var highest = -1 }
             let other = Box(), done = DispatchSemaphore(value: 0)
-            Thread { other.highest = KernelConfig.highestThreadUsed(items: 400); done.signal() }.start()
+            Thread {
+                for _ in 0..<10 where other.highest <= 0 { other.highest = KernelConfig.highestThreadUsed(items: 400) }
+                done.signal()
+            }.start()
             done.wait()
-            #expect(other.highest > 0)
+            #expect(other.highest > 0, "another thread's jobs: the whole pool")
             KernelConfig.callerThreads = 2
             #expect(KernelConfig.highestThreadUsed(items: 400) <= 1, "limit 2: the caller and pool thread 1")
             KernelConfig.callerThreads = 8
