@@ -416,6 +416,20 @@ VKI void linear_group_t(const int type, const float *x, int64_t ldx,
     }
 }
 
+// WALK(T) for the quantised type `type`, T a constant in each case (so that each
+// type gets its own specialised copy).
+#define QUANT_TYPE_SWITCH(WALK)                                                          \
+    switch (type) {                                                                      \
+    case VK_W_Q8_0: WALK(VK_W_Q8_0) break;                                               \
+    case VK_W_Q4_0: WALK(VK_W_Q4_0) break;                                               \
+    case VK_W_Q4_1: WALK(VK_W_Q4_1) break;                                               \
+    case VK_W_Q5_0: WALK(VK_W_Q5_0) break;                                               \
+    case VK_W_Q5_1: WALK(VK_W_Q5_1) break;                                               \
+    case VK_W_Q4_K: WALK(VK_W_Q4_K) break;                                               \
+    case VK_W_Q5_K: WALK(VK_W_Q5_K) break;                                               \
+    default: WALK(VK_W_Q6_K) break;                                                      \
+    }
+
 // One row of quantised weights (decode): out of line, so that its loops keep their
 // place in the code whatever else linear_group holds (its speed from DRAM moved 8%
 // with the placement).
@@ -438,22 +452,13 @@ __attribute__((noinline)) static void one_row_group(const float *x, const uint8_
         const int64_t left = ncols - p * VK_NR;
         const int rb = type == VK_W_Q8_0 ? vk_row_blocks_q8 : vk_row_blocks_q4;
 #define ROW_WALK(T)                                                                     \
-switch (rb) { /* each a copy specialised for its type and blocks in flight */       \
-case 1: row_tile_quant(T, 1, 1, x, panel, pb, k, yp, left, xsum); break;            \
-case 3: row_tile_quant(T, 1, 3, x, panel, pb, k, yp, left, xsum); break;            \
-case 4: row_tile_quant(T, 1, 4, x, panel, pb, k, yp, left, xsum); break;            \
-default: row_tile_quant(T, 1, 2, x, panel, pb, k, yp, left, xsum); break;           \
-}
-        switch (type) {
-        case VK_W_Q8_0: ROW_WALK(VK_W_Q8_0) break;
-        case VK_W_Q4_0: ROW_WALK(VK_W_Q4_0) break;
-        case VK_W_Q4_1: ROW_WALK(VK_W_Q4_1) break;
-        case VK_W_Q5_0: ROW_WALK(VK_W_Q5_0) break;
-        case VK_W_Q5_1: ROW_WALK(VK_W_Q5_1) break;
-        case VK_W_Q4_K: ROW_WALK(VK_W_Q4_K) break;
-        case VK_W_Q5_K: ROW_WALK(VK_W_Q5_K) break;
-        default: ROW_WALK(VK_W_Q6_K) break;
-        }
+    switch (rb) { /* each a copy specialised for its type and blocks in flight */       \
+    case 1: row_tile_quant(T, 1, 1, x, panel, pb, k, yp, left, xsum); break;            \
+    case 3: row_tile_quant(T, 1, 3, x, panel, pb, k, yp, left, xsum); break;            \
+    case 4: row_tile_quant(T, 1, 4, x, panel, pb, k, yp, left, xsum); break;            \
+    default: row_tile_quant(T, 1, 2, x, panel, pb, k, yp, left, xsum); break;           \
+    }
+        QUANT_TYPE_SWITCH(ROW_WALK)
 #undef ROW_WALK
     }
 }
@@ -481,16 +486,7 @@ __attribute__((noinline)) static void few_rows_group(const float *x, int64_t ldx
     case 3: few_rows_tile(T, 3, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;          \
     default: few_rows_tile(T, 4, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;         \
     }
-        switch (type) {
-        case VK_W_Q8_0: WALK(VK_W_Q8_0) break;
-        case VK_W_Q4_0: WALK(VK_W_Q4_0) break;
-        case VK_W_Q4_1: WALK(VK_W_Q4_1) break;
-        case VK_W_Q5_0: WALK(VK_W_Q5_0) break;
-        case VK_W_Q5_1: WALK(VK_W_Q5_1) break;
-        case VK_W_Q4_K: WALK(VK_W_Q4_K) break;
-        case VK_W_Q5_K: WALK(VK_W_Q5_K) break;
-        default: WALK(VK_W_Q6_K) break;
-        }
+        QUANT_TYPE_SWITCH(WALK)
 #undef WALK
     }
 }
