@@ -665,29 +665,36 @@ typedef struct {
     int32_t layer, n_heads, group; // group: query heads per KV head
     int32_t window;                // 0: every earlier key; else the last `window` keys
     float scale;
-    int64_t rows;
+    int64_t rows, tile; // tile: rows of an item
 } attention_job;
 
-// One item: one row and one KV head, with the query heads that share it
-// (their scores then share the loaded keys; each output keeps its order).
+// One item: one KV head, with the query heads that share it (their scores then share the
+// loaded keys; each output keeps its order), for a tile of rows; the tile's rows of one
+// sequence go together (their keys are transposed once for all of them).
 static void attention_item(void *ctx, int64_t item, int tid) {
     const attention_job *j = ctx;
     const int32_t n_kv = j->kv->n_kv_heads;
-    int64_t r = item / n_kv, g = item % n_kv;
-    int32_t pos = j->positions[r];
-    int32_t first = j->window > 0 && pos >= j->window ? pos - j->window + 1 : 0;
-    const int64_t hd = j->kv->head_dim;
-    float *scratch = vk_scratch(tid, (int64_t)j->group * ((int64_t)pos + 1 + 16));
-    if (!scratch) abort(); // out of memory for a row of scores: nothing sensible is left to do
-    int64_t h0 = g * j->group;
-    // The only row of its sequence in the batch (a decode step): its keys likely come from
-    // DRAM, so they are read ahead; a prefill chunk's rows find them in the cache.
+    const int64_t g = item % n_kv, r0 = item / n_kv * j->tile;
+    const int64_t r1 = r0 + j->tile < j->rows ? r0 + j->tile : j->rows;
+    const int64_t hd = j->kv->head_dim, h0 = g * j->group;
     const int32_t *to = j->table_offsets;
-    const int alone = (r == 0 || to[r - 1] != to[r]) && (r + 1 == j->rows || to[r + 1] != to[r]);
-    j->ops->attention_group(j->kv, j->layer, j->q + (r * j->n_heads + h0) * hd,
-                            j->out + (r * j->n_heads + h0) * hd, j->group,
-                            j->block_tables + j->table_offsets[r], first, pos,
-                            (int32_t)g, j->scale, scratch, alone);
+    for (int64_t r = r0; r < r1;) {
+        int64_t end = r + 1, most = j->positions[r];
+        while (end < r1 && to[end] == to[r]) {
+            if (j->positions[end] > most) most = j->positions[end];
+            end++;
+        }
+        float *scratch = vk_scratch(tid, vk_attention_scratch(end - r, j->group, most, hd));
+        if (!scratch) abort(); // out of memory for a row of scores: nothing sensible is left to do
+        // The only row of its sequence in the batch (a decode step): its keys likely come from
+        // DRAM, so they are read ahead; a prefill chunk's rows find them in the cache.
+        const int alone = end - r == 1 && (r == 0 || to[r - 1] != to[r]) && (r + 1 == j->rows || to[r + 1] != to[r]);
+        j->ops->attention_rows(j->kv, j->layer, j->q + (r * j->n_heads + h0) * hd, (int64_t)j->n_heads * hd,
+                               j->out + (r * j->n_heads + h0) * hd, (int64_t)j->n_heads * hd, (int32_t)(end - r),
+                               j->group, j->block_tables + to[r], j->positions + r, j->window, (int32_t)g,
+                               j->scale, scratch, alone);
+        r = end;
+    }
 }
 
 void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
@@ -696,9 +703,14 @@ void vk_attention(const vk_kv_layout *kv, int32_t layer, const float *q,
                   const int32_t *positions, float scale, int32_t window) {
     VK_FP_DEFAULTS;
     if (rows <= 0) return;
+    // Tiles of up to VK_ATTN_ROWS rows where there are enough rows for about 8 items per
+    // thread (a prefill); a decode batch's rows (each of its own sequence) stay an item each
+    // where there are few. Any tiling gives the same bits.
+    const int64_t per = rows * kv->n_kv_heads / (8 * vk_effective_threads());
     attention_job j = {.ops = vk_current_ops(), .kv = kv, .q = q, .out = out,
                        .block_tables = block_tables, .table_offsets = table_offsets,
                        .positions = positions, .layer = layer, .n_heads = n_heads,
-                       .group = n_heads / kv->n_kv_heads, .window = window, .scale = scale, .rows = rows};
-    vk_parallel(rows * kv->n_kv_heads, attention_item, &j);
+                       .group = n_heads / kv->n_kv_heads, .window = window, .scale = scale, .rows = rows,
+                       .tile = per < 1 ? 1 : per > VK_ATTN_ROWS ? VK_ATTN_ROWS : per};
+    vk_parallel((rows + j.tile - 1) / j.tile * kv->n_kv_heads, attention_item, &j);
 }

@@ -21,6 +21,8 @@
 #define VK_FEW_ROWS 1
 #define VK_TILE_MR 6
 #define VK_TILE_NP(mr) ((mr) <= 1 ? 4 : (mr) <= 3 ? 2 : 1)
+// Attention scores of several rows: rows x heads accumulators per key chunk (2 ymm each).
+#define VK_SCORE_ACCS 6
 #define VK_OPS_NAME vk_ops_avx2
 #include "vk_simd_kernels.h"
 

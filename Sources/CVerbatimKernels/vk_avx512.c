@@ -21,6 +21,8 @@
 #define VK_FEW_ROWS 4
 #define VK_TILE_MR 12
 #define VK_TILE_NP(mr) ((mr) <= 4 ? 4 : 2)
+// Attention scores of several rows: rows x heads accumulators per key chunk.
+#define VK_SCORE_ACCS 24
 #define VK_OPS_NAME vk_ops_avx512
 #include "vk_simd_kernels.h"
 

@@ -185,16 +185,28 @@ typedef struct {
     int64_t (*argmax)(const float *x, int64_t n);
     void (*exp_array)(const float *x, float *y, int64_t n);
     void (*log_array)(const float *x, float *y, int64_t n);
-    // Attention of one row for n_q query heads that share KV head kv_head,
-    // over the keys first...pos. q, out: (n_q, head_dim). table: the row's
-    // block table. scratch: at least n_q * (pos + 1 + 16) floats. prefetch:
-    // read the keys and values ahead (the row is its sequence's only row in
-    // the batch, a decode step, whose keys likely come from DRAM).
-    void (*attention_group)(const vk_kv_layout *kv, int32_t layer,
-                            const float *q, float *out, int32_t n_q,
-                            const int32_t *table, int32_t first, int32_t pos,
-                            int32_t kv_head, float scale, float *scratch, int prefetch);
+    // Attention of n_rows rows of one sequence (at most VK_ATTN_ROWS) for the n_q query heads
+    // that share KV head kv_head. Row i: queries (n_q, head_dim) at q + i * q_stride, output
+    // at out + i * out_stride, keys first...positions[i] (first: positions[i] - window + 1
+    // with a window, else 0). table: the sequence's block table. scratch: at least
+    // vk_attention_scratch(n_rows, n_q, the largest position, head_dim) floats. prefetch
+    // (one row): read the keys and values ahead (the row is its sequence's only row in the
+    // batch, a decode step, whose keys likely come from DRAM). Each row's bits are those it
+    // has alone.
+    void (*attention_rows)(const vk_kv_layout *kv, int32_t layer, const float *q, int64_t q_stride,
+                           float *out, int64_t out_stride, int32_t n_rows, int32_t n_q,
+                           const int32_t *table, const int32_t *positions, int32_t window,
+                           int32_t kv_head, float scale, float *scratch, int prefetch);
 } vk_ops;
+
+// The most rows of one sequence that attention_rows takes at once.
+#define VK_ATTN_ROWS 16
+
+// Floats of scratch attention_rows needs: scores of every row and head (keys rounded up to
+// 16), and one transposed chunk of keys (head_dim x 16).
+static inline int64_t vk_attention_scratch(int64_t n_rows, int64_t n_q, int64_t max_pos, int64_t head_dim) {
+    return n_rows * n_q * ((max_pos + 1 + 15) / 16 * 16) + 16 * head_dim + 16;
+}
 
 extern const vk_ops vk_ops_portable;
 extern const vk_ops vk_ops_avx2;

@@ -246,14 +246,18 @@ static void attention_head(const vk_kv_layout *kv, int32_t layer,
     for (int64_t d = 0; d < hd; d++) out[d] = out[d] / z;
 }
 
-static void attention_group(const vk_kv_layout *kv, int32_t layer,
-                            const float *q, float *out, int32_t n_q,
-                            const int32_t *table, int32_t first, int32_t pos, int32_t kv_head,
-                            float scale, float *scratch, int prefetch) {
+static void attention_rows(const vk_kv_layout *kv, int32_t layer, const float *q, int64_t q_stride,
+                           float *out, int64_t out_stride, int32_t n_rows, int32_t n_q,
+                           const int32_t *table, const int32_t *positions, int32_t window,
+                           int32_t kv_head, float scale, float *scratch, int prefetch) {
     (void)prefetch;
     const int64_t hd = kv->head_dim;
-    for (int32_t h = 0; h < n_q; h++)
-        attention_head(kv, layer, q + h * hd, out + h * hd, table, first, pos, kv_head, scale, scratch);
+    for (int32_t i = 0; i < n_rows; i++) {
+        const int32_t pos = positions[i], first = window > 0 && pos >= window ? pos - window + 1 : 0;
+        for (int32_t h = 0; h < n_q; h++)
+            attention_head(kv, layer, q + i * q_stride + h * hd, out + i * out_stride + h * hd, table, first, pos,
+                           kv_head, scale, scratch);
+    }
 }
 
 const vk_ops vk_ops_portable = {
@@ -265,5 +269,5 @@ const vk_ops vk_ops_portable = {
     .argmax = argmax,
     .exp_array = exp_array,
     .log_array = log_array,
-    .attention_group = attention_group,
+    .attention_rows = attention_rows,
 };

@@ -746,33 +746,83 @@ VKI void score_keys(const vk_kv_layout *kv, int32_t layer, const float *q, const
     }
 }
 
-static void attention_group(const vk_kv_layout *kv, int32_t layer,
-                            const float *q, float *out, int32_t n_q,
-                            const int32_t *table, int32_t first, int32_t pos, int32_t kv_head,
-                            float scale, float *scratch, int prefetch) {
+// Scores of one 16-key chunk for rb rows and nq heads: kt + d * 16 holds dimension d of the
+// chunk's keys (lane i: key j0 + i); row i's queries at qr[i], its scores at
+// sr[i] + h * sl + j0. Per (row, head, key) the chain is score_keys's: from zero, d in
+// order, then times scale; only the chunk's transpose is shared.
+VKI void score_chunk(const float *kt, const int64_t hd, const float *const *qr, float *const *sr,
+                     const int rb, const int nq, float scale, int64_t sl, int64_t j0) {
+    vf acc[8][VK_MAX_GROUP];
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < rb; r++)
+        _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++) acc[r][h] = v_zero();
+    for (int64_t d = 0; d < hd; d++) {
+        const vf kd = v_load(kt + d * 16);
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < rb; r++)
+            _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++)
+                acc[r][h] = v_fma(v_set1(qr[r][h * hd + d]), kd, acc[r][h]);
+    }
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < rb; r++)
+        _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++)
+            v_store(sr[r] + h * sl + j0, v_mul(acc[r][h], v_set1(scale)));
+}
+
+// Rows scored together per chunk: their accumulators (rows x heads) fill the registers.
+#define VK_SCORE_ROWS(nq) (VK_SCORE_ACCS / (nq) >= 8 ? 8 : VK_SCORE_ACCS / (nq) < 1 ? 1 : VK_SCORE_ACCS / (nq))
+
+// score_keys for nr rows of one sequence at once: row i's queries at q + i * q_stride, its keys
+// j_start[i] ..< nkeys[i], its scores at scratch + (i * nq + h) * sl. Each 16-key chunk is
+// loaded and transposed once (into kt, hd * 16 floats) for every row that reads it, where
+// row by row it was transposed once per row: in a prefill the transposes cost more than the
+// fmas they feed.
+VKI void score_rows(const vk_kv_layout *kv, int32_t layer, const float *q, int64_t q_stride,
+                    const int32_t *table, int32_t kv_head, const int64_t *j_start, const int64_t *nkeys,
+                    const int nr, float scale, float *scratch, int64_t sl, float *kt, const int nq) {
     const int64_t bs = kv->block_size, hd = kv->head_dim;
-    // Lanes hold 16 consecutive keys of one block: needs block_size % 16 == 0.
-    if (bs % 16 != 0 || hd % 16 != 0 || hd > 256 || n_q > VK_MAX_GROUP) {
-        vk_ops_portable.attention_group(kv, layer, q, out, n_q, table, first, pos, kv_head, scale, scratch, prefetch);
-        return;
+    const int64_t stride = (int64_t)kv->n_kv_heads * hd;
+    const int rb = VK_SCORE_ROWS(nq);
+    int64_t lo = j_start[0], hi = nkeys[0];
+    for (int i = 1; i < nr; i++) {
+        if (j_start[i] < lo) lo = j_start[i];
+        if (nkeys[i] > hi) hi = nkeys[i];
     }
-    // Keys are scored 16 at a time from a multiple of 16 (lane i holds key j0 + i, so key
-    // j always sits in lane j % 16, as in the portable sum); keys before `first` get weight 0.
+    for (int64_t j0 = lo; j0 < hi; j0 += 16) {
+        const int64_t k0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + (j0 % bs) * stride + kv_head * hd;
+        for (int64_t dc = 0; dc < hd; dc += 16) {
+            vf col[16]; // (16 keys, 16 dims), then transposed: (16 dims, 16 keys)
+            if (kv->kv_type == VK_KV_F16) {
+                const uint16_t *kp = (const uint16_t *)kv->base + k0 + dc;
+                for (int i = 0; i < 16; i++) col[i] = v_load_f16(kp + i * stride);
+            } else {
+                const float *kp = (const float *)kv->base + k0 + dc;
+                for (int i = 0; i < 16; i++) col[i] = v_load(kp + i * stride);
+            }
+            v_transpose16(col);
+            for (int d = 0; d < 16; d++) v_store(kt + (dc + d) * 16, col[d]);
+        }
+        // The rows that read this chunk, rb at a time.
+        const float *qr[VK_ATTN_ROWS];
+        float *sr[VK_ATTN_ROWS];
+        int na = 0;
+        for (int i = 0; i < nr; i++)
+            if (j_start[i] <= j0 && j0 < nkeys[i]) {
+                qr[na] = q + i * q_stride;
+                sr[na] = scratch + i * nq * sl;
+                na++;
+            }
+        int i = 0;
+        for (; i + rb <= na; i += rb) score_chunk(kt, hd, qr + i, sr + i, rb, nq, scale, sl, j0);
+        for (; i < na; i++) score_chunk(kt, hd, qr + i, sr + i, 1, nq, scale, sl, j0);
+    }
+}
+
+// The softmax and the values of one row for its nq heads, from its scores (scratch + h * sl,
+// from j_start = first rounded down to 16): out_h = (sum over j = first..nkeys-1 in order of
+// fma(e_h,j, v_j, acc)) / z_h.
+VKI void attention_finish(const vk_kv_layout *kv, int32_t layer, float *out, int32_t n_q,
+                          const int32_t *table, int64_t first, int64_t nkeys, int32_t kv_head,
+                          float *scratch, int64_t sl) {
+    const int64_t hd = kv->head_dim;
     const int64_t j_start = first & ~(int64_t)15;
-    const int64_t nkeys = (int64_t)pos + 1;
-    const int64_t sl = (nkeys + 15) / 16 * 16; // scratch per head: scores, then e_j
-    switch (n_q) {
-#define SCORE(NQ) score_keys(kv, layer, q, table, kv_head, first, j_start, nkeys, scale, scratch, sl, NQ, prefetch)
-    case 1: SCORE(1); break;
-    case 2: SCORE(2); break;
-    case 3: SCORE(3); break;
-    case 4: SCORE(4); break;
-    case 5: SCORE(5); break;
-    case 6: SCORE(6); break;
-    case 7: SCORE(7); break;
-    default: SCORE(8); break;
-#undef SCORE
-    }
     float z[VK_MAX_GROUP];
     for (int h = 0; h < n_q; h++) {
         float *s = scratch + h * sl;
@@ -819,6 +869,61 @@ static void attention_group(const vk_kv_layout *kv, int32_t layer,
     }
 }
 
+static void attention_rows(const vk_kv_layout *kv, int32_t layer, const float *q, int64_t q_stride,
+                           float *out, int64_t out_stride, int32_t n_rows, int32_t n_q,
+                           const int32_t *table, const int32_t *positions, int32_t window,
+                           int32_t kv_head, float scale, float *scratch, int prefetch) {
+    const int64_t bs = kv->block_size, hd = kv->head_dim;
+    // Lanes hold 16 consecutive keys of one block: needs block_size % 16 == 0.
+    if (bs % 16 != 0 || hd % 16 != 0 || hd > 256 || n_q > VK_MAX_GROUP || n_rows > VK_ATTN_ROWS) {
+        vk_ops_portable.attention_rows(kv, layer, q, q_stride, out, out_stride, n_rows, n_q, table, positions,
+                                       window, kv_head, scale, scratch, prefetch);
+        return;
+    }
+    // Keys are scored 16 at a time from a multiple of 16 (lane i holds key j0 + i, so key
+    // j always sits in lane j % 16, as in the portable sum); keys before `first` get weight 0.
+    int64_t first[VK_ATTN_ROWS], j_start[VK_ATTN_ROWS], nkeys[VK_ATTN_ROWS], most = 0;
+    for (int i = 0; i < n_rows; i++) {
+        const int64_t pos = positions[i];
+        first[i] = window > 0 && pos >= window ? pos - window + 1 : 0;
+        j_start[i] = first[i] & ~(int64_t)15;
+        nkeys[i] = pos + 1;
+        if (nkeys[i] > most) most = nkeys[i];
+    }
+    const int64_t sl = (most + 15) / 16 * 16; // scratch per row and head: scores, then e_j
+    float *kt = scratch + n_rows * n_q * sl;  // one transposed chunk (hd, 16)
+    if (n_rows == 1) {
+        switch (n_q) {
+#define SCORE(NQ) score_keys(kv, layer, q, table, kv_head, first[0], j_start[0], nkeys[0], scale, scratch, sl, NQ, prefetch)
+        case 1: SCORE(1); break;
+        case 2: SCORE(2); break;
+        case 3: SCORE(3); break;
+        case 4: SCORE(4); break;
+        case 5: SCORE(5); break;
+        case 6: SCORE(6); break;
+        case 7: SCORE(7); break;
+        default: SCORE(8); break;
+#undef SCORE
+        }
+    } else {
+        switch (n_q) {
+#define SCORE(NQ) score_rows(kv, layer, q, q_stride, table, kv_head, j_start, nkeys, n_rows, scale, scratch, sl, kt, NQ)
+        case 1: SCORE(1); break;
+        case 2: SCORE(2); break;
+        case 3: SCORE(3); break;
+        case 4: SCORE(4); break;
+        case 5: SCORE(5); break;
+        case 6: SCORE(6); break;
+        case 7: SCORE(7); break;
+        default: SCORE(8); break;
+#undef SCORE
+        }
+    }
+    for (int i = 0; i < n_rows; i++)
+        attention_finish(kv, layer, out + i * out_stride, n_q, table, first[i], nkeys[i], kv_head,
+                         scratch + i * n_q * sl, sl);
+}
+
 const vk_ops VK_OPS_NAME = {
     .linear_group = linear_group,
     .rmsnorm_row = rmsnorm_row,
@@ -828,5 +933,5 @@ const vk_ops VK_OPS_NAME = {
     .argmax = argmax,
     .exp_array = exp_array,
     .log_array = log_array,
-    .attention_group = attention_group,
+    .attention_rows = attention_rows,
 };

@@ -176,6 +176,57 @@ extension KernelTests {
             }
         }
 
+        /// Attention of `rows` (sequence, position) for a model of the given shape; every position
+        /// of every sequence is written first. Returns (rows, heads * headDim).
+        func shaped(heads: Int, kvHeads: Int, headDim: Int, n: Int, sequences: Int, window: Int?, _ type: KVType,
+                    rows: [(seq: Int, pos: Int)], seed: UInt64) -> [Float] {
+            var rng = SeededRandom(seed)
+            let bs = 16, per = (n + bs - 1) / bs
+            let mem = PagedKVMemory(type: type, blockSize: bs, layers: 1, kvHeads: kvHeads, headDim: headDim, blockCount: sequences * per)
+            // Blocks interleaved among the sequences, so a chunk's keys are never in one run.
+            let tables = (0..<sequences).map { s in (0..<per).map { Int32($0 * sequences + s) } }
+            let flat = tables.flatMap { $0 }
+            let width = kvHeads * headDim
+            let k = (0..<sequences).map { _ in (0..<n).map { _ in rng.floats(width) } }
+            let v = (0..<sequences).map { _ in (0..<n).map { _ in rng.floats(width) } }
+            let q = (0..<sequences).map { _ in (0..<n).map { _ in rng.floats(heads * headDim) } }
+            for s in 0..<sequences {
+                mem.write(layer: 0, k: k[s].flatMap { $0 }, v: v[s].flatMap { $0 }, rows: n, blockTables: flat,
+                          tableOffsets: [Int32](repeating: Int32(s * per), count: n), positions: (0..<n).map { Int32($0) })
+            }
+            var out = [Float](repeating: .nan, count: rows.count * heads * headDim)
+            Kernels.attention(q: rows.flatMap { q[$0.seq][$0.pos] }, out: &out, rows: rows.count, heads: heads, memory: mem, layer: 0,
+                              blockTables: flat, tableOffsets: rows.map { Int32($0.seq * per) }, positions: rows.map { Int32($0.pos) },
+                              scale: 1 / Float(headDim).squareRoot(), window: window)
+            return out
+        }
+
+        @Test("Every query-head group (1 to 9 heads a KV head) and head width (16 to 256): a prefill of several sequences gives the portable bits on every path and thread count, and each row the bits it has alone",
+              arguments: [(1, 1, 16), (2, 1, 32), (3, 1, 64), (4, 1, 256), (5, 1, 64), (6, 2, 48), (7, 1, 32), (8, 1, 128), (9, 1, 64), (12, 3, 64)])
+        func groupShapes(heads: Int, kvHeads: Int, headDim: Int) {
+            let n = 75, width = heads * headDim
+            for (type, window) in [(KVType.f32, nil), (.f16, 20 as Int?)] {
+                // Three sequences' prompts side by side in one batch, 75 rows each.
+                let rows = (0..<3).flatMap { s in (0..<n).map { (seq: s, pos: $0) } }
+                let run = { self.shaped(heads: heads, kvHeads: kvHeads, headDim: headDim, n: n, sequences: 3, window: window, type,
+                                        rows: rows, seed: UInt64(heads * 1000 + headDim)) }
+                let ref = withConfig(isa: .portable) { run() }
+                for isa in optimisedISAs {
+                    for t in [1, 2, 3, 8] {
+                        expectSameBits(withConfig(isa: isa, threads: t) { run() }, ref,
+                                       "\(heads)/\(kvHeads) heads, width \(headDim), \(type), window \(window ?? 0), \(isa), threads \(t)")
+                    }
+                }
+                // Rows alone (a decode step each), in the default path.
+                for r in stride(from: 0, to: rows.count, by: 13) {
+                    let alone = shaped(heads: heads, kvHeads: kvHeads, headDim: headDim, n: n, sequences: 3, window: window, type,
+                                       rows: [rows[r]], seed: UInt64(heads * 1000 + headDim))
+                    expectSameBits(alone, Array(ref[(r * width)..<((r + 1) * width)]),
+                                   "\(heads)/\(kvHeads) heads, width \(headDim), \(type): row \(r) alone")
+                }
+            }
+        }
+
         @Test("AVX2 and AVX-512 give the portable bits (f32 and f16 KV, block sizes 8, 16, 64), and 1/2/3/8 threads agree")
         func pathsAndThreads() {
             var rng = SeededRandom(22)
