@@ -3,3 +3,5 @@
 // modules and come with this one.
 @_exported import VerbatimCache
 @_exported import VerbatimModel
+// `EngineConfiguration.kvType`'s type.
+@_exported import enum VerbatimKernels.KVType

@@ -32,6 +32,8 @@ struct ServingBench: AsyncParsableCommand {
     @Option(help: "The verbatim binary (built with: swift build -c release --package-path Tools --product verbatim).") var verbatim: String = defaultVerbatimBinary()
     @Option(help: "verbatim serve --max-batch-tokens.") var maxBatchTokens = 64
     @Option(help: "verbatim serve --kv-memory (MiB).") var kvMemory = 1024
+    @Option(help: "KV storage of verbatim serve, comma-separated: the first runs every phase, the others the concurrency levels again (llama-server stores f16 by default).")
+    var kvTypes = "f32,f16"
     @Flag(inversion: .prefixedNo, help: "Run llama.cpp's llama-server (C++, built once into .build-llamacpp/cpp) beside it.")
     var baseline = true
     @Option(help: "Write every request's figures as JSON here.") var json: String?
@@ -46,16 +48,23 @@ struct ServingBench: AsyncParsableCommand {
         print("model \(model), \(threads) threads, levels \(concurrency), \(promptTokens)-token prompts, \(newTokens) new tokens\n")
 
         var runs: [ServerRun] = []
-        for (i, order) in orders.enumerated() {
-            let folder = NSTemporaryDirectory() + "verbatim-serving-\(getpid())-\(i)"
+        let kvs = kvTypes.split(separator: ",").map(String.init)
+        func serve(_ order: String, kv: String, _ phases: [[LoadPhase]], index: Int) throws {
+            let folder = NSTemporaryDirectory() + "verbatim-serving-\(getpid())-\(index)"
             defer { try? FileManager.default.removeItem(atPath: folder) }
             let port = try freePort()
             let server = try ServerProcess(
-                name: "verbatim serve (\(order))", executable: verbatim,
+                name: "verbatim serve (\(order)\(kv == kvs.first ? "" : ", \(kv) KV"))", executable: verbatim,
                 arguments: ["serve", "--model", model, "--cache", folder, "--port", String(port), "--prefill-order", order,
-                            "--max-batch-tokens", String(maxBatchTokens), "--kv-memory", String(kvMemory)],
+                            "--max-batch-tokens", String(maxBatchTokens), "--kv-memory", String(kvMemory), "--kv-type", kv],
                 environment: ["VERBATIM_THREADS": String(threads)], port: port, health: "/health")
-            runs.append(try server.measure(i == 0 ? plan.all : plan.mixedOnly))
+            runs.append(try server.measure(phases))
+        }
+        for (i, order) in orders.enumerated() {
+            try serve(order, kv: kvs.first ?? "f32", i == 0 ? plan.all : plan.mixedOnly, index: i)
+        }
+        for (i, kv) in kvs.enumerated().dropFirst() {
+            try serve(orders[0], kv: kv, plan.levelsOnly, index: orders.count + i)
         }
         if baseline {
             guard let bin = llamaCppBinaries() else { throw ValidationError("llama-server could not be built (baseline/build-llama-cpp)") }
@@ -86,15 +95,22 @@ struct ServingBench: AsyncParsableCommand {
     func report(_ runs: [ServerRun], _ plan: LoadPlan) {
         let first = runs[0]
         let llama = runs.first { $0.name.hasPrefix("llama-server -np") && $0.phases.count > 1 }
+        // Every verbatim run with the concurrency levels: the first (every phase), then the other KV types.
+        let levelRuns = runs.filter { !$0.name.hasPrefix("llama-server") && $0.phase("clients=\(plan.levels.first ?? 1)") != nil }
         print("### Throughput and TTFT by concurrency (greedy, distinct prompts)\n")
-        print("| clients | verbatim tok/s | llama-server tok/s | ratio | verbatim TTFT p50 / p99 | llama-server TTFT p50 / p99 |")
-        print("|---|---|---|---|---|---|")
+        print("| clients | " + levelRuns.map { "\($0.name) tok/s | ratio | " }.joined() + "llama-server tok/s | "
+              + "verbatim TTFT p50 / p99 | llama-server TTFT p50 / p99 |")
+        print("|---|" + String(repeating: "---|---|", count: levelRuns.count) + "---|---|---|")
         for level in plan.levels {
             let name = "clients=\(level)"
             guard let v = first.phase(name) else { continue }
             let l = llama?.phase(name)
-            print("| \(level) | \(f0(v.tokensPerSecond)) | \(l.map { f0($0.tokensPerSecond) } ?? "–") | "
-                  + "\(l.map { String(format: "%.2f×", v.tokensPerSecond / $0.tokensPerSecond) } ?? "–") | "
+            var row = "| \(level) | "
+            for run in levelRuns {
+                let t = run.phase(name)?.tokensPerSecond ?? 0
+                row += "\(f0(t)) | \(l.map { String(format: "%.2f×", t / $0.tokensPerSecond) } ?? "–") | "
+            }
+            print(row + "\(l.map { f0($0.tokensPerSecond) } ?? "–") | "
                   + "\(ms(v.ttft(50))) / \(ms(v.ttft(99))) | \(l.map { "\(ms($0.ttft(50))) / \(ms($0.ttft(99)))" } ?? "–") |")
         }
         print("\n### Short requests among long documents (TTFT of the short ones)\n")
@@ -223,6 +239,7 @@ struct LoadPlan {
 
     var all: [[LoadPhase]] { [[warmup], [idle] + byLevel + [mixed, determinism]] }
     var mixedOnly: [[LoadPhase]] { [[warmup], [idle, mixed]] }
+    var levelsOnly: [[LoadPhase]] { [[warmup], [idle] + byLevel] }
     var warmupOnly: [[LoadPhase]] { [[warmup], []] }
 }
 

@@ -21,6 +21,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "JSON file of tenants and their API keys; without it no key is asked for.") var tenants: String?
     @Option(help: "The model name clients use (default: the file name without .gguf).") var modelName: String?
     @Option(help: "KV memory in MiB.") var kvMemory = 512
+    @Option(help: "How keys and values are stored: f32 (exact, the default) or f16 (half the KV memory and bandwidth; part of the numerics profile, so its cache entries are its own).")
+    var kvType = "f32"
     @Option(help: "A Jinja chat template file for /v1/chat/completions in place of the model's own (needed for a model without one).")
     var chatTemplate: String?
     @Option(help: "Tokens per engine step: decode rows first, then prompt chunks. Smaller steps let a short prompt start sooner while long ones prefill (64: first token in about 0.2 s behind three 1000-token prompts on 2 cores, at the same throughput here).")
@@ -33,6 +35,12 @@ struct Serve: AsyncParsableCommand {
     var requestTimeout = 600.0
 
     func run() async throws {
+        let kv: KVType
+        switch kvType {
+        case "f32": kv = .f32
+        case "f16": kv = .f16
+        default: throw CLIError("--kv-type must be f32 or f16, not '\(kvType)'")
+        }
         guard let order = PrefillOrder(rawValue: prefillOrder) else {
             throw CLIError("--prefill-order must be one of \(PrefillOrder.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -61,6 +69,7 @@ struct Serve: AsyncParsableCommand {
             let lm = try LlamaModel(file: file)
             var configuration = EngineConfiguration()
             configuration.kvMemoryBytes = kvMemory << 20
+            configuration.kvType = kv
             configuration.maxBatchTokens = maxBatchTokens
             configuration.prefillOrder = order
             configuration.maxPrefillDelaySteps = maxPrefillDelay

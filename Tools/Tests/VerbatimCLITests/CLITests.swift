@@ -255,6 +255,64 @@ struct CrossCheckCLITests {
 
 @Suite("verbatim serve as a process")
 struct ServeCommandTests {
+    /// Starts `verbatim serve` on a free port; returns the process and its URL from the banner.
+    func start(_ arguments: [String]) throws -> (Process, String, String) {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: CLI.binary)
+        server.arguments = ["serve", "--model", CLI.modelPath, "--port", "0"] + arguments
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        var banner = ""
+        while !banner.contains("\n") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            banner += String(decoding: chunk, as: UTF8.self)
+        }
+        let url = try #require(banner.split(separator: " ").first { $0.hasPrefix("http://") }.map(String.init), "banner: \(banner)")
+        return (server, url, banner)
+    }
+
+    /// POSTs `body` to `url` with curl; returns the decoded JSON object.
+    func post(_ url: String, _ body: String) throws -> [String: Any] {
+        let r = try CLI.run(["-s", "-H", "Content-Type: application/json", "-d", body, url], binary: "/usr/bin/curl")
+        return try #require(try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any], "\(String(decoding: r.stdout, as: UTF8.self))")
+    }
+
+    @Test("serve --kv-type f16: its fingerprint and cache entries name the f16 profile, apart from f32's; its completion repeats bit for bit from another process; an unknown type is a one-line error")
+    func serveHalfKV() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("verbatim-kvtype-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let body = #"{"prompt": "The three primary colours are", "max_tokens": 12, "temperature": 0, "logprobs": 1}"#
+        var answers: [[String: Any]] = []
+        for (kv, folder) in [("f16", "a"), ("f32", "a"), ("f16", "b")] {
+            let (server, url, banner) = try start(["--kv-type", kv, "--cache", dir.appendingPathComponent(folder).path])
+            defer { server.terminate(); server.waitUntilExit() }
+            #expect(banner.contains("kv=\(kv)"), "banner: \(banner)")
+            let answer = try post(url + "/v1/completions", body)
+            #expect((answer["system_fingerprint"] as? String)?.hasSuffix("kv=\(kv)") == true, "\(answer)")
+            answers.append(answer)
+        }
+        func logprobs(_ a: [String: Any]) -> [Double] {
+            (((a["choices"] as? [[String: Any]])?.first?["logprobs"] as? [String: Any])?["token_logprobs"] as? [Double]) ?? []
+        }
+        // A fresh cache folder and a fresh process: the f16 bits again, not served from the first folder.
+        #expect(!logprobs(answers[0]).isEmpty)
+        #expect(logprobs(answers[0]).map(\.bitPattern) == logprobs(answers[2]).map(\.bitPattern))
+        // f32 in the same folder as f16: its own entries (the profile is in every key), its own logprobs.
+        #expect(logprobs(answers[0]).map(\.bitPattern) != logprobs(answers[1]).map(\.bitPattern))
+        let stats = try CLI.run(["stats", "--path", dir.appendingPathComponent("a").path, "--json"], binary: CLI.cachectl)
+        let models = (try JSONSerialization.jsonObject(with: stats.stdout) as? [String: Any])?["models"] as? [[String: Any]] ?? []
+        #expect(Set(models.compactMap { ($0["profile"] as? String)?.split(separator: " ").last.map(String.init) }) == ["kv=f16", "kv=f32"], "\(models)")
+
+        let bad = try CLI.run(["serve", "--model", CLI.modelPath, "--cache", dir.appendingPathComponent("c").path, "--kv-type", "q8"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--kv-type must be f32 or f16"), "\(bad.stderr)")
+        #expect(bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
+    }
+
     @Test("serve: SIGTERM with a long generation and a hostile prompt in flight exits 0 within the request time limit and a few seconds")
     func serveStopsInTime() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("verbatim-sigterm-\(UInt32.random(in: 0...UInt32.max))")
