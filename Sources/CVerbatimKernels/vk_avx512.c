@@ -16,9 +16,9 @@
 #define VK_SIMD_AVX512 1
 // 12 rows x 2 panels = 24 zmm accumulators; small row counts take 4 panels
 // so that M = 1 still has 4 independent fma chains.
-// Up to 4 rows of quantised weights walk them as one row does (32 registers
-// hold their chains).
-#define VK_FEW_ROWS 4
+// Up to 8 rows of quantised weights walk them as one row does (32 registers
+// hold their chains); up to 32 rows in passes of 8 (few_rows_limit).
+#define VK_FEW_ROWS 8
 #define VK_TILE_MR 12
 #define VK_TILE_NP(mr) ((mr) <= 4 ? 4 : 2)
 // Attention scores of several rows: rows x heads accumulators per key chunk.

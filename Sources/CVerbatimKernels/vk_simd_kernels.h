@@ -5,7 +5,7 @@
 // blocks = rows).
 //
 // The including file defines:
-//   VK_FEW_ROWS      the most rows (1 or 4) that walk the weights as one row does
+//   VK_FEW_ROWS      the most rows (1 or 8) that walk the weights together as one row does
 //   VK_TILE_MR       rows of the big register tile
 //   VK_TILE_NP(mr)   panels (of 16 columns) per tile for a tile of mr rows
 //   VK_OPS_NAME      name of the vk_ops table to define
@@ -157,7 +157,7 @@ VKI void row_tile_quant(const int type, const int np, const int rb, const float 
     }
 }
 
-// As row_blocks for mr rows (2 to 4; row r at x + r * ldx): nbk (1 to 4) consecutive
+// As row_blocks for mr rows (2 to 8; row r at x + r * ldx): nbk (1 to 4) consecutive
 // 32-blocks, from
 // 32-block b0, against np panels (panel p at w + p * pb): the sub-block sums s are
 // independent fma chains (one per row, sub-block and panel), each weight converted once
@@ -166,9 +166,9 @@ VKI void row_tile_quant(const int type, const int np, const int rb, const float 
 // block's k; xsum: the rows' sub-block sums from the first block's (row stride xs_ld).
 VKI void few_rows_blocks(const int type, const int mr, const int np, const int nbk, const float *x,
                     int64_t ldx, const uint8_t *w, int64_t pb, int64_t b0,
-                    vf total[4][VK_MAX_NP], const float *xsum, int64_t xs_ld) {
+                    vf total[8][VK_MAX_NP], const float *xsum, int64_t xs_ld) {
     const int sub = vk_sub_k(type), nh = VK_QBLOCK / sub, spu = vk_unit_k(type) / sub;
-    vf s[4][8][VK_MAX_NP]; // (rows, blocks in flight x sub-blocks of a block, panels)
+    vf s[8][8][VK_MAX_NP]; // (rows, blocks in flight x sub-blocks of a block, panels)
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk * nh; i++)
             _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) s[r][i][p] = v_zero();
@@ -211,7 +211,7 @@ VKI void few_rows_blocks(const int type, const int mr, const int np, const int n
             }
 }
 
-// As row_tile_quant for mr rows (2 to 4) of x against np panels, rb 32-blocks at a time
+// As row_tile_quant for mr rows (2 to 8) of x against np panels, rb 32-blocks at a time
 // (mr * np * rb * sub-blocks independent chains). Same bits as vk_portable.c: only the
 // order in which independent chains advance differs.
 VKI void few_rows_tile(const int type, const int mr, const int np, const int rb, const float *x,
@@ -220,7 +220,7 @@ VKI void few_rows_tile(const int type, const int mr, const int np, const int rb,
     const int nh = VK_QBLOCK / vk_sub_k(type);
     const int64_t bpb = vk_unit_bytes(type) * VK_QBLOCK / vk_unit_k(type); // bytes per 32-block
     const int64_t nb = k / VK_QBLOCK, xs_ld = k / vk_sub_k(type);
-    vf total[4][VK_MAX_NP];
+    vf total[8][VK_MAX_NP];
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) total[r][p] = v_zero();
     int64_t b = 0;
@@ -464,31 +464,46 @@ __attribute__((noinline)) static void one_row_group(const float *x, const uint8_
 }
 
 #if VK_FEW_ROWS > 1
-// 2 to 4 rows of quantised weights (a small decode batch), out of line like the
+// 2 to 8 rows of quantised weights (a decode batch, a short prompt), out of line like the
 // one-row walk. With both inlined, one-row decode of SmolLM2 measured 6-13% slower;
 // out of line 2-4% (within the noise), a matter of code placement, not of this code.
 __attribute__((noinline)) static void few_rows_group(const float *x, int64_t ldx, int64_t rows,
                                                      const uint8_t *group, int64_t pb, int type, int64_t k,
                                                      float *y, int64_t ldy, int64_t ncols, const float *xsum) {
-    // A few rows (a small decode batch) walk the weights as one row does, each
-    // weight converted once in registers for all of them, 2 blocks in flight: the
-    // tiles below convert a block into memory and read it back, which cost more
-    // than the fmas of 2 to 4 rows (Q4_1 576x1536 from DRAM, one AMD Zen 5 core,
-    // µs a call: M = 2 36 -> 23, M = 3 57-60 -> 28-30, M = 4 58-64 -> 34; a SmolLM2
-    // decode step of 4 sequences on one core 13.6-14.2 -> 6.5-7.1 ms).
+    // A few rows walk the weights as one row does, each weight converted once in
+    // registers for all of them, 2 blocks in flight (Q6_K, with two sub-blocks a block:
+    // one past 4 rows, so that the chains fit in the registers): the tiles below convert
+    // a block into memory and read it back, which cost more than the fmas of so few rows
+    // (Q4_1 576x1536 from DRAM, one AMD Zen 5 core, µs a call: M = 2 36 -> 23, M = 3
+    // 57-60 -> 28-30, M = 4 58-64 -> 34; a SmolLM2 decode step of 4 sequences on one
+    // core 13.6-14.2 -> 6.5-7.1 ms).
     for (int p = 0; p < VK_GROUP_PANELS && p * VK_NR < ncols; p++) {
         const uint8_t *panel = group + p * pb;
         float *yp = y + p * VK_NR;
         const int64_t left = ncols - p * VK_NR;
-#define WALK(T)                                                                                 \
-    switch (rows) { /* each a copy specialised for its type and rows */                         \
-    case 2: few_rows_tile(T, 2, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;          \
-    case 3: few_rows_tile(T, 3, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;          \
-    default: few_rows_tile(T, 4, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;         \
+#define WALK(T)                                                                                    \
+    switch (rows) { /* each a copy specialised for its type and rows */                            \
+    case 2: few_rows_tile(T, 2, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;             \
+    case 3: few_rows_tile(T, 3, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;             \
+    case 4: few_rows_tile(T, 4, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;             \
+    case 5: few_rows_tile(T, 5, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
+    case 6: few_rows_tile(T, 6, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
+    case 7: few_rows_tile(T, 7, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
+    default: few_rows_tile(T, 8, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
     }
         QUANT_TYPE_SWITCH(WALK)
 #undef WALK
     }
+}
+
+// The most rows of a quantised type that take the few-rows walk, in passes of 4 to 8
+// rows (the weights then come from the cache after the first pass); more take the tiles.
+// Measured on one AMD Zen 5 core, weights in cache, % of the fma peak, tiles -> passes:
+// Q4_1 M = 8 68 -> 80, M = 16 66 -> 80, M = 32 74 -> 82, M = 48 78 -> 81; Q4_K and Q8_0
+// alike; Q6_K M = 16 60 -> 68; the 5-bit types gain to M = 16 (Q5_0 70 -> 76) and lose
+// from M = 32 (79 -> 76).
+VKI int64_t few_rows_limit(const int type) {
+    return type == VK_W_Q5_0 || type == VK_W_Q5_1 || type == VK_W_Q5_K ? 16 : 32;
 }
 #endif
 
@@ -501,8 +516,15 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
         return;
     }
 #if VK_FEW_ROWS > 1
-    if (rows <= VK_FEW_ROWS && vk_is_quant(type)) {
-        few_rows_group(x, ldx, rows, group, pb, type, k, y, ldy, ncols, xsum);
+    if (vk_is_quant(type) && rows <= few_rows_limit(type)) {
+        // Passes of 8 rows, the last two balanced so that none has fewer than 4 (9: 5 + 4).
+        const int64_t xs_ld = xsum ? k / vk_sub_k(type) : 0;
+        for (int64_t r0 = 0; r0 < rows;) {
+            const int64_t left = rows - r0, take = left > 12 ? 8 : left > 8 ? left - 4 : left;
+            few_rows_group(x + r0 * ldx, ldx, take, group, pb, type, k, y + r0 * ldy, ldy, ncols,
+                           xsum ? xsum + r0 * xs_ld : xsum);
+            r0 += take;
+        }
         return;
     }
 #endif

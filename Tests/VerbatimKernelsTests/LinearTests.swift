@@ -14,6 +14,7 @@ extension KernelTests {
             (97, 64, 33), (300, 32, 20), (11, 576, 77), (8, 1536, 50), (130, 96, 129), (2, 64, 1000),
             (1, 96, 70), (1, 576, 200), (1, 1536, 65), (1, 64, 1000), // one row: odd and even block counts, runs of groups
             (40, 64, 1000), (200, 64, 1000), // several rows in runs of groups, each reading the next ahead; three row chunks
+            (9, 64, 40), (16, 96, 100), (17, 32, 50), (32, 64, 70), (33, 32, 20), // passes of the few-rows walk, and past its limits
         ]
         static let plainShapes: [(Int, Int, Int)] = [
             (1, 1, 1), (2, 3, 5), (5, 17, 33), (13, 33, 70), (1, 100, 129), (40, 7, 65), (299, 45, 19), (3, 577, 200),
@@ -24,6 +25,7 @@ extension KernelTests {
             (97, 256, 33), (300, 256, 20), (8, 1536, 50), (130, 256, 129), (2, 256, 1000),
             (1, 512, 70), (1, 1280, 200), (1, 1536, 65), (1, 256, 1000), (1, 768, 33),
             (40, 256, 1000), (200, 256, 1000),
+            (9, 256, 40), (16, 512, 100), (17, 256, 50), (32, 256, 70), (33, 256, 20),
         ]
 
         static func shapes(for type: WeightType) -> [(Int, Int, Int)] {
