@@ -352,24 +352,11 @@ static float *q4_x_scratch(int64_t floats) {
     return b->p;
 }
 
-// The nibble types: rows r0..<r1 of x scaled by 2^(20 - bit) per nibble position
-// (vk_q4_x_scale) into xs (rows, k), and their sub-block sums of 32 into xsum32
-// (rows, k / 32) and of 16 into xsum16 (rows, k / 16), each where not NULL.
-typedef struct { const float *x; float *xs, *xsum32, *xsum16; int64_t k; } q4_prep_job;
-static void q4_prep_rows(void *ctx, int64_t r0, int64_t r1) {
+// The nibble types' x, prepared by the current path (ops->q4_prep_rows).
+typedef struct { const vk_ops *ops; const float *x; float *xs, *xsum32, *xsum16; int64_t k; } q4_prep_job;
+static void q4_prep_range(void *ctx, int64_t r0, int64_t r1) {
     const q4_prep_job *j = ctx;
-    const int64_t k = j->k;
-    float scale[8];
-    for (int jj = 0; jj < 8; jj++) scale[jj] = vk_q4_x_scale(jj);
-    for (int64_t r = r0; r < r1; r++) {
-        const float *xr = j->x + r * k;
-        if (j->xsum32)
-            for (int64_t b = 0; b < k / 32; b++) j->xsum32[r * (k / 32) + b] = vk_block_sum(xr + b * 32);
-        if (j->xsum16)
-            for (int64_t b = 0; b < k / 16; b++) j->xsum16[r * (k / 16) + b] = vk_block_sum16(xr + b * 16);
-        for (int64_t i = 0; i < k; i += 8) // k is a multiple of 32: nibble j of k = i + j
-            for (int jj = 0; jj < 8; jj++) j->xs[r * k + i + jj] = xr[i + jj] * scale[jj];
-    }
+    j->ops->q4_prep_rows(j->x, j->xs, j->xsum32, j->xsum16, j->k, r0, r1);
 }
 
 void vk_linear(const float *x, int64_t rows, const void *packed, int type,
@@ -411,8 +398,8 @@ void vk_linear_many(const float *x, int64_t rows, int64_t k, const vk_linear_tar
         if (!xs) abort(); // out of memory for a scratch row: nothing sensible is left to do
         if (need32) xsum32 = xs + rows * k;
         if (need16) xsum16 = xs + rows * (k + k / 32);
-        q4_prep_job pj = {.x = x, .xs = xs, .xsum32 = xsum32, .xsum16 = xsum16, .k = k};
-        parallel_rows(rows, k, 16384, q4_prep_rows, &pj); // rows of a prefill on every core
+        q4_prep_job pj = {.ops = j.ops, .x = x, .xs = xs, .xsum32 = xsum32, .xsum16 = xsum16, .k = k};
+        parallel_rows(rows, k, 16384, q4_prep_range, &pj); // rows of a prefill on every core
     }
     j.first_item[0] = 0;
     for (int i = 0; i < count; i++) {

@@ -177,6 +177,12 @@ typedef struct {
                          const uint8_t *group, int64_t panel_bytes, int type,
                          int64_t k, float *y, int64_t ldy, int64_t ncols,
                          const float *xsum, float *scratch, const uint8_t *next);
+    // x prepared for the nibble types, rows r0..<r1 of x (rows, k), k a multiple of 32:
+    // scaled by 2^(20 - bit) per nibble position (vk_q4_x_scale) into xs (rows, k), and
+    // the sub-block sums of 32 (vk_block_sum) into xsum32 (rows, k / 32) and of 16
+    // (vk_block_sum16) into xsum16 (rows, k / 16), each where not NULL.
+    void (*q4_prep_rows)(const float *x, float *xs, float *xsum32, float *xsum16, int64_t k,
+                         int64_t r0, int64_t r1);
     void (*rmsnorm_row)(const float *x, const float *w, float *y, int64_t dim,
                         float eps);
     void (*swiglu)(const float *gate, const float *up, float *out, int64_t n);

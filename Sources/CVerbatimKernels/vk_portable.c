@@ -206,6 +206,21 @@ static int64_t argmax(const float *x, int64_t n) {
     return 0;
 }
 
+static void q4_prep_rows(const float *x, float *xs, float *xsum32, float *xsum16, int64_t k,
+                         int64_t r0, int64_t r1) {
+    float scale[8];
+    for (int j = 0; j < 8; j++) scale[j] = vk_q4_x_scale(j);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * k;
+        if (xsum32)
+            for (int64_t b = 0; b < k / 32; b++) xsum32[r * (k / 32) + b] = vk_block_sum(xr + b * 32);
+        if (xsum16)
+            for (int64_t b = 0; b < k / 16; b++) xsum16[r * (k / 16) + b] = vk_block_sum16(xr + b * 16);
+        for (int64_t i = 0; i < k; i += 8) // k is a multiple of 32: nibble j of k = i + j
+            for (int j = 0; j < 8; j++) xs[r * k + i + j] = xr[i + j] * scale[j];
+    }
+}
+
 // ---- attention --------------------------------------------------------------
 
 static float kv_load(const vk_kv_layout *kv, int64_t element) {
@@ -262,6 +277,7 @@ static void attention_rows(const vk_kv_layout *kv, int32_t layer, const float *q
 
 const vk_ops vk_ops_portable = {
     .linear_group = linear_group,
+    .q4_prep_rows = q4_prep_rows,
     .rmsnorm_row = rmsnorm_row,
     .swiglu = swiglu,
     .geglu = geglu,

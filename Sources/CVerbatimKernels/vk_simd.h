@@ -96,6 +96,15 @@ VKI void v_transpose16(vf r[16]) {
     }
 }
 
+// The lanes' sum in the contract's tree: l[i] + l[i + 8], then 4, 2, 1 (the order of
+// vk_block_sum16 and of the scalar folds).
+VKI float v_fold16(vf v) {
+    const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
+}
+
 #elif defined(VK_SIMD_AVX2)
 
 typedef struct { __m256 lo, hi; } vf;
@@ -108,6 +117,13 @@ VKI vf v_zero(void) { return vf2(_mm256_setzero_ps(), _mm256_setzero_ps()); }
 VKI vf v_set1(float a) { __m256 b = _mm256_set1_ps(a); return vf2(b, b); }
 VKI vf v_load(const float *p) { return vf2(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)); }
 VKI void v_store(float *p, vf a) { _mm256_storeu_ps(p, a.lo); _mm256_storeu_ps(p + 8, a.hi); }
+// The lanes' sum in the contract's tree: l[i] + l[i + 8], then 4, 2, 1.
+VKI float v_fold16(vf v) {
+    const __m256 a = _mm256_add_ps(v.lo, v.hi);
+    const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
+}
 VKI vi vi_iota(void) {
     return vi2(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15));
 }

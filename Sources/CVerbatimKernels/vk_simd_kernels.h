@@ -546,12 +546,27 @@ static void linear_group(const float *x, int64_t ldx, int64_t rows,
 
 // ---- 16-lane sums: lane i % 16 gets element i; the fold is the scalar one ---
 
-static float fold16(vf lanes) {
-    float l[16];
-    v_store(l, lanes);
-    for (int w = 8; w >= 1; w /= 2)
-        for (int i = 0; i < w; i++) l[i] = l[i] + l[i + w];
-    return l[0];
+static float fold16(vf lanes) { return v_fold16(lanes); }
+
+// x prepared for the nibble types, rows r0..<r1 (see vk_internal.h's q4_prep_rows).
+static void q4_prep_rows(const float *x, float *xs, float *xsum32, float *xsum16, int64_t k,
+                         int64_t r0, int64_t r1) {
+    float sc[16];
+    for (int j = 0; j < 16; j++) sc[j] = vk_q4_x_scale(j % 8);
+    const vf scale = v_load(sc);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * k;
+        for (int64_t b = 0; b < k / 32; b++) {
+            const vf lo = v_load(xr + b * 32), hi = v_load(xr + b * 32 + 16);
+            if (xsum32) xsum32[r * (k / 32) + b] = v_fold16(v_add(lo, hi)); // vk_block_sum
+            if (xsum16) {
+                xsum16[r * (k / 16) + 2 * b] = v_fold16(lo);                 // vk_block_sum16
+                xsum16[r * (k / 16) + 2 * b + 1] = v_fold16(hi);
+            }
+            v_store(xs + r * k + b * 32, v_mul(lo, scale));
+            v_store(xs + r * k + b * 32 + 16, v_mul(hi, scale));
+        }
+    }
 }
 
 static void rmsnorm_row(const float *x, const float *w, float *y, int64_t dim,
@@ -948,6 +963,7 @@ static void attention_rows(const vk_kv_layout *kv, int32_t layer, const float *q
 
 const vk_ops VK_OPS_NAME = {
     .linear_group = linear_group,
+    .q4_prep_rows = q4_prep_rows,
     .rmsnorm_row = rmsnorm_row,
     .swiglu = swiglu,
     .geglu = geglu,
