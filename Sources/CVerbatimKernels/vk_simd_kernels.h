@@ -747,6 +747,19 @@ VKI void prefetch_kv_rows(const vk_kv_layout *kv, int32_t layer, const int32_t *
     }
 }
 
+// Dimensions d..d+15 of 16 consecutive keys (the first at element `at`, one key every
+// `stride` elements) as col[d'] = dimension d + d' of the 16 keys (lane i: key i).
+VKI void key_columns(const vk_kv_layout *kv, int64_t at, int64_t stride, vf col[16]) {
+    if (kv->kv_type == VK_KV_F16) {
+        const uint16_t *kp = (const uint16_t *)kv->base + at;
+        for (int i = 0; i < 16; i++) col[i] = v_load_f16(kp + i * stride);
+    } else {
+        const float *kp = (const float *)kv->base + at;
+        for (int i = 0; i < 16; i++) col[i] = v_load(kp + i * stride);
+    }
+    v_transpose16(col); // (16 keys, 16 dims) -> (16 dims, 16 keys)
+}
+
 // s_j = dot(q_h, k_j) * scale for the nq heads h of a group (scratch + h * sl, from
 // j_start). 16 keys are loaded as rows and transposed 16 dimensions at a time, so lane i
 // holds key j0+i; one transposed column feeds one fma per head, d in order. nq is a
@@ -765,15 +778,8 @@ VKI void score_keys(const vk_kv_layout *kv, int32_t layer, const float *q, const
         vf acc[VK_MAX_GROUP];
         _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++) acc[h] = v_zero();
         for (int64_t dc = 0; dc < hd; dc += 16) {
-            vf col[16]; // (16 keys, 16 dims), then transposed: (16 dims, 16 keys)
-            if (kv->kv_type == VK_KV_F16) {
-                const uint16_t *kp = (const uint16_t *)kv->base + k0 + dc;
-                for (int i = 0; i < 16; i++) col[i] = v_load_f16(kp + i * stride);
-            } else {
-                const float *kp = (const float *)kv->base + k0 + dc;
-                for (int i = 0; i < 16; i++) col[i] = v_load(kp + i * stride);
-            }
-            v_transpose16(col);
+            vf col[16];
+            key_columns(kv, k0 + dc, stride, col);
             _Pragma("clang loop unroll(full)") for (int d = 0; d < 16; d++)
                 _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++)
                     acc[h] = v_fma(v_set1(q[h * hd + dc + d]), col[d], acc[h]);
@@ -825,15 +831,8 @@ VKI void score_rows(const vk_kv_layout *kv, int32_t layer, const float *q, int64
     for (int64_t j0 = lo; j0 < hi; j0 += 16) {
         const int64_t k0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + (j0 % bs) * stride + kv_head * hd;
         for (int64_t dc = 0; dc < hd; dc += 16) {
-            vf col[16]; // (16 keys, 16 dims), then transposed: (16 dims, 16 keys)
-            if (kv->kv_type == VK_KV_F16) {
-                const uint16_t *kp = (const uint16_t *)kv->base + k0 + dc;
-                for (int i = 0; i < 16; i++) col[i] = v_load_f16(kp + i * stride);
-            } else {
-                const float *kp = (const float *)kv->base + k0 + dc;
-                for (int i = 0; i < 16; i++) col[i] = v_load(kp + i * stride);
-            }
-            v_transpose16(col);
+            vf col[16];
+            key_columns(kv, k0 + dc, stride, col);
             for (int d = 0; d < 16; d++) v_store(kt + (dc + d) * 16, col[d]);
         }
         // The rows that read this chunk, rb at a time.

@@ -318,21 +318,7 @@ struct ServeCommandTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("verbatim-sigterm-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: CLI.binary)
-        server.arguments = ["serve", "--model", CLI.modelPath, "--cache", dir.appendingPathComponent("cache").path,
-                            "--port", "0", "--request-timeout", "3"]
-        let out = Pipe()
-        server.standardOutput = out
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        var banner = ""
-        while !banner.contains("\n") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            banner += String(decoding: chunk, as: UTF8.self)
-        }
-        let url = try #require(banner.split(separator: " ").first { $0.hasPrefix("http://") }.map(String.init), "banner: \(banner)")
+        let (server, url, _) = try start(["--cache", dir.appendingPathComponent("cache").path, "--request-timeout", "3"])
         // A generation far longer than the time limit, and a prompt that takes a while to tokenize.
         let hostile = dir.appendingPathComponent("hostile.json")
         try JSONSerialization.data(withJSONObject: ["prompt": String(repeating: "z", count: 600_000), "max_tokens": 4]).write(to: hostile)
