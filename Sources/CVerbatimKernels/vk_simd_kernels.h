@@ -928,33 +928,25 @@ static void attention_rows(const vk_kv_layout *kv, int32_t layer, const float *q
     }
     const int64_t sl = (most + 15) / 16 * 16; // scratch per row and head: scores, then e_j
     float *kt = scratch + n_rows * n_q * sl;  // one transposed chunk (hd, 16)
-    if (n_rows == 1) {
-        switch (n_q) {
-#define SCORE(NQ) score_keys(kv, layer, q, table, kv_head, first[0], j_start[0], nkeys[0], scale, scratch, sl, NQ, prefetch)
-        case 1: SCORE(1); break;
-        case 2: SCORE(2); break;
-        case 3: SCORE(3); break;
-        case 4: SCORE(4); break;
-        case 5: SCORE(5); break;
-        case 6: SCORE(6); break;
-        case 7: SCORE(7); break;
-        default: SCORE(8); break;
-#undef SCORE
-        }
-    } else {
-        switch (n_q) {
-#define SCORE(NQ) score_rows(kv, layer, q, q_stride, table, kv_head, j_start, nkeys, n_rows, scale, scratch, sl, kt, NQ)
-        case 1: SCORE(1); break;
-        case 2: SCORE(2); break;
-        case 3: SCORE(3); break;
-        case 4: SCORE(4); break;
-        case 5: SCORE(5); break;
-        case 6: SCORE(6); break;
-        case 7: SCORE(7); break;
-        default: SCORE(8); break;
-#undef SCORE
-        }
+    // SCORE(NQ) for the head count n_q, NQ a constant in each case (each its own copy).
+#define HEAD_COUNT_SWITCH(SCORE)                                                          \
+    switch (n_q) {                                                                        \
+    case 1: SCORE(1); break;                                                              \
+    case 2: SCORE(2); break;                                                              \
+    case 3: SCORE(3); break;                                                              \
+    case 4: SCORE(4); break;                                                              \
+    case 5: SCORE(5); break;                                                              \
+    case 6: SCORE(6); break;                                                              \
+    case 7: SCORE(7); break;                                                              \
+    default: SCORE(8); break;                                                             \
     }
+#define ONE_ROW(NQ) score_keys(kv, layer, q, table, kv_head, first[0], j_start[0], nkeys[0], scale, scratch, sl, NQ, prefetch)
+#define ROWS(NQ) score_rows(kv, layer, q, q_stride, table, kv_head, j_start, nkeys, n_rows, scale, scratch, sl, kt, NQ)
+    if (n_rows == 1) HEAD_COUNT_SWITCH(ONE_ROW)
+    else HEAD_COUNT_SWITCH(ROWS)
+#undef ONE_ROW
+#undef ROWS
+#undef HEAD_COUNT_SWITCH
     for (int i = 0; i < n_rows; i++)
         attention_finish(kv, layer, out + i * out_stride, n_q, table, first[i], nkeys[i], kv_head,
                          scratch + i * n_q * sl, sl);
