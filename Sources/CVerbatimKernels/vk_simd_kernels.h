@@ -83,88 +83,13 @@ VKI void load_group(const int type, const uint8_t *vals, const int g, vi *v, vi 
     if (vk_high_dwords(type) == 2) hv[g / 2] = vi_load(vals + (4 + g / 2) * VK_NR * 4);
 }
 
-// nbk (1 to 4) consecutive 32-blocks of one row, from 32-block b0, against np
-// panels (panel p at w + p * pb): the sub-block sums s are independent fma chains
-// (one per sub-block and panel); each then enters its panel's running total in
-// sub-block order. x: for the nibble types pre-scaled by 2^(20 - bit)
-// (vk_q4_x_scale), at the first block's k; xsum: the row's sub-block sums from
-// the first block's.
-VKI void row_blocks(const int type, const int np, const int nbk, const float *x,
-                    const uint8_t *w, int64_t pb, int64_t b0, vf total[VK_MAX_NP],
-                    const float *xsum) {
-    const int sub = vk_sub_k(type), nh = VK_QBLOCK / sub, spu = vk_unit_k(type) / sub;
-    vf s[8][VK_MAX_NP]; // (blocks in flight x sub-blocks of a block, panels)
-    _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk * nh; i++)
-        _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) s[i][p] = v_zero();
-    if (type == VK_W_Q8_0) {
-        for (int j = 0; j < VK_QBLOCK; j++)
-            _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++) {
-                vf xb = v_set1(x[i * VK_QBLOCK + j]);
-                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                    s[i][p] = v_fma(xb, v_from_int(vi_load_i8(vk_values_at(type, w + p * pb, b0 + i) + j * VK_NR)), s[i][p]);
-            }
-    } else {
-        _Pragma("clang loop unroll(full)") for (int g = 0; g < VK_QBLOCK / 8; g++) {
-            vi v[4][VK_MAX_NP], v8[4][VK_MAX_NP], hv[4][VK_MAX_NP][2];
-            _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
-                _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                    load_group(type, vk_values_at(type, w + p * pb, b0 + i), g, &v[i][p], &v8[i][p], hv[i][p]);
-            _Pragma("clang loop unroll(full)") for (int j = 0; j < 8; j++)
-                _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++) {
-                    vf xb = v_set1(x[i * VK_QBLOCK + 8 * g + j]);
-                    const int si = i * nh + 8 * g / sub;
-                    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++)
-                        s[si][p] = v_fma(xb, q_values(type, v[i][p], v8[i][p], hv[i][p], g, j), s[si][p]);
-                }
-        }
-    }
-    _Pragma("clang loop unroll(full)") for (int i = 0; i < nbk; i++)
-        _Pragma("clang loop unroll(full)") for (int h = 0; h < nh; h++)
-            _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                const uint8_t *hdr = vk_unit_at(type, w + p * pb, b0 + i);
-                const int64_t isb = ((b0 + i) * nh + h) % spu;
-                total[p] = v_fma(sub_d(type, hdr, isb), s[i * nh + h][p], total[p]);
-                if (type != VK_W_Q8_0) total[p] = v_fma(sub_m(type, hdr, isb), v_set1(xsum[i * nh + h]), total[p]);
-            }
-}
-
-// One row of x against np panels of quantised weights, rb 32-blocks at a time
-// (np * rb * sub-blocks independent chains). Same bits as vk_portable.c: only
-// the order in which independent chains advance differs.
-VKI void row_tile_quant(const int type, const int np, const int rb, const float *x,
-                        const uint8_t *w, int64_t pb, int64_t k, float *y,
-                        int64_t ncols, const float *xsum) {
-    const int nh = VK_QBLOCK / vk_sub_k(type);
-    const int64_t bpb = vk_unit_bytes(type) * VK_QBLOCK / vk_unit_k(type); // bytes per 32-block
-    const int64_t nb = k / VK_QBLOCK;
-    vf total[VK_MAX_NP];
-    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) total[p] = v_zero();
-    int64_t b = 0;
-    // Prefetch the panel's stream a few KB ahead: Intel cores do not keep enough
-    // reads in flight by themselves here (vk_row_prefetch).
-    const int64_t ahead = vk_row_prefetch * bpb; // bytes
-    for (; b + rb <= nb; b += rb) {
-        if (ahead)
-            for (int64_t line = 0; line < rb * bpb; line += 64) __builtin_prefetch(w + b * bpb + ahead + line);
-        row_blocks(type, np, rb, x + b * VK_QBLOCK, w, pb, b, total, xsum + b * nh);
-    }
-    for (; b < nb; b++)
-        row_blocks(type, np, 1, x + b * VK_QBLOCK, w, pb, b, total, xsum + b * nh);
-    _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-        int64_t left = ncols - p * VK_NR;
-        if (left >= VK_NR) v_store(y + p * VK_NR, total[p]);
-        else if (left > 0) v_storen(y + p * VK_NR, total[p], left);
-    }
-}
-
-// As row_blocks for mr rows (2 to 8; row r at x + r * ldx): nbk (1 to 4) consecutive
-// 32-blocks, from
+// nbk (1 to 4) consecutive 32-blocks of mr rows (1 to 8; row r at x + r * ldx), from
 // 32-block b0, against np panels (panel p at w + p * pb): the sub-block sums s are
 // independent fma chains (one per row, sub-block and panel), each weight converted once
 // for all the rows; each sum then enters its row and panel's running total in sub-block
 // order. x: for the nibble types pre-scaled by 2^(20 - bit) (vk_q4_x_scale), at the first
 // block's k; xsum: the rows' sub-block sums from the first block's (row stride xs_ld).
-VKI void few_rows_blocks(const int type, const int mr, const int np, const int nbk, const float *x,
+VKI void rows_blocks(const int type, const int mr, const int np, const int nbk, const float *x,
                     int64_t ldx, const uint8_t *w, int64_t pb, int64_t b0,
                     vf total[8][VK_MAX_NP], const float *xsum, int64_t xs_ld) {
     const int sub = vk_sub_k(type), nh = VK_QBLOCK / sub, spu = vk_unit_k(type) / sub;
@@ -211,10 +136,10 @@ VKI void few_rows_blocks(const int type, const int mr, const int np, const int n
             }
 }
 
-// As row_tile_quant for mr rows (2 to 8) of x against np panels, rb 32-blocks at a time
+// mr rows (1 to 8) of x against np panels of quantised weights, rb 32-blocks at a time
 // (mr * np * rb * sub-blocks independent chains). Same bits as vk_portable.c: only the
 // order in which independent chains advance differs.
-VKI void few_rows_tile(const int type, const int mr, const int np, const int rb, const float *x,
+VKI void rows_tile(const int type, const int mr, const int np, const int rb, const float *x,
                         int64_t ldx, const uint8_t *w, int64_t pb, int64_t k, float *y, int64_t ldy,
                         int64_t ncols, const float *xsum) {
     const int nh = VK_QBLOCK / vk_sub_k(type);
@@ -230,10 +155,10 @@ VKI void few_rows_tile(const int type, const int mr, const int np, const int rb,
     for (; b + rb <= nb; b += rb) {
         if (ahead)
             for (int64_t line = 0; line < rb * bpb; line += 64) __builtin_prefetch(w + b * bpb + ahead + line);
-        few_rows_blocks(type, mr, np, rb, x + b * VK_QBLOCK, ldx, w, pb, b, total, xsum ? xsum + b * nh : xsum, xs_ld);
+        rows_blocks(type, mr, np, rb, x + b * VK_QBLOCK, ldx, w, pb, b, total, xsum ? xsum + b * nh : xsum, xs_ld);
     }
     for (; b < nb; b++)
-        few_rows_blocks(type, mr, np, 1, x + b * VK_QBLOCK, ldx, w, pb, b, total, xsum ? xsum + b * nh : xsum, xs_ld);
+        rows_blocks(type, mr, np, 1, x + b * VK_QBLOCK, ldx, w, pb, b, total, xsum ? xsum + b * nh : xsum, xs_ld);
     _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
         _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
             int64_t left = ncols - p * VK_NR;
@@ -276,7 +201,7 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
             acc[r][p] = v_zero();
 
     if (mr == 1 && vk_is_quant(type)) {
-        row_tile_quant(type, np, 1, x, w, pb, k, y, ncols, xsum); // the panels side by side
+        rows_tile(type, 1, np, 1, x, ldx, w, pb, k, y, ldy, ncols, xsum); // the panels side by side
         return;
     }
     if (type == VK_W_F32 || type == VK_W_F16 || type == VK_W_BF16) {
@@ -303,7 +228,7 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         for (int64_t b = 0; b < nb; b++) {
             for (int64_t line = b * pf_lines / nb; line < (b + 1) * pf_lines / nb; line++)
                 __builtin_prefetch(pf + line * 64, 0, 2);
-            // Several rows (one row takes row_tile_quant) and no converted group:
+            // Several rows (one row takes rows_tile) and no converted group:
             // convert the block's integers once into an L1 buffer (32 k, np panels),
             // then run the plain loop over it.
             float qf[VK_QBLOCK * VK_MAX_NP * 16] __attribute__((aligned(64)));
@@ -453,10 +378,10 @@ __attribute__((noinline)) static void one_row_group(const float *x, const uint8_
         const int rb = type == VK_W_Q8_0 ? vk_row_blocks_q8 : vk_row_blocks_q4;
 #define ROW_WALK(T)                                                                     \
     switch (rb) { /* each a copy specialised for its type and blocks in flight */       \
-    case 1: row_tile_quant(T, 1, 1, x, panel, pb, k, yp, left, xsum); break;            \
-    case 3: row_tile_quant(T, 1, 3, x, panel, pb, k, yp, left, xsum); break;            \
-    case 4: row_tile_quant(T, 1, 4, x, panel, pb, k, yp, left, xsum); break;            \
-    default: row_tile_quant(T, 1, 2, x, panel, pb, k, yp, left, xsum); break;           \
+    case 1: rows_tile(T, 1, 1, 1, x, 0, panel, pb, k, yp, 0, left, xsum); break;            \
+    case 3: rows_tile(T, 1, 1, 3, x, 0, panel, pb, k, yp, 0, left, xsum); break;            \
+    case 4: rows_tile(T, 1, 1, 4, x, 0, panel, pb, k, yp, 0, left, xsum); break;            \
+    default: rows_tile(T, 1, 1, 2, x, 0, panel, pb, k, yp, 0, left, xsum); break;           \
     }
         QUANT_TYPE_SWITCH(ROW_WALK)
 #undef ROW_WALK
@@ -483,13 +408,13 @@ __attribute__((noinline)) static void few_rows_group(const float *x, int64_t ldx
         const int64_t left = ncols - p * VK_NR;
 #define WALK(T)                                                                                    \
     switch (rows) { /* each a copy specialised for its type and rows */                            \
-    case 2: few_rows_tile(T, 2, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;             \
-    case 3: few_rows_tile(T, 3, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;             \
-    case 4: few_rows_tile(T, 4, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;             \
-    case 5: few_rows_tile(T, 5, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
-    case 6: few_rows_tile(T, 6, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
-    case 7: few_rows_tile(T, 7, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
-    default: few_rows_tile(T, 8, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
+    case 2: rows_tile(T, 2, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;             \
+    case 3: rows_tile(T, 3, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;             \
+    case 4: rows_tile(T, 4, 1, 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break;             \
+    case 5: rows_tile(T, 5, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
+    case 6: rows_tile(T, 6, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
+    case 7: rows_tile(T, 7, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
+    default: rows_tile(T, 8, 1, (T) == VK_W_Q6_K ? 1 : 2, x, ldx, panel, pb, k, yp, ldy, left, xsum); break; \
     }
         QUANT_TYPE_SWITCH(WALK)
 #undef WALK
