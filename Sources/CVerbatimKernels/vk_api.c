@@ -287,14 +287,15 @@ void vk_add(float *x, const float *y, int64_t n) {
 
 // ---- linear ---------------------------------------------------------------------
 
-// One weight matrix of a linear job: its column groups split into runs of `gpi` groups.
+// One weight matrix of a linear job: its columns in units of `up` panels (a whole group of
+// VK_GROUP_PANELS, or half of one), split into runs of `upi` units.
 typedef struct {
     const uint8_t *w;
     float *y;
     const float *x;    // x, or x scaled for the nibble types
     const float *xsum; // (rows, k / vk_sub_k) for the nibble types, else NULL
-    int64_t n, pb, groups, gpi;
-    int type;
+    int64_t n, pb, units, upi;
+    int type, up;
 } linear_target;
 
 typedef struct {
@@ -305,26 +306,33 @@ typedef struct {
     int64_t first_item[VK_LINEAR_MAX + 1]; // items of target i: first_item[i] ..< first_item[i + 1]
 } linear_job;
 
-// One item: a run of column groups of one target, for one chunk of rows.
+// One item: a run of column units of one target, for one chunk of rows.
 static void linear_item(void *ctx, int64_t item, int tid) {
     const linear_job *j = ctx;
     int ti = 0;
     while (item >= j->first_item[ti + 1]) ti++;
     const linear_target *t = &j->t[ti];
     const int64_t local = item - j->first_item[ti];
-    int64_t gi = local / j->n_row_chunks, rc = local % j->n_row_chunks;
+    int64_t ui = local / j->n_row_chunks, rc = local % j->n_row_chunks;
     int64_t r0 = rc * j->row_chunk;
     int64_t rows = j->rows - r0 < j->row_chunk ? j->rows - r0 : j->row_chunk;
     float *scratch = t->type >= VK_W_Q8_0 && rows > 1 ? vk_scratch(tid, j->k * VK_GROUP_COLS) : NULL;
-    const int64_t g_end = (gi + 1) * t->gpi < t->groups ? (gi + 1) * t->gpi : t->groups;
-    for (int64_t g = gi * t->gpi; g < g_end; g++) {
-        int64_t c0 = g * VK_GROUP_COLS;
-        const uint8_t *group = t->w + g * VK_GROUP_PANELS * t->pb;
-        j->ops->linear_group(t->x + r0 * j->k, j->k, rows, group, t->pb, t->type, j->k,
-                             t->y + r0 * t->n + c0, t->n, t->n - c0,
+    const int64_t u_end = (ui + 1) * t->upi < t->units ? (ui + 1) * t->upi : t->units;
+    const int64_t unit_cols = t->up * VK_NR;
+    for (int64_t u = ui * t->upi; u < u_end; u++) {
+        int64_t c0 = u * unit_cols;
+        const uint8_t *unit = t->w + u * t->up * t->pb;
+        j->ops->linear_group(t->x + r0 * j->k, j->k, rows, unit, t->pb, t->type, j->k,
+                             t->y + r0 * t->n + c0, t->n, t->n - c0 < unit_cols ? t->n - c0 : unit_cols,
                              t->xsum ? t->xsum + r0 * (j->k / vk_sub_k(t->type)) : NULL, scratch,
-                             g + 1 < g_end ? group + VK_GROUP_PANELS * t->pb : NULL);
+                             u + 1 < u_end ? unit + t->up * t->pb : NULL);
     }
+}
+
+// The busiest thread's share, in panels, of `units` units of `up` panels in `chunks` row
+// chunks dealt out evenly over the threads.
+static int64_t busiest_panels(int64_t units, int64_t chunks, int64_t threads, int up) {
+    return (units * chunks + threads - 1) / threads * up;
 }
 
 // The scaled x and block sums of x for the nibble types, per calling thread: grows to the
@@ -369,7 +377,7 @@ void vk_linear_many(const float *x, int64_t rows, int64_t k, const vk_linear_tar
     VK_FP_DEFAULTS;
     if (rows <= 0 || count <= 0) return;
     if (count > VK_LINEAR_MAX) abort(); // a caller's bug: the header states the limit
-    // Items are (target, run of column groups, chunk of rows); the row chunk is a multiple
+    // Items are (target, run of column units, chunk of rows); the row chunk is a multiple
     // of every tile height (12 and 6) so only the last chunk has a short tile. Few column
     // groups in all (N = 192 is 3 groups): smaller row chunks so that every thread gets
     // work. Any split gives the same bits.
@@ -406,13 +414,20 @@ void vk_linear_many(const float *x, int64_t rows, int64_t k, const vk_linear_tar
         const int ty = targets[i].type;
         const int nibble = vk_is_quant(ty) && ty != VK_W_Q8_0;
         linear_target *t = &j.t[i];
+        const int64_t groups_t = n_groups(targets[i].n), halves = (targets[i].n + 2 * VK_NR - 1) / (2 * VK_NR);
         *t = (linear_target){.w = targets[i].packed, .y = targets[i].y, .n = targets[i].n, .type = ty,
-                             .pb = vk_panel_bytes(ty, k), .groups = n_groups(targets[i].n), .gpi = 1,
+                             .pb = vk_panel_bytes(ty, k), .units = groups_t, .up = VK_GROUP_PANELS, .upi = 1,
                              .x = nibble ? xs : x, .xsum = nibble ? (vk_sub_k(ty) == 16 ? xsum16 : xsum32) : NULL};
-        // Each item is a run of consecutive column groups, so that a thread reads one forward
+        // Half groups where whole ones leave a thread with more (SmolLM2's 576 columns are 9
+        // groups: 5 + 4 on two threads; 18 halves: 9 + 9). Any split gives the same bits.
+        if (busiest_panels(halves, j.n_row_chunks, threads, 2) < busiest_panels(groups_t, j.n_row_chunks, threads, 4)) {
+            t->units = halves;
+            t->up = 2;
+        }
+        // Each item is a run of consecutive units, so that a thread reads one forward
         // stream of weights: one row streams them once (measured with two threads from DRAM:
         // Q4_1 22-23 -> 28-30 GB/s, Q8_0 28 -> 27-33), and with several rows a thread reads
-        // the next group of its run from DRAM while it computes the current one
+        // the next unit of its run from DRAM while it computes the current one
         // (linear_group's `next`); before, a group's weights came in while nothing else ran
         // (one AMD Zen 5 core, Q4_1 576x1536 from DRAM, µs a call: M = 4 82 -> 69, M = 16
         // 182 -> 148, two cores 101 -> 84, M = 32 296 -> 264, M = 64 516 -> 494; in cache:
@@ -422,14 +437,14 @@ void vk_linear_many(const float *x, int64_t rows, int64_t k, const vk_linear_tar
         // other 4). Several row chunks (a prefill): shorter runs, so that the (run, chunk)
         // items still number about four per thread. Any split gives the same bits.
         if (j.n_row_chunks == 1) {
-            const int64_t runs = t->groups < 8 * threads ? threads : 2 * threads;
-            t->gpi = (t->groups + runs - 1) / runs;
+            const int64_t runs = groups_t < 8 * threads ? threads : 2 * threads;
+            t->upi = (t->units + runs - 1) / runs;
         } else {
-            int64_t by_threads = t->groups / (2 * threads), by_items = t->groups * j.n_row_chunks / (4 * threads);
-            t->gpi = by_threads < by_items ? by_threads : by_items;
+            int64_t by_threads = t->units / (2 * threads), by_items = t->units * j.n_row_chunks / (4 * threads);
+            t->upi = by_threads < by_items ? by_threads : by_items;
         }
-        if (t->gpi < 1) t->gpi = 1;
-        j.first_item[i + 1] = j.first_item[i] + (t->groups + t->gpi - 1) / t->gpi * j.n_row_chunks;
+        if (t->upi < 1) t->upi = 1;
+        j.first_item[i + 1] = j.first_item[i] + (t->units + t->upi - 1) / t->upi * j.n_row_chunks;
     }
     vk_parallel(j.first_item[count], linear_item, &j);
 }

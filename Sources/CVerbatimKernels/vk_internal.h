@@ -165,12 +165,13 @@ static inline uint16_t vk_flush_subnormal_bf16(uint16_t bits) {
 
 // Function table of one instruction-set path.
 typedef struct {
-    // y (rows, ncols) for one group of VK_GROUP_PANELS panels starting at
-    // `group`; x (rows, k) with row stride ldx; y row stride ldy; ncols <= 64.
+    // y (rows, ncols) for the ceil(ncols / 16) panels starting at `group` (a group
+    // of VK_GROUP_PANELS or half of one, padded panels included; ncols <= 64);
+    // x (rows, k) with row stride ldx; y row stride ldy.
     // Q4_0/Q4_1: x is already scaled (vk_q4_x_scale: x[k] * 2^(20 - bit(k % 8)))
     // and xsum (rows, k / 32), row stride k / 32, holds the block sums of the
     // unscaled x (vk_block_sum); NULL for other types. scratch: room for
-    // k * 64 floats the call may use (quantised types), or NULL. next: the group
+    // k * 64 floats the call may use (quantised types), or NULL. next: the unit
     // this thread computes after this one (read ahead into the cache while this
     // one computes), or NULL.
     void (*linear_group)(const float *x, int64_t ldx, int64_t rows,

@@ -284,18 +284,23 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         }
 }
 
-// Rows r..r+MR of a group, walking its panels NP at a time. The first tile of
-// each row tile reads ahead the row tile's share of the next group's lines.
-#define GROUP_ROWS(MR)                                                             \
-    for (int q = 0; q < VK_GROUP_PANELS; q += VK_TILE_NP(MR)) {                    \
+// Rows r..r+MR of a unit, walking its panels NP at a time. The first tile of
+// each row tile reads ahead the row tile's share of the next unit's lines.
+#define GROUP_ROWS_NP(MR, NP)                                                      \
+    for (int q = 0; q < VK_GROUP_PANELS; q += (NP)) {                             \
         if ((int64_t)q * VK_NR >= ncols) break;                                    \
         const int64_t rt = r / VK_TILE_MR, l0 = rt * pf_lines / row_tiles;          \
-        tile(type, MR, VK_TILE_NP(MR), x + r * ldx, ldx, group + q * pb, pb, k,    \
+        tile(type, MR, NP, x + r * ldx, ldx, group + q * pb, pb, k,                \
              y + r * ldy + q * VK_NR, ldy, ncols - (int64_t)q * VK_NR,              \
              xsum ? xsum + r * (k / vk_sub_k(type)) : xsum,                         \
              qf_all ? qf_all + q * k * VK_NR : qf_all, next + l0 * 64,              \
              q == 0 ? (rt + 1) * pf_lines / row_tiles - l0 : 0);                    \
     }
+// A unit of half a group (2 panels) takes tiles of at most 2 panels, which read no
+// panel past it.
+#define GROUP_ROWS(MR)                                                             \
+    if (VK_TILE_NP(MR) > 2 && ncols <= 2 * VK_NR) { GROUP_ROWS_NP(MR, 2) }         \
+    else { GROUP_ROWS_NP(MR, VK_TILE_NP(MR)) }
 
 // The integers of a group's panels as floats, (k, 16) per panel: one pass,
 // so that every row tile of the call reads them instead of converting again.
@@ -310,8 +315,10 @@ VKI void linear_group_t(const int type, const float *x, int64_t ldx,
                         int64_t rows, const uint8_t *group, int64_t pb,
                         int64_t k, float *y, int64_t ldy, int64_t ncols,
                         const float *xsum, float *scratch, const uint8_t *next) {
-    // The next group's lines (quantised types): each row tile reads ahead its share.
-    const int64_t pf_lines = next && vk_is_quant(type) ? VK_GROUP_PANELS * pb / 64 : 0;
+    // The next unit's lines (quantised types; as many panels as this one): each row tile
+    // reads ahead its share.
+    const int64_t panels = (ncols + VK_NR - 1) / VK_NR;
+    const int64_t pf_lines = next && vk_is_quant(type) ? (panels < VK_GROUP_PANELS ? panels : VK_GROUP_PANELS) * pb / 64 : 0;
     const int64_t row_tiles = (rows + VK_TILE_MR - 1) / VK_TILE_MR;
     // Quantised weights and more than one row tile: convert the group once
     // (k * 64 floats, in L2) rather than once per row tile. Same values, so

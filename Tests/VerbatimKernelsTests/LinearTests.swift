@@ -15,6 +15,7 @@ extension KernelTests {
             (1, 96, 70), (1, 576, 200), (1, 1536, 65), (1, 64, 1000), // one row: odd and even block counts, runs of groups
             (40, 64, 1000), (200, 64, 1000), // several rows in runs of groups, each reading the next ahead; three row chunks
             (9, 64, 40), (16, 96, 100), (17, 32, 50), (32, 64, 70), (33, 32, 20), // passes of the few-rows walk, and past its limits
+            (1, 64, 144), (16, 64, 144), (40, 64, 576), // units of half a group on two threads (9 panels; 9 groups), the last half with one panel
         ]
         static let plainShapes: [(Int, Int, Int)] = [
             (1, 1, 1), (2, 3, 5), (5, 17, 33), (13, 33, 70), (1, 100, 129), (40, 7, 65), (299, 45, 19), (3, 577, 200),
@@ -26,6 +27,7 @@ extension KernelTests {
             (1, 512, 70), (1, 1280, 200), (1, 1536, 65), (1, 256, 1000), (1, 768, 33),
             (40, 256, 1000), (200, 256, 1000),
             (9, 256, 40), (16, 512, 100), (17, 256, 50), (32, 256, 70), (33, 256, 20),
+            (1, 256, 144), (16, 256, 144), (40, 256, 576),
         ]
 
         static func shapes(for type: WeightType) -> [(Int, Int, Int)] {
