@@ -27,6 +27,10 @@ public struct EngineConfiguration: Sendable {
     public var maxQueuedRequests = 4096
     /// Unread events per request before the engine pauses that request (backpressure).
     public var streamBufferCapacity = 64
+    /// How long the engine stays idle before it gives its KV memory and step scratch back to the
+    /// OS (`.zero`: at once). Requests that arrive sooner find the pages still committed, so a
+    /// client sending one request after another does not pay to fault them in again each time.
+    public var idleMemoryDelay: Duration = .milliseconds(500)
     /// Kernel threads this engine's steps use, at most the process's pool (`KernelConfig.threads`,
     /// shared by every engine; one step runs at a time on it); nil: the whole pool. Two engines in
     /// one process can so take different shares of the cores. Bits do not depend on it.
@@ -119,8 +123,9 @@ public final class Engine: Sendable {
     /// `configuration` and `.outOfKVMemory` when `kvMemoryBytes` holds no block.
     public init(model: LlamaModel, tokenizer: Tokenizer, configuration: EngineConfiguration = EngineConfiguration()) throws(EngineError) {
         guard configuration.blockSize > 0, configuration.maxBatchTokens > 0, configuration.streamBufferCapacity > 0,
-              configuration.maxRunningRequests > 0, configuration.maxPrefillDelaySteps >= 0, (configuration.threads ?? 1) > 0 else {
-            throw EngineError(.invalidParameters, "blockSize, maxBatchTokens, streamBufferCapacity, maxRunningRequests and threads must be positive")
+              configuration.maxRunningRequests > 0, configuration.maxPrefillDelaySteps >= 0, (configuration.threads ?? 1) > 0,
+              configuration.idleMemoryDelay >= .zero else {
+            throw EngineError(.invalidParameters, "blockSize, maxBatchTokens, streamBufferCapacity, maxRunningRequests and threads must be positive, idleMemoryDelay not negative")
         }
         self.model = model
         self.tokenizer = tokenizer

@@ -97,15 +97,28 @@ final class EngineWorker: @unchecked Sendable {
         KernelConfig.callerThreads = configuration.threads   // this engine's share of the kernel pool
         var paused = false
         var discarded = false
+        var idleSince: ContinuousClock.Instant?
         while true {
             let idle = waiting.isEmpty && running.isEmpty
-            // Idle: KV memory and the step's scratch go back to the OS until the next request needs them.
-            if idle && !discarded {
-                pass.kv.discardFreeBlocks()
-                pass.discardScratch()
+            // Idle for idleMemoryDelay: KV memory and the step's scratch go back to the OS until the
+            // next request needs them. Until then the engine waits for requests at most that long.
+            var wait: TimeInterval? = paused ? 0.001 : nil
+            if !idle {
+                idleSince = nil
+                discarded = false
+            } else if !discarded {
+                let since = idleSince ?? ContinuousClock.now
+                idleSince = since
+                let left = configuration.idleMemoryDelay - (ContinuousClock.now - since)
+                if left <= .zero {
+                    pass.kv.discardFreeBlocks()
+                    pass.discardScratch()
+                    discarded = true
+                } else {
+                    wait = Double(left.components.seconds) + Double(left.components.attoseconds) * 1e-18
+                }
             }
-            discarded = idle
-            let (incoming, accepting, cancelAll) = mailbox.take(idle: idle, timeout: paused ? 0.001 : nil)
+            let (incoming, accepting, cancelAll) = mailbox.take(idle: idle && discarded, timeout: wait)
             waiting += incoming
             if cancelAll {
                 for r in running + waiting { finish(r, reason: .cancelled) }

@@ -31,6 +31,8 @@ struct Serve: AsyncParsableCommand {
     var prefillOrder = "shortest-first"
     @Option(help: "shortest-first: steps a prompt may be passed over before it goes first.") var maxPrefillDelay = 8
     @Option(help: "Requests admitted at once; more wait in the queue.") var maxRunning = 256
+    @Option(help: "Seconds the engine stays idle before it gives its KV memory back to the OS (0: at once); requests arriving sooner find it still committed.")
+    var idleMemoryDelay = 0.5
     @Option(help: "Seconds a request may run (reading, tokenizing, generating) before it is stopped; SIGTERM waits at most this long for in-flight requests.")
     var requestTimeout = 600.0
 
@@ -46,6 +48,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxBatchTokens > 0, maxRunning > 0, maxPrefillDelay >= 0 else {
             throw CLIError("--max-batch-tokens and --max-running must be positive, --max-prefill-delay not negative")
+        }
+        guard idleMemoryDelay >= 0, idleMemoryDelay <= 86_400 else {
+            throw CLIError("--idle-memory-delay must be between 0 and 86400 seconds, not \(idleMemoryDelay)")
         }
         let file = try model.open()
         let name = modelName ?? URL(fileURLWithPath: model.path).deletingPathExtension().lastPathComponent
@@ -74,6 +79,7 @@ struct Serve: AsyncParsableCommand {
             configuration.prefillOrder = order
             configuration.maxPrefillDelaySteps = maxPrefillDelay
             configuration.maxRunningRequests = maxRunning
+            configuration.idleMemoryDelay = .milliseconds(Int64(idleMemoryDelay * 1000))
             configuration.sharedPrefixes = server.tenants?.sharedPrefixes ?? []
             let store = try CacheStore(directory: cache, options: try cacheOptions(sharedCache: sharedCache))
             configuration.cache = store

@@ -311,6 +311,9 @@ struct ServeCommandTests {
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("--kv-type must be f32 or f16"), "\(bad.stderr)")
         #expect(bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")
+        let delay = try CLI.run(["serve", "--model", CLI.modelPath, "--cache", dir.appendingPathComponent("c").path, "--idle-memory-delay=-1"])
+        #expect(delay.status != 0)
+        #expect(delay.stderr.contains("--idle-memory-delay must be between 0 and 86400 seconds"), "\(delay.stderr)")
     }
 
     @Test("serve: SIGTERM with a long generation and a hostile prompt in flight exits 0 within the request time limit and a few seconds")
