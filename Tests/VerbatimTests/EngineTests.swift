@@ -129,11 +129,6 @@ struct EngineTests {
 
     @Test("KV memory and scratch are committed as they are used and given back when the engine goes idle; the bits do not change")
     func kvMemoryOnDemand() async throws {
-        func anonymous() -> Int {   // RssAnon of this process, bytes
-            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-            let line = status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") } ?? ""
-            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
-        }
         // About 1 400 prompt tokens: 60 MiB of KV (45 KiB a token) while it runs.
         let prompt = String(repeating: "The river flows past the old mill and under the bridge. ", count: 110)
         let parameters = GenerateParameters(maxTokens: 8, temperature: 0)
@@ -179,11 +174,6 @@ struct EngineTests {
 
     @Test("an engine idle for less than idleMemoryDelay keeps its KV pages; past it they go back, never before")
     func idleMemoryDelay() async throws {
-        func anonymous() -> Int {   // RssAnon of this process, bytes
-            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-            let line = status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") } ?? ""
-            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
-        }
         _ = try realLlama.get()
         let before = anonymous()
         let engine = try realEngine {
@@ -344,4 +334,11 @@ struct EngineTests {
         #expect(try await engine.score(prompt).count == prompt.count)
         await engine.shutdown()
     }
+}
+
+/// RssAnon of this process, bytes (the memory tests).
+private func anonymous() -> Int {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") } ?? ""
+    return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
 }
