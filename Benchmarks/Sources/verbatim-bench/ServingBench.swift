@@ -37,6 +37,8 @@ struct ServingBench: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Run llama.cpp's llama-server (C++, built once into .build-llamacpp/cpp) beside it.")
     var baseline = true
     @Option(help: "Write every request's figures as JSON here.") var json: String?
+    @Option(help: "Rounds of the concurrency levels: after the first, each round runs verbatim serve (first order and KV type) and then llama-server again, and the medians over the rounds are reported (a shared machine drifts between one server's run and the other's).")
+    var rounds = 1
 
     func run() async throws {
         let file = try GGUFFile(path: model)
@@ -47,9 +49,10 @@ struct ServingBench: AsyncParsableCommand {
         let orders = policies.split(separator: ",").map(String.init)
         print("model \(model), \(threads) threads, levels \(concurrency), \(promptTokens)-token prompts, \(newTokens) new tokens\n")
 
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         var runs: [ServerRun] = []
         let kvs = kvTypes.split(separator: ",").map(String.init)
-        func serve(_ order: String, kv: String, _ phases: [[LoadPhase]], index: Int) throws {
+        func verbatimRun(_ order: String, kv: String, _ phases: [[LoadPhase]], index: Int) throws -> ServerRun {
             let folder = NSTemporaryDirectory() + "verbatim-serving-\(getpid())-\(index)"
             defer { try? FileManager.default.removeItem(atPath: folder) }
             let port = try freePort()
@@ -58,7 +61,20 @@ struct ServingBench: AsyncParsableCommand {
                 arguments: ["serve", "--model", model, "--cache", folder, "--port", String(port), "--prefill-order", order,
                             "--max-batch-tokens", String(maxBatchTokens), "--kv-memory", String(kvMemory), "--kv-type", kv],
                 environment: ["VERBATIM_THREADS": String(threads)], port: port, health: "/health")
-            runs.append(try server.measure(phases))
+            return try server.measure(phases)
+        }
+        func serve(_ order: String, kv: String, _ phases: [[LoadPhase]], index: Int) throws {
+            runs.append(try verbatimRun(order, kv: kv, phases, index: index))
+        }
+        let slots = max(plan.levels.max() ?? 16, 16)
+        func llamaRun(_ bin: String, _ phases: [[LoadPhase]]) throws -> ServerRun {
+            let port = try freePort()
+            let server = try ServerProcess(
+                name: "llama-server -np \(slots)", executable: bin + "/llama-server",
+                arguments: ["-m", model, "-t", String(threads), "-tb", String(threads), "-np", String(slots), "--kv-unified",
+                            "-c", String(slots * 1024), "--cache-reuse", "256", "--host", "127.0.0.1", "--port", String(port)],
+                environment: [:], port: port, health: "/health")
+            return try server.measure(phases)
         }
         for (i, order) in orders.enumerated() {
             try serve(order, kv: kvs.first ?? "f32", i == 0 ? plan.all : plan.mixedOnly, index: i)
@@ -66,16 +82,10 @@ struct ServingBench: AsyncParsableCommand {
         for (i, kv) in kvs.enumerated().dropFirst() {
             try serve(orders[0], kv: kv, plan.levelsOnly, index: orders.count + i)
         }
+        var extra: [(verbatim: ServerRun, llama: ServerRun)] = [] // rounds 2...
         if baseline {
             guard let bin = llamaCppBinaries() else { throw ValidationError("llama-server could not be built (baseline/build-llama-cpp)") }
-            let slots = max(plan.levels.max() ?? 16, 16)
-            let port = try freePort()
-            let server = try ServerProcess(
-                name: "llama-server -np \(slots)", executable: bin + "/llama-server",
-                arguments: ["-m", model, "-t", String(threads), "-tb", String(threads), "-np", String(slots), "--kv-unified",
-                            "-c", String(slots * 1024), "--cache-reuse", "256", "--host", "127.0.0.1", "--port", String(port)],
-                environment: [:], port: port, health: "/health")
-            runs.append(try server.measure(plan.all))
+            runs.append(try llamaRun(bin, plan.all))
             // The memory target compares with a 16-slot server, idle after one request.
             let small = try freePort()
             let sixteen = try ServerProcess(
@@ -84,10 +94,19 @@ struct ServingBench: AsyncParsableCommand {
                             "-c", String(16 * 1024), "--cache-reuse", "256", "--host", "127.0.0.1", "--port", String(small)],
                 environment: [:], port: small, health: "/health")
             runs.append(try sixteen.measure(plan.warmupOnly))
+            for round in (1..<rounds).map({ $0 + 1 }) {
+                print("round \(round) of \(rounds): verbatim serve, then llama-server …")
+                var v = try verbatimRun(orders[0], kv: kvs.first ?? "f32", plan.levelsOnly, index: orders.count + kvs.count + round)
+                var l = try llamaRun(bin, plan.levelsOnly)
+                v.name += " round \(round)"
+                l.name += " round \(round)"
+                extra.append((v, l))
+            }
         }
         report(runs, plan)
+        if !extra.isEmpty { reportRounds(runs, extra, plan) }
         if let json {
-            try JSONEncoder().encode(runs).write(to: URL(fileURLWithPath: json))
+            try JSONEncoder().encode(runs + extra.flatMap { [$0.verbatim, $0.llama] }).write(to: URL(fileURLWithPath: json))
             print("\nwrote \(json)")
         }
     }
@@ -141,6 +160,31 @@ struct ServingBench: AsyncParsableCommand {
         }
         let failed = runs.flatMap { run in run.phases.flatMap { $0.requests.filter { $0.status != 200 }.map { (run.name, $0) } } }
         if !failed.isEmpty { print("\n\(failed.count) requests failed, first: \(failed[0].0): \(failed[0].1.status) \(failed[0].1.error ?? "")") }
+    }
+
+    /// The levels' throughput in every round (round 1: the runs above), and the medians.
+    func reportRounds(_ runs: [ServerRun], _ extra: [(verbatim: ServerRun, llama: ServerRun)], _ plan: LoadPlan) {
+        guard let v1 = runs.first, let l1 = runs.first(where: { $0.name.hasPrefix("llama-server -np") && $0.phases.count > 1 }) else { return }
+        let pairs = [(v1, l1)] + extra.map { ($0.verbatim, $0.llama) }
+        print("\n### Rounds: the levels again, each round verbatim serve then llama-server (\(v1.name))\n")
+        print("| clients | " + (1...pairs.count).map { "round \($0) tok/s (ratio) | " }.joined()
+              + "median verbatim tok/s | median llama-server tok/s | median ratio |")
+        print("|---|" + String(repeating: "---|", count: pairs.count) + "---|---|---|")
+        func median(_ xs: [Double]) -> Double {
+            let s = xs.sorted()
+            return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        for level in plan.levels {
+            let name = "clients=\(level)"
+            let got = pairs.compactMap { p -> (Double, Double)? in
+                guard let v = p.0.phase(name), let l = p.1.phase(name) else { return nil }
+                return (v.tokensPerSecond, l.tokensPerSecond)
+            }
+            guard got.count == pairs.count else { continue }
+            let cells = got.map { "\(f0($0.0)) / \(f0($0.1)) (\(String(format: "%.2f×", $0.0 / $0.1))) | " }.joined()
+            print("| \(level) | " + cells + "\(f0(median(got.map(\.0)))) | \(f0(median(got.map(\.1)))) | "
+                  + "\(String(format: "%.2f×", median(got.map { $0.0 / $0.1 }))) |")
+        }
     }
 
     func f0(_ x: Double) -> String { String(format: "%.0f", x) }
