@@ -377,14 +377,18 @@ final class EngineMailbox: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Engine thread: new requests, and whether to stop. Blocks while there is nothing to do
-    /// (`idle`), or up to `timeout` when work is paused by slow consumers.
+    /// Engine thread: new requests, and whether to stop. While there is nothing to do (`idle`)
+    /// it blocks until a request or a stop comes, or at most `timeout` (the wait for giving idle
+    /// memory back); a stopping engine that is idle does not wait at all. While work is paused
+    /// by slow consumers it blocks up to `timeout`.
     func take(idle: Bool, timeout: TimeInterval?) -> (requests: [EngineRequest], accepting: Bool, cancelAll: Bool) {
         condition.lock()
         defer { condition.unlock() }
         if incoming.isEmpty && !cancelAll {
-            if idle && accepting {
-                condition.wait()
+            if idle {
+                if accepting {
+                    if let timeout { _ = condition.wait(until: Date(timeIntervalSinceNow: timeout)) } else { condition.wait() }
+                }
             } else if let timeout {
                 _ = condition.wait(until: Date(timeIntervalSinceNow: timeout))
             }

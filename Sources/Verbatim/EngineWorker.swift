@@ -106,19 +106,22 @@ final class EngineWorker: @unchecked Sendable {
             if !idle {
                 idleSince = nil
                 discarded = false
-            } else if !discarded {
-                let since = idleSince ?? ContinuousClock.now
-                idleSince = since
-                let left = configuration.idleMemoryDelay - (ContinuousClock.now - since)
-                if left <= .zero {
-                    pass.kv.discardFreeBlocks()
-                    pass.discardScratch()
-                    discarded = true
-                } else {
-                    wait = Double(left.components.seconds) + Double(left.components.attoseconds) * 1e-18
+            } else {
+                wait = nil   // until a request comes (or the delay ends)
+                if !discarded {
+                    let since = idleSince ?? ContinuousClock.now
+                    idleSince = since
+                    let left = configuration.idleMemoryDelay - (ContinuousClock.now - since)
+                    if left <= .zero {
+                        pass.kv.discardFreeBlocks()
+                        pass.discardScratch()
+                        discarded = true
+                    } else {
+                        wait = Double(left.components.seconds) + Double(left.components.attoseconds) * 1e-18
+                    }
                 }
             }
-            let (incoming, accepting, cancelAll) = mailbox.take(idle: idle && discarded, timeout: wait)
+            let (incoming, accepting, cancelAll) = mailbox.take(idle: idle, timeout: wait)
             waiting += incoming
             if cancelAll {
                 for r in running + waiting { finish(r, reason: .cancelled) }

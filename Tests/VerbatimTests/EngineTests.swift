@@ -198,6 +198,22 @@ struct EngineTests {
         await engine.shutdown()
     }
 
+    @Test("shutdown while a request runs returns once it is done, not after idleMemoryDelay")
+    func shutdownDuringIdleDelay() async throws {
+        let engine = try tinyEngine { $0.idleMemoryDelay = .seconds(60) }
+        let stream = try engine.generate(.text("long enough"), parameters: GenerateParameters(maxTokens: 100, stopAtEOS: false))
+        let reader = Task {   // read as it comes, so the request is never paused for a slow reader
+            var tokens = 0
+            for await event in stream { if case .token = event { tokens += 1 } }
+            return tokens
+        }
+        let started = ContinuousClock.now
+        await engine.shutdown()   // the request is still running: it finishes, then the engine is idle
+        let took = ContinuousClock.now - started
+        #expect(await reader.value == 100)
+        #expect(took < .seconds(20), "shutdown took \(took)")
+    }
+
     @Test("a consumer that stops reading pauses its request: the engine buffers at most the stream capacity")
     func backpressure() async throws {
         let engine = try tinyEngine { $0.streamBufferCapacity = 4 }
