@@ -40,6 +40,11 @@ struct ServingBench: AsyncParsableCommand {
     @Option(help: "Rounds of the concurrency levels: after the first, each round runs verbatim serve (first order and KV type) and then llama-server again, and the medians over the rounds are reported (a shared machine drifts between one server's run and the other's).")
     var rounds = 1
 
+    func validate() throws {
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard rounds == 1 || baseline else { throw ValidationError("--rounds compares with llama-server: drop --no-baseline") }
+    }
+
     func run() async throws {
         let file = try GGUFFile(path: model)
         let tokenizer = try Tokenizer(file: file)
@@ -49,7 +54,6 @@ struct ServingBench: AsyncParsableCommand {
         let orders = policies.split(separator: ",").map(String.init)
         print("model \(model), \(threads) threads, levels \(concurrency), \(promptTokens)-token prompts, \(newTokens) new tokens\n")
 
-        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         var runs: [ServerRun] = []
         let kvs = kvTypes.split(separator: ",").map(String.init)
         func verbatimRun(_ order: String, kv: String, _ phases: [[LoadPhase]], index: Int) throws -> ServerRun {
