@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "VerbatimCache", dependencies: ["LMDB", "VerbatimCore"]),
 
         // The engine: continuous batching, reproducible sampling, streaming, scoring.
-        .target(name: "Verbatim", dependencies: ["VerbatimModel", "VerbatimKernels", "VerbatimCache"]),
+        .target(name: "Verbatim", dependencies: ["VerbatimModel", "VerbatimKernels", "VerbatimCache", "VerbatimCore"]),
 
         // Test support, kept out of the production modules: `TinyModel` writes small GGUF files.
         .target(name: "VerbatimTestSupport", dependencies: ["VerbatimModel"]),

@@ -1,5 +1,6 @@
 import Foundation
 import VerbatimCache
+import VerbatimCore
 import VerbatimKernels
 import VerbatimModel
 
@@ -32,8 +33,7 @@ final class EngineCache: @unchecked Sendable {
 
     func noteStep(tokens: Int, duration: Duration) {
         computeTokens += Int64(tokens)
-        let (seconds, attoseconds) = duration.components
-        computeNanoseconds += seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        computeNanoseconds += duration.wholeNanoseconds
     }
 
     /// Hands the accumulated work to the store's counters (once per request, not per step,

@@ -1,6 +1,7 @@
 import Foundation
 import VerbatimKernels
 import VerbatimCache
+import VerbatimCore
 import VerbatimModel
 
 /// One request inside the engine thread.
@@ -117,7 +118,7 @@ final class EngineWorker: @unchecked Sendable {
                         pass.discardScratch()
                         discarded = true
                     } else {
-                        wait = Double(left.components.seconds) + Double(left.components.attoseconds) * 1e-18
+                        wait = left.inSeconds
                     }
                 }
             }

@@ -103,8 +103,8 @@ package final class BatchWorker<Item: Sendable>: @unchecked Sendable {
             while !stopping {
                 if !queue.isEmpty, let until = pausedUntil, ContinuousClock.now < until {
                     // Paused: wait it out (new items with bytes are refused meanwhile).
-                    let (seconds, attoseconds) = (until - ContinuousClock.now).components
-                    _ = lock.wait(until: Date(timeIntervalSinceNow: Double(seconds) + Double(attoseconds) * 1e-18))
+                    let left: Duration = until - ContinuousClock.now
+                    _ = lock.wait(until: Date(timeIntervalSinceNow: left.inSeconds))
                     continue
                 }
                 if !queue.isEmpty { break }
