@@ -19,6 +19,14 @@ public struct EngineConfiguration: Sendable {
     public var maxBatchTokens = 256
     /// Which prompts get what a step's budget leaves after the decode rows.
     public var prefillOrder: PrefillOrder = .shortestFirst
+    /// Speculation (0: off): up to this many draft tokens a step for each generating request,
+    /// the tokens that followed the last earlier occurrence of its last 3 (or 2) tokens in its
+    /// prompt and output (prompt lookup). The model checks each draft in the same step, as a
+    /// prompt chunk; a token is emitted only where the model chose it, so outputs, logprobs and
+    /// cache entries keep every bit (batch invariance makes a drafted row's logits those of a
+    /// decode step). Drafts take only the rows of a step's budget that decode and prompt chunks
+    /// leave, so they never delay a prompt.
+    public var draftTokens = 0
     /// `.shortestFirst`: a prompt passed over this many steps in a row goes first.
     public var maxPrefillDelaySteps = 8
     /// Requests admitted (generating or prefilling) at once; more wait in the queue.
@@ -76,6 +84,10 @@ public struct EngineStats: Sendable, Equatable {
     public var kvBlocksTotal: Int
     /// Forward steps run since the engine started.
     public var steps: Int
+    /// Draft tokens checked by the model since the engine started (``EngineConfiguration/draftTokens``).
+    public var draftTokensChecked = 0
+    /// Of those, the draft tokens the model chose (each saves a step for its request).
+    public var draftTokensAccepted = 0
 }
 
 /// Loads a model once and serves many concurrent requests with continuous batching. One
@@ -124,8 +136,8 @@ public final class Engine: Sendable {
     public init(model: LlamaModel, tokenizer: Tokenizer, configuration: EngineConfiguration = EngineConfiguration()) throws(EngineError) {
         guard configuration.blockSize > 0, configuration.maxBatchTokens > 0, configuration.streamBufferCapacity > 0,
               configuration.maxRunningRequests > 0, configuration.maxPrefillDelaySteps >= 0, (configuration.threads ?? 1) > 0,
-              configuration.idleMemoryDelay >= .zero else {
-            throw EngineError(.invalidParameters, "blockSize, maxBatchTokens, streamBufferCapacity, maxRunningRequests and threads must be positive, idleMemoryDelay not negative")
+              configuration.idleMemoryDelay >= .zero, configuration.draftTokens >= 0 else {
+            throw EngineError(.invalidParameters, "blockSize, maxBatchTokens, streamBufferCapacity, maxRunningRequests and threads must be positive, idleMemoryDelay and draftTokens not negative")
         }
         self.model = model
         self.tokenizer = tokenizer

@@ -33,6 +33,11 @@ final class EngineRequest: @unchecked Sendable {
     var blocksStored = 0               // full KV blocks already in the cache (restored or written)
     var chain: [Digest128] = []        // content addresses of this sequence's full blocks so far
     var generated: [TokenID] = []
+    /// Speculation in the current step: the draft tokens fed after its decode row, its rows
+    /// handled so far, and whether the model rejected a draft (the rows after it are void).
+    var draft: [TokenID] = []
+    var rowsHandled = 0
+    var draftRejected = false
     var pendingText = ""               // held back: might begin a stop string
     let submitted = ContinuousClock.now
     var firstToken: ContinuousClock.Instant?
@@ -69,6 +74,9 @@ final class EngineWorker: @unchecked Sendable {
     private var running: [EngineRequest] = []     // admitted, in admission order
     private var nextSequence: SequenceID = 0
     private var steps = 0
+    private var draftTokensChecked = 0
+    private var draftTokensAccepted = 0
+    private var decoding: [EngineRequest] = []    // this step's decode rows' requests
     private var batch: [BatchToken] = []
     private var rowOwners: [EngineRequest] = []
     /// Requests whose prefill finishes in this step: their new full blocks go to the cache after it.
@@ -160,7 +168,9 @@ final class EngineWorker: @unchecked Sendable {
     private func publish() {
         mailbox.publish(EngineStats(runningRequests: running.count, queuedRequests: waiting.count,
                                    kvBlocksInUse: pass.kv.blockCount - pass.kv.freeBlockCount,
-                                   kvBlocksTotal: pass.kv.blockCount, steps: steps), queued: waiting.count)
+                                   kvBlocksTotal: pass.kv.blockCount, steps: steps,
+                                   draftTokensChecked: draftTokensChecked, draftTokensAccepted: draftTokensAccepted),
+                        queued: waiting.count)
     }
 
     private func dropCancelled() {
@@ -197,16 +207,36 @@ final class EngineWorker: @unchecked Sendable {
         batch.removeAll(keepingCapacity: true)
         rowOwners.removeAll(keepingCapacity: true)
         let budget = configuration.maxBatchTokens
-        for r in running where !r.isPrefilling && batch.count < budget && r.channel.hasRoom {
-            let last = r.generated[r.generated.count - 1]
-            batch.append(BatchToken(sequence: r.sequence, position: r.prompt.count + r.generated.count - 1, token: last, wantsLogits: true))
-            rowOwners.append(r)
-        }
-        // Then prompt chunks, as the scheduler arranges and shares them.
+        decoding.removeAll(keepingCapacity: true)
+        for r in running where !r.isPrefilling && decoding.count < budget && r.channel.hasRoom { decoding.append(r) }
+        // Prompt chunks share what decode leaves, as the scheduler arranges them; drafts take
+        // what both leave.
         prefilling.removeAll(keepingCapacity: true)
         for r in running where r.isPrefilling { prefilling.append(r) }   // admission order
         scheduler.arrange(&prefilling)
-        scheduler.share(budget - batch.count, among: prefilling, into: &prefillRows)
+        scheduler.share(budget - decoding.count, among: prefilling, into: &prefillRows)
+        var spare = budget - decoding.count - prefillRows.reduce(0, +)
+        let contextLength = pass.model.config.contextLength
+        for r in decoding {
+            let position = r.prompt.count + r.generated.count - 1
+            r.draft.removeAll(keepingCapacity: true)
+            r.rowsHandled = 0
+            r.draftRejected = false
+            if configuration.draftTokens > 0 && spare > 0 {
+                // Draft rows stay inside the request's reserved positions and the context.
+                let limit = min(configuration.draftTokens, spare, r.parameters.maxTokens - r.generated.count,
+                                contextLength - 1 - position)
+                r.draft = PromptLookup.draft(prompt: r.prompt, generated: r.generated, limit: limit)
+                spare -= r.draft.count
+                draftTokensChecked += r.draft.count
+            }
+            batch.append(BatchToken(sequence: r.sequence, position: position, token: r.generated[r.generated.count - 1], wantsLogits: true))
+            rowOwners.append(r)
+            for (i, token) in r.draft.enumerated() {
+                batch.append(BatchToken(sequence: r.sequence, position: position + 1 + i, token: token, wantsLogits: true))
+                rowOwners.append(r)
+            }
+        }
         for (r, rows) in zip(prefilling, prefillRows) where rows > 0 { addPrefill(r, rows: rows) }
         for r in prefilling { r.prefillDelay = r.prefilledAtStep == steps ? 0 : r.prefillDelay + 1 }
         return !batch.isEmpty
@@ -243,8 +273,20 @@ final class EngineWorker: @unchecked Sendable {
             return
         }
 
+        if r.draftRejected { return }   // fed a draft token the model did not choose
         let step = r.generated.count
         let token = r.sampler.sample(logits, step: step)
+        if r.rowsHandled < r.draft.count {
+            if token == r.draft[r.rowsHandled] {
+                draftTokensAccepted += 1
+            } else {
+                // The next rows were fed a token the model did not choose: their KV is void
+                // (forgotten before anything, the prefix cache included, can read it).
+                r.draftRejected = true
+                pass.kv.forget(r.sequence, from: batch[row].position + 1)
+            }
+        }
+        r.rowsHandled += 1
         var logprob: Float?
         var top: [(id: TokenID, logprob: Float)] = []
         if r.parameters.logprobs || cache?.completions == true {

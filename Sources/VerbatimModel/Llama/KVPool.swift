@@ -95,6 +95,14 @@ public final class KVPool {
     /// reused). Cheap to call when nothing runs; the next writes fault the pages back in.
     public func discardFreeBlocks() { memory.discard(blocks: freeBlocks) }
 
+    /// Forgets positions from `length` on (their KV is void: written for tokens that were not
+    /// kept), keeping the sequence's blocks, which its reservation still covers. The next write
+    /// there replaces them.
+    public func forget(_ sequence: SequenceID, from length: Int) {
+        guard let current = lengths[sequence] else { return }
+        lengths[sequence] = min(current, max(0, length))
+    }
+
     /// Drops positions from `length` on, returning whole blocks past it to the free list.
     public func truncate(_ sequence: SequenceID, to length: Int) {
         guard var table = tables[sequence] else { return }

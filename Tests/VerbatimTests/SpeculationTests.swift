@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+@testable import Verbatim
+import VerbatimCache
+import VerbatimModel
+
+/// Speculation (prompt-lookup drafts, `EngineConfiguration.draftTokens`) decides how many tokens
+/// a step emits, never which: every output bit equals the run without drafts.
+@Suite("Speculation", .serialized)
+struct SpeculationTests {
+    @Test("a draft is what followed the most recent earlier occurrence of the last 3 tokens, else of the last 2; none without one")
+    func lookup() {
+        // Tail [7, 8, 9]: it occurs at 1...3 (followed by 4, 5) and at 6...8 (followed by 1, 2): the later one wins.
+        #expect(PromptLookup.draft(prompt: [0, 7, 8, 9, 4, 5, 7, 8, 9, 1, 2], generated: [3, 7, 8, 9], limit: 2) == [1, 2])
+        // The limit cuts the draft; what follows may run up to the end of the text.
+        #expect(PromptLookup.draft(prompt: [1, 2, 3, 4, 5], generated: [1, 2, 3], limit: 9) == [4, 5, 1, 2, 3])
+        #expect(PromptLookup.draft(prompt: [1, 2, 3, 4, 5], generated: [1, 2, 3], limit: 1) == [4])
+        // No earlier [6, 2, 3]: the 2-token tail [2, 3] is looked up instead.
+        #expect(PromptLookup.draft(prompt: [1, 2, 3, 4], generated: [6, 2, 3], limit: 2) == [4, 6])
+        // Neither tail occurs earlier; a limit of zero asks for nothing.
+        #expect(PromptLookup.draft(prompt: [1, 2, 3], generated: [4, 5], limit: 4).isEmpty)
+        #expect(PromptLookup.draft(prompt: [1, 2, 3, 1, 2], generated: [], limit: 0).isEmpty)
+        // Too short a text to have a tail and an earlier occurrence.
+        #expect(PromptLookup.draft(prompt: [1], generated: [], limit: 4).isEmpty)
+    }
+
+    /// Prompts that invite copying (drafts are often right) and one that does not.
+    static let prompts: [String] = [
+        "Repeat this list exactly: red apple, green pear, yellow lemon, red apple, green pear, yellow lemon, red apple,",
+        "Copy the sentence: The keeper climbed the stairs to light the lamp again. The keeper climbed the stairs to",
+        "def add(a, b):\n    return a + b\n\ndef add(a, b):\n    return a + b\n\ndef add(",
+        "Name three rivers of Africa.",
+    ]
+
+    static func parameters(_ i: Int) -> GenerateParameters {
+        i % 2 == 0 ? GenerateParameters(maxTokens: 24, stopAtEOS: false, logprobs: true)
+            : GenerateParameters(maxTokens: 24, temperature: 0.8, seed: UInt64(40 + i), stopAtEOS: false, logprobs: true)
+    }
+
+    @Test("with drafts every request gets the bits it gets without them, greedy and sampled, alone and together; drafts were accepted and rejected")
+    func sameBits() async throws {
+        let plain = try realEngine { $0.maxBatchTokens = 48 }
+        var reference: [Completion] = []
+        for (i, p) in Self.prompts.enumerated() { reference.append(await collect(try plain.generate(.text(p), parameters: Self.parameters(i)))) }
+        await plain.shutdown()
+        #expect(reference.allSatisfy { $0.tokens.count == 24 && $0.logprobBits.count == 24 })
+
+        for draftTokens in [1, 4, 16] {
+            let engine = try realEngine { $0.maxBatchTokens = 48; $0.draftTokens = draftTokens }
+            var alone: [Completion] = []
+            for (i, p) in Self.prompts.enumerated() { alone.append(await collect(try engine.generate(.text(p), parameters: Self.parameters(i)))) }
+            let together = await withTaskGroup(of: (Int, Completion).self) { group in
+                for (i, p) in Self.prompts.enumerated() {
+                    group.addTask { (i, await collect(try! engine.generate(.text(p), parameters: Self.parameters(i)))) }
+                }
+                return await group.reduce(into: [Int: Completion]()) { $0[$1.0] = $1.1 }
+            }
+            let differAlone = Self.prompts.indices.filter { alone[$0] != reference[$0] }
+            let differTogether = Self.prompts.indices.filter { together[$0] != reference[$0] }
+            #expect(differAlone.isEmpty, "\(draftTokens) draft tokens: requests \(differAlone) alone differ from the run without drafts")
+            #expect(differTogether.isEmpty, "\(draftTokens) draft tokens: requests \(differTogether) together differ from the run without drafts")
+            let stats = engine.stats
+            #expect(stats.draftTokensAccepted > 0, "\(draftTokens) draft tokens: none accepted (\(stats.draftTokensChecked) checked)")
+            #expect(stats.draftTokensChecked > stats.draftTokensAccepted, "\(draftTokens) draft tokens: none rejected")
+            await engine.shutdown()
+        }
+    }
+
+    @Test("the prefix cache keeps only KV of tokens the model chose: a prompt extending a drafted completion restores it and gets a cold run's bits")
+    func cacheAfterDrafts() async throws {
+        let dir = cacheFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CacheStore(directory: dir)
+        let engine = try realEngine { $0.cache = store; $0.completionCache = false; $0.blockSize = 32; $0.draftTokens = 8 }
+        let plain = try realEngine()
+        let first = try engine.tokens(of: .text(Self.prompts[1]))
+        // The last generated token ends a block, so the finished request stores that block: if
+        // its last token came from a row after a rejected draft, the rows past it hold void KV
+        // (written for the draft), and only the forgotten length keeps that out of the cache.
+        // Sampled, with several seeds, so that drafts are rejected at the end too.
+        let maxTokens = 64 - first.count % 32
+        var restored = 0
+        for seed in UInt64(1)...10 {
+            let (drafted, _) = try await run(engine, .tokens(first), GenerateParameters(maxTokens: maxTokens, temperature: 0.8, seed: seed, stopAtEOS: false))
+            try #require(drafted.tokens.count == maxTokens && (first.count + maxTokens) % 32 == 0)
+            store.flush()
+            let follow = first + drafted.tokens + (try engine.tokens(of: .text(" And again:")))
+            let params = GenerateParameters(maxTokens: 8, stopAtEOS: false, logprobs: true)
+            let (warm, warmSummary) = try await run(engine, .tokens(follow), params)
+            let (cold, _) = try await run(plain, .tokens(follow), params)
+            // Every block but the last (whose last token's KV, as in a decode without drafts, is
+            // written only if that token was itself a draft the model chose).
+            restored += warmSummary.cachedPromptTokens >= first.count + maxTokens - 32 ? 1 : 0
+            #expect(warm == cold, "seed \(seed): a prompt restored from a drafted run differs from a cold run")
+        }
+        #expect(restored == 10, "the drafted completions' blocks were restored for \(restored) of 10 follow-ups")
+        #expect(engine.stats.draftTokensChecked > engine.stats.draftTokensAccepted && engine.stats.draftTokensAccepted > 0)
+        await engine.shutdown()
+        await plain.shutdown()
+    }
+
+    @Test("a negative draftTokens is refused")
+    func invalid() throws {
+        #expect(throws: EngineError.self) { try tinyEngine { $0.draftTokens = -1 } }
+    }
+}
