@@ -36,6 +36,7 @@ final class ServerMetrics: Sendable {
     let promptTokens: Counter, completionTokens: Counter, prefixHitTokens: Counter, completionHits: Counter
     let ttft: DurationHistogram, tpot: DurationHistogram
     let queueDepth: Gauge, runningRequests: Gauge, cacheBytes: Gauge
+    let draftTokensChecked: Gauge, draftTokensAccepted: Gauge
     let failedWrites: Gauge, droppedWrites: Gauge, writesFailing: Gauge, cacheDamaged: Gauge
 
     init() {
@@ -49,6 +50,8 @@ final class ServerMetrics: Sendable {
         tpot = registry.makeDurationHistogram(name: "verbatim_time_per_output_token_seconds", buckets: buckets, help: "Time per output token after the first")
         queueDepth = registry.makeGauge(name: "verbatim_queue_depth", help: "Requests waiting for KV memory")
         runningRequests = registry.makeGauge(name: "verbatim_running_requests", help: "Requests being generated")
+        draftTokensChecked = registry.makeGauge(name: "verbatim_draft_tokens_checked", help: "Draft tokens the model checked since the service started (--draft-tokens)")
+        draftTokensAccepted = registry.makeGauge(name: "verbatim_draft_tokens_accepted", help: "Draft tokens the model chose since the service started")
         cacheBytes = registry.makeGauge(name: "verbatim_cache_payload_bytes", help: "Bytes of KV blocks and completions in the cache")
         failedWrites = registry.makeGauge(name: "verbatim_cache_failed_writes", help: "Cache entries whose write failed (full disk, damage) since the service started")
         droppedWrites = registry.makeGauge(name: "verbatim_cache_dropped_writes", help: "Cache entries not written (writer behind, or writes failing) since the service started")
@@ -133,6 +136,8 @@ public final class VerbatimService: Sendable {
             let stats = engine.stats
             metrics.queueDepth.set(Double(stats.queuedRequests))
             metrics.runningRequests.set(Double(stats.runningRequests))
+            metrics.draftTokensChecked.set(Double(stats.draftTokensChecked))
+            metrics.draftTokensAccepted.set(Double(stats.draftTokensAccepted))
             if let cache {
                 let health = cache.health
                 metrics.failedWrites.set(Double(health.failedWrites))

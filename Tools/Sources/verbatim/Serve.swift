@@ -31,6 +31,8 @@ struct Serve: AsyncParsableCommand {
     var prefillOrder = "shortest-first"
     @Option(help: "shortest-first: steps a prompt may be passed over before it goes first.") var maxPrefillDelay = 8
     @Option(help: "Requests admitted at once; more wait in the queue.") var maxRunning = 256
+    @Option(help: "Speculation: draft tokens a step per generating request (0: off, at most 64), copied from what followed an earlier occurrence of its last tokens in its prompt and output, and checked by the model in the same step. Only rows the step's budget leaves are used; no output bit changes.")
+    var draftTokens = 0
     @Option(help: "Seconds the engine stays idle before it gives its KV memory back to the OS (0: at once); requests arriving sooner find it still committed.")
     var idleMemoryDelay = 0.5
     @Option(help: "Seconds a request may run (reading, tokenizing, generating) before it is stopped; SIGTERM waits at most this long for in-flight requests.")
@@ -49,6 +51,7 @@ struct Serve: AsyncParsableCommand {
         guard maxBatchTokens > 0, maxRunning > 0, maxPrefillDelay >= 0 else {
             throw CLIError("--max-batch-tokens and --max-running must be positive, --max-prefill-delay not negative")
         }
+        guard draftTokens >= 0, draftTokens <= 64 else { throw CLIError("--draft-tokens must be between 0 and 64, not \(draftTokens)") }
         guard idleMemoryDelay >= 0, idleMemoryDelay <= 86_400 else {
             throw CLIError("--idle-memory-delay must be between 0 and 86400 seconds, not \(idleMemoryDelay)")
         }
@@ -79,6 +82,7 @@ struct Serve: AsyncParsableCommand {
             configuration.prefillOrder = order
             configuration.maxPrefillDelaySteps = maxPrefillDelay
             configuration.maxRunningRequests = maxRunning
+            configuration.draftTokens = draftTokens
             configuration.idleMemoryDelay = .milliseconds(Int64(idleMemoryDelay * 1000))
             configuration.sharedPrefixes = server.tenants?.sharedPrefixes ?? []
             let store = try CacheStore(directory: cache, options: try cacheOptions(sharedCache: sharedCache))

@@ -314,6 +314,9 @@ struct ServeCommandTests {
         let delay = try CLI.run(["serve", "--model", CLI.modelPath, "--cache", dir.appendingPathComponent("c").path, "--idle-memory-delay=-1"])
         #expect(delay.status != 0)
         #expect(delay.stderr.contains("--idle-memory-delay must be between 0 and 86400 seconds"), "\(delay.stderr)")
+        let drafts = try CLI.run(["serve", "--model", CLI.modelPath, "--cache", dir.appendingPathComponent("c").path, "--draft-tokens", "65"])
+        #expect(drafts.status != 0)
+        #expect(drafts.stderr.contains("--draft-tokens must be between 0 and 64"), "\(drafts.stderr)")
     }
 
     @Test("serve: SIGTERM with a long generation and a hostile prompt in flight exits 0 within the request time limit and a few seconds")

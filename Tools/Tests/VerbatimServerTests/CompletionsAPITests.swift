@@ -36,6 +36,39 @@ struct CompletionsAPITests {
         }
     }
 
+    @Test("with speculation (draft tokens) every choice's token ids and logprobs equal, bit for bit, those of a server without it; /metrics counts the drafts")
+    func speculationKeepsBits() async throws {
+        let copying = "Repeat this list exactly: red apple, green pear, yellow lemon, red apple, green pear, yellow lemon, red apple,"
+        func ask(_ server: TestServer, _ temperature: Double) async throws -> (ids: [[Int]], bits: [[UInt64?]]) {
+            let reply = try await server.send("/v1/completions", json: [
+                "model": "smollm2", "prompt": copying, "max_tokens": 20, "temperature": temperature, "seed": 11, "n": 3,
+                "logprobs": 1, "return_token_ids": true])
+            #expect(reply.status == 200, "\(reply.text)")
+            let exact = try Exact(reply)
+            return (Self.choices(reply).map { Self.ids($0["token_ids"]) }, (0..<3).map { exact.bits($0) })
+        }
+        let plain = try await TestServer.start()
+        let drafting = try await TestServer.start(draftTokens: 8)
+        defer {
+            try? FileManager.default.removeItem(atPath: plain.cacheFolder)
+            try? FileManager.default.removeItem(atPath: drafting.cacheFolder)
+        }
+        for temperature in [0.0, 0.9] {
+            let (a, b) = (try await ask(plain, temperature), try await ask(drafting, temperature))
+            #expect(a.ids.count == 3 && a.ids.allSatisfy { !$0.isEmpty } && a.ids.joined().count > 20, "\(a.ids)")
+            #expect(a.ids == b.ids, "T = \(temperature): token ids differ with drafts")
+            #expect(a.bits == b.bits, "T = \(temperature): logprobs differ with drafts")
+        }
+        let metrics = try await drafting.send("/metrics", method: "GET").text
+        func value(_ name: String) -> Double {
+            metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? -1
+        }
+        #expect(value("verbatim_draft_tokens_accepted") > 0, "\(metrics)")
+        #expect(value("verbatim_draft_tokens_checked") >= value("verbatim_draft_tokens_accepted"))
+        await plain.stop()
+        await drafting.stop()
+    }
+
     @Test("a sampled completion's logprobs equal, bit for bit, the echo logprobs of prompt + completion sent back as token ids")
     func echoEqualsGenerated() async throws {
         let server = try await TestServer.start()

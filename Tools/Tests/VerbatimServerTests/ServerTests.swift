@@ -22,7 +22,7 @@ final class TestServer: Sendable {
     let cacheFolder: String
 
     static func start(cacheFolder: String? = nil, tenants: TenantDirectory? = nil, maxBodyBytes: Int = 1 << 20,
-                      timeout: Duration = .seconds(600), chatTemplate: ChatTemplate? = nil) async throws -> TestServer {
+                      timeout: Duration = .seconds(600), chatTemplate: ChatTemplate? = nil, draftTokens: Int = 0) async throws -> TestServer {
         let folder = cacheFolder ?? NSTemporaryDirectory() + "verbatim-server-\(UInt32.random(in: 0...UInt32.max))"
         let file = try GGUFFile(path: modelPath)
         let model = try LlamaModel(file: file)
@@ -32,6 +32,7 @@ final class TestServer: Sendable {
         configuration.kvMemoryBytes = 256 << 20
         configuration.cache = store
         configuration.sharedPrefixes = tenants?.sharedPrefixes ?? []
+        configuration.draftTokens = draftTokens
         let engine = try Engine(model: model, tokenizer: tokenizer, configuration: configuration)
         var server = ServerConfiguration(modelName: "smollm2")
         server.port = 0
