@@ -36,12 +36,15 @@ struct ServingBench: AsyncParsableCommand {
     var kvTypes = "f32,f16"
     @Flag(inversion: .prefixedNo, help: "Run llama.cpp's llama-server (C++, built once into .build-llamacpp/cpp) beside it.")
     var baseline = true
+    @Option(help: "Speculation from the request's own text in both servers (0: none): verbatim serve --draft-tokens N, llama-server --spec-type ngram-simple (3-token lookup, N-token drafts).")
+    var draftTokens = 0
     @Option(help: "Write every request's figures as JSON here.") var json: String?
     @Option(help: "Rounds of the concurrency levels: after the first, each round runs verbatim serve (first order and KV type) and then llama-server again, and the medians over the rounds are reported (a shared machine drifts between one server's run and the other's).")
     var rounds = 1
 
     func validate() throws {
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard draftTokens >= 0, draftTokens <= 64 else { throw ValidationError("--draft-tokens must be between 0 and 64") }
         guard rounds == 1 || baseline else { throw ValidationError("--rounds compares with llama-server: drop --no-baseline") }
     }
 
@@ -61,9 +64,11 @@ struct ServingBench: AsyncParsableCommand {
             defer { try? FileManager.default.removeItem(atPath: folder) }
             let port = try freePort()
             let server = try ServerProcess(
-                name: "verbatim serve (\(order)\(kv == kvs.first ? "" : ", \(kv) KV"))", executable: verbatim,
+                name: "verbatim serve (\(order)\(kv == kvs.first ? "" : ", \(kv) KV")\(draftTokens > 0 ? ", \(draftTokens) draft tokens" : ""))",
+                executable: verbatim,
                 arguments: ["serve", "--model", model, "--cache", folder, "--port", String(port), "--prefill-order", order,
-                            "--max-batch-tokens", String(maxBatchTokens), "--kv-memory", String(kvMemory), "--kv-type", kv],
+                            "--max-batch-tokens", String(maxBatchTokens), "--kv-memory", String(kvMemory), "--kv-type", kv,
+                            "--draft-tokens", String(draftTokens)],
                 environment: ["VERBATIM_THREADS": String(threads)], port: port, health: "/health")
             return try server.measure(phases)
         }
@@ -71,12 +76,14 @@ struct ServingBench: AsyncParsableCommand {
             runs.append(try verbatimRun(order, kv: kv, phases, index: index))
         }
         let slots = max(plan.levels.max() ?? 16, 16)
+        let speculation = draftTokens > 0
+            ? ["--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", String(draftTokens)] : []
         func llamaRun(_ bin: String, _ phases: [[LoadPhase]]) throws -> ServerRun {
             let port = try freePort()
             let server = try ServerProcess(
-                name: "llama-server -np \(slots)", executable: bin + "/llama-server",
+                name: "llama-server -np \(slots)\(draftTokens > 0 ? ", ngram drafts \(draftTokens)" : "")", executable: bin + "/llama-server",
                 arguments: ["-m", model, "-t", String(threads), "-tb", String(threads), "-np", String(slots), "--kv-unified",
-                            "-c", String(slots * 1024), "--cache-reuse", "256", "--host", "127.0.0.1", "--port", String(port)],
+                            "-c", String(slots * 1024), "--cache-reuse", "256", "--host", "127.0.0.1", "--port", String(port)] + speculation,
                 environment: [:], port: port, health: "/health")
             return try server.measure(phases)
         }

@@ -44,6 +44,8 @@ struct ForwardBench: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Run llama.cpp's llama-bench (C++, built once into .build-llamacpp/cpp) as the baseline.")
     var baseline = true
     @Option(help: "Sequences of the batched decode steps in the time breakdown, comma-separated.") var decodeRows = "16,64"
+    @Option(help: "Mixed steps in the time breakdown, as a server runs them under load: D+P is D decode rows (one per sequence, context tokens each) and a P-token prompt chunk after 64 tokens of its prompt; comma-separated.")
+    var mixed = "16+48"
 
     func run() throws {
         let file = try GGUFFile(path: model)
@@ -110,16 +112,24 @@ struct ForwardBench: ParsableCommand {
     /// previous name).
     func breakdown(_ lm: LlamaModel, tokens: [TokenID]) throws {
         KernelConfig.setThreads(threadCounts.last ?? 1)
-        var cases: [(label: String, rows: Int, decode: Bool)] = [("decode step (1 token, context \(context))", 1, true)]
+        // chunk: prompt tokens of one more sequence after `chunkStart` of them (mixed steps only).
+        var cases: [(label: String, rows: Int, decode: Bool, chunk: Int)] = [("decode step (1 token, context \(context))", 1, true, 0)]
         for m in decodeRows.split(separator: ",").compactMap({ Int($0) }) where m > 1 {
-            cases.append(("decode step (\(m) sequences × 1 token, context \(context) each)", m, true))
+            cases.append(("decode step (\(m) sequences × 1 token, context \(context) each)", m, true, 0))
         }
-        cases.append(("prefill step (\(prompt) tokens)", prompt, false))
-        for (label, rows, decode) in cases {
+        let chunkStart = 64
+        for spec in mixed.split(separator: ",") {
+            let parts = spec.split(separator: "+").compactMap { Int($0) }
+            guard parts.count == 2, parts[0] > 0, parts[1] > 0, chunkStart + parts[1] <= tokens.count else { continue }
+            cases.append(("mixed step (\(parts[0]) sequences × 1 token, context \(context) each, and \(parts[1]) prompt tokens after \(chunkStart))",
+                          parts[0], true, parts[1]))
+        }
+        cases.append(("prefill step (\(prompt) tokens)", prompt, false, 0))
+        for (label, rows, decode, chunk) in cases {
             var totals: [String: Double] = [:]
             var order: [String] = []
             let sequences = decode ? rows : 1
-            let blocks = sequences * ((max(context, prompt) + 64) / 32 + 2)
+            let blocks = (sequences + 1) * ((max(context, prompt) + 64) / 32 + 2)
             let pass = ForwardPass(model: lm, kv: KVPool(config: lm.config, blockSize: 32, blockCount: blocks), maxTokens: 512,
                                    logitRows: max(64, sequences))
             if decode {   // every sequence holds `context` tokens before the measured steps
@@ -129,6 +139,14 @@ struct ForwardBench: ParsableCommand {
                 // One untimed step first: position `context` may open a new KV block, whose pages the
                 // first write commits (zeroing them), a cost a running server pays once per block.
                 try pass.step((0..<sequences).map { BatchToken(sequence: $0, position: context, token: tokens[context], wantsLogits: true) })
+            }
+            // A mixed step's prompt sequence holds its first `chunkStart` tokens; each timed step
+            // writes the same chunk after them again.
+            let chunkRows = (0..<chunk).map { BatchToken(sequence: sequences, position: chunkStart + $0, token: tokens[chunkStart + $0],
+                                                         wantsLogits: $0 == chunk - 1) }
+            if chunk > 0 {
+                try pass.step(tokens.prefix(chunkStart).enumerated().map { BatchToken(sequence: sequences, position: $0.offset, token: $0.element) })
+                try pass.step(chunkRows)
             }
             let prefillBatch = (0..<rows).map { BatchToken(sequence: 0, position: $0, token: tokens[$0], wantsLogits: $0 == rows - 1) }
             if !decode {   // one untimed step commits the KV and scratch pages the timed ones reuse
@@ -145,7 +163,7 @@ struct ForwardBench: ParsableCommand {
                     last = now
                 }
                 // A decode step writes position `context` of each sequence (the same slot each time).
-                let batch = decode ? (0..<sequences).map { BatchToken(sequence: $0, position: context, token: tokens[context], wantsLogits: true) }
+                let batch = decode ? (0..<sequences).map { BatchToken(sequence: $0, position: context, token: tokens[context], wantsLogits: true) } + chunkRows
                     : prefillBatch
                 try pass.step(batch)
                 pass.observer = nil
@@ -157,7 +175,7 @@ struct ForwardBench: ParsableCommand {
                            "ffn_norm": "RMSNorm", "ffn_act": "gate + up linear, SwiGLU", "ffn_out": "down linear",
                            "out": "residual add", "result_norm": "final RMSNorm", "result_output": "output linear (vocab)"]
             print(String(format: "\n%@, %d threads, all layers summed, mean of 5: %.2f ms a step, %.3f ms a row",
-                         label, threadCounts.last ?? 1, sum / 5 * 1000, sum / 5 * 1000 / Double(rows)))
+                         label, threadCounts.last ?? 1, sum / 5 * 1000, sum / 5 * 1000 / Double(rows + chunk)))
             print("| stage | time | share |\n|---|---|---|")
             for k in order where totals[k]! / sum >= 0.001 {
                 print(String(format: "| %@ (%@) | %.3f ms | %.1f%% |", meaning[k] ?? k, k, totals[k]! / 5 * 1000, totals[k]! / sum * 100))
