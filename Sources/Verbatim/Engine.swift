@@ -25,7 +25,7 @@ public struct EngineConfiguration: Sendable {
     /// prompt chunk; a token is emitted only where the model chose it, so outputs, logprobs and
     /// cache entries keep every bit (batch invariance makes a drafted row's logits those of a
     /// decode step). Drafts take only the rows of a step's budget that decode and prompt chunks
-    /// leave, so they never delay a prompt.
+    /// leave, so they never delay a prompt, and no more than the request's consumer has room for.
     public var draftTokens = 0
     /// `.shortestFirst`: a prompt passed over this many steps in a row goes first.
     public var maxPrefillDelaySteps = 8
@@ -84,7 +84,9 @@ public struct EngineStats: Sendable, Equatable {
     public var kvBlocksTotal: Int
     /// Forward steps run since the engine started.
     public var steps: Int
-    /// Draft tokens checked by the model since the engine started (``EngineConfiguration/draftTokens``).
+    /// Draft tokens compared with the model's choice since the engine started
+    /// (``EngineConfiguration/draftTokens``); drafts after a rejected one, or after the request
+    /// ended, are not counted.
     public var draftTokensChecked = 0
     /// Of those, the draft tokens the model chose (each saves a step for its request).
     public var draftTokensAccepted = 0

@@ -223,12 +223,12 @@ final class EngineWorker: @unchecked Sendable {
             r.rowsHandled = 0
             r.draftRejected = false
             if configuration.draftTokens > 0 && spare > 0 {
-                // Draft rows stay inside the request's reserved positions and the context.
-                let limit = min(configuration.draftTokens, spare, r.parameters.maxTokens - r.generated.count,
-                                contextLength - 1 - position)
+                // Only rows whose token could still be emitted: the request stops at maxTokens and
+                // at the context length; and no more tokens than its consumer has room for.
+                let limit = min(configuration.draftTokens, spare, r.parameters.maxTokens - r.generated.count - 1,
+                                contextLength - 2 - position, r.channel.room - 1)
                 r.draft = PromptLookup.draft(prompt: r.prompt, generated: r.generated, limit: limit)
                 spare -= r.draft.count
-                draftTokensChecked += r.draft.count
             }
             batch.append(BatchToken(sequence: r.sequence, position: position, token: r.generated[r.generated.count - 1], wantsLogits: true))
             rowOwners.append(r)
@@ -277,6 +277,7 @@ final class EngineWorker: @unchecked Sendable {
         let step = r.generated.count
         let token = r.sampler.sample(logits, step: step)
         if r.rowsHandled < r.draft.count {
+            draftTokensChecked += 1
             if token == r.draft[r.rowsHandled] {
                 draftTokensAccepted += 1
             } else {
@@ -331,6 +332,9 @@ final class EngineWorker: @unchecked Sendable {
 
     func finish(_ r: EngineRequest, reason: StopReason) {
         cache?.flushCompute()
+        // The last token's KV is written only when a draft row took it as input; a run without
+        // drafts never writes it, and the cache must hold what that run holds.
+        if r.sequence >= 0 && !r.isScoring { pass.kv.forget(r.sequence, from: r.prompt.count + r.generated.count - 1) }
         if let cache, reason != .cancelled, r.scoring == nil {
             if r.sequence >= 0 { cache.storeBlocks(r, from: pass.kv) }
             cache.storeCompletion(r, reason: reason)

@@ -27,6 +27,8 @@ final class RequestChannel: @unchecked Sendable {
 
     /// Whether the consumer has room for another event.
     var hasRoom: Bool { lock.withLock { buffer.count - head < capacity } }
+    /// Events the consumer has room for (a step with drafts may send several).
+    var room: Int { lock.withLock { capacity - (buffer.count - head) } }
 
     func send(_ event: GenerationEvent) {
         lock.lock()

@@ -99,6 +99,39 @@ struct SpeculationTests {
         await plain.shutdown()
     }
 
+    @Test("with drafts the prefix cache holds exactly the entries of a run without them, whatever the last token was")
+    func sameCacheEntries() async throws {
+        var stats: [CacheStore.Stats] = []
+        for draftTokens in [0, 8] {
+            let dir = cacheFolder()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try CacheStore(directory: dir)
+            let engine = try realEngine { $0.cache = store; $0.completionCache = false; $0.blockSize = 16; $0.draftTokens = draftTokens }
+            // Greedy copying: most tokens come from accepted drafts, the last one included at
+            // some of these lengths (16 of them: every place of the last token in a block).
+            for maxTokens in 9...24 {
+                _ = try await run(engine, .text(Self.prompts[0]), GenerateParameters(maxTokens: maxTokens, stopAtEOS: false))
+            }
+            // Stopping at a stop token that came in as a draft: its KV was written (a draft row
+            // took it as input), which a run without drafts never does. Lead-ins of 0 to 15
+            // words put it at every place in a block.
+            let lemon = try #require(try engine.tokens(of: .text(" lemon")).last)
+            var stopped = 0
+            for lead in 0..<16 {
+                let prompt = String(repeating: "please ", count: lead) + Self.prompts[0]
+                let (c, _) = try await run(engine, .text(prompt), GenerateParameters(maxTokens: 40, stopTokens: [lemon], stopAtEOS: false))
+                stopped += c.reason == .stop && c.tokens.last == lemon ? 1 : 0
+            }
+            #expect(stopped >= 12, "\(stopped) of 16 requests stopped at the stop token")
+            stats.append(try storeStats(store))
+            if draftTokens > 0 { #expect(engine.stats.draftTokensAccepted > 16) }
+            await engine.shutdown()
+        }
+        #expect(stats[0].kvBlocks > 0)
+        #expect(stats[1].kvBlocks == stats[0].kvBlocks && stats[1].payloadBytes == stats[0].payloadBytes,
+                "KV blocks with drafts \(stats[1].kvBlocks), without \(stats[0].kvBlocks)")
+    }
+
     @Test("a negative draftTokens is refused")
     func invalid() throws {
         #expect(throws: EngineError.self) { try tinyEngine { $0.draftTokens = -1 } }
