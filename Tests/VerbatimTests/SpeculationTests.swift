@@ -132,6 +132,24 @@ struct SpeculationTests {
                 "KV blocks with drafts \(stats[1].kvBlocks), without \(stats[0].kvBlocks)")
     }
 
+    @Test("a consumer that stops reading gets at most the stream capacity, drafts or not")
+    func backpressure() async throws {
+        let engine = try realEngine { $0.streamBufferCapacity = 4; $0.draftTokens = 16 }
+        let stream = try engine.generate(.text(Self.prompts[0]), parameters: GenerateParameters(maxTokens: 100, stopAtEOS: false))
+        // The prompt's step, then steps until the consumer's 4 places are taken (drafts fill
+        // them fast: the first decode step may already do it).
+        #expect(await eventually { engine.stats.steps >= 2 })
+        try await Task.sleep(for: .milliseconds(300))
+        let paused = engine.stats.steps
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(engine.stats.steps == paused, "steps ran while nobody read")
+        #expect(stream.lifetime.channel.room >= 0, "\(4 - stream.lifetime.channel.room) unread events, capacity 4")
+        #expect(engine.stats.draftTokensAccepted > 0)
+        let all = await collect(stream)
+        #expect(all.tokens.count == 100 && all.reason == .length)
+        await engine.shutdown()
+    }
+
     @Test("a negative draftTokens is refused")
     func invalid() throws {
         #expect(throws: EngineError.self) { try tinyEngine { $0.draftTokens = -1 } }
