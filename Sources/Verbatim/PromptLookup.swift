@@ -12,26 +12,30 @@ enum PromptLookup {
     static let searchWindow = 8192
 
     /// Up to `limit` tokens that followed the most recent earlier occurrence of the last
-    /// `longestTail` (then fewer, down to `shortestTail`) tokens of prompt + generated; empty
-    /// when the tail occurs nowhere earlier.
+    /// `longestTail` tokens of prompt + generated, else of the last `shortestTail`; empty when
+    /// neither occurs earlier. One backward pass over the window, one compare per position
+    /// where the last token does not recur.
     static func draft(prompt: [TokenID], generated: [TokenID], limit: Int) -> [TokenID] {
         let count = prompt.count + generated.count
-        guard limit > 0 else { return [] }
-        func token(_ i: Int) -> TokenID { i < prompt.count ? prompt[i] : generated[i - prompt.count] }
-        let lowest = max(0, count - searchWindow)
-        for n in stride(from: longestTail, through: shortestTail, by: -1) where count > n {
-            // An earlier occurrence starting at `start` (start + n < count: not the tail itself).
-            var start = count - n - 1
-            while start >= lowest {
-                var match = true
-                for j in 0..<n where token(start + j) != token(count - n + j) { match = false; break }
-                if match {
-                    let from = start + n
-                    return (from..<min(count, from + limit)).map(token)
+        guard limit > 0, count > shortestTail else { return [] }
+        return prompt.withUnsafeBufferPointer { p in
+            generated.withUnsafeBufferPointer { g in
+                func token(_ i: Int) -> TokenID { i < p.count ? p[i] : g[i - p.count] }
+                func following(_ from: Int) -> [TokenID] { (from..<min(count, from + limit)).map(token) }
+                let (last, second) = (token(count - 1), token(count - 2))
+                let third = count > longestTail ? token(count - 3) : nil
+                var shortMatch = -1   // the most recent end of an earlier `shortestTail` match
+                // `end`: where an earlier occurrence of the tail ends, before the tail itself.
+                var end = count - 2
+                while end >= max(1, count - searchWindow) {
+                    if token(end) == last && token(end - 1) == second {
+                        if let third, end >= 2, token(end - 2) == third { return following(end + 1) }
+                        if shortMatch < 0 { shortMatch = end }
+                    }
+                    end -= 1
                 }
-                start -= 1
+                return shortMatch >= 0 ? following(shortMatch + 1) : []
             }
         }
-        return []
     }
 }

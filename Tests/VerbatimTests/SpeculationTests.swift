@@ -8,7 +8,7 @@ import VerbatimModel
 /// a step emits, never which: every output bit equals the run without drafts.
 @Suite("Speculation", .serialized)
 struct SpeculationTests {
-    @Test("a draft is what followed the most recent earlier occurrence of the last 3 tokens, else of the last 2; none without one")
+    @Test("a draft is what followed the most recent earlier occurrence of the last 3 tokens, else of the last 2, within the window; none without one")
     func lookup() {
         // Tail [7, 8, 9]: it occurs at 1...3 (followed by 4, 5) and at 6...8 (followed by 1, 2): the later one wins.
         #expect(PromptLookup.draft(prompt: [0, 7, 8, 9, 4, 5, 7, 8, 9, 1, 2], generated: [3, 7, 8, 9], limit: 2) == [1, 2])
@@ -22,6 +22,13 @@ struct SpeculationTests {
         #expect(PromptLookup.draft(prompt: [1, 2, 3, 1, 2], generated: [], limit: 0).isEmpty)
         // Too short a text to have a tail and an earlier occurrence.
         #expect(PromptLookup.draft(prompt: [1], generated: [], limit: 4).isEmpty)
+        // An older 3-token match goes before a more recent 2-token one.
+        #expect(PromptLookup.draft(prompt: [5, 1, 2, 3, 9, 7, 2, 3, 8], generated: [1, 2, 3], limit: 1) == [9])
+        // Only the last `searchWindow` tokens are searched.
+        let near = [1, 2, 3, 4] + Array(repeating: TokenID(0), count: PromptLookup.searchWindow - 100)
+        let far = [1, 2, 3, 4] + Array(repeating: TokenID(0), count: PromptLookup.searchWindow + 100)
+        #expect(PromptLookup.draft(prompt: near, generated: [1, 2, 3], limit: 1) == [4])
+        #expect(PromptLookup.draft(prompt: far, generated: [1, 2, 3], limit: 1).isEmpty)
     }
 
     /// Prompts that invite copying (drafts are often right) and one that does not.
