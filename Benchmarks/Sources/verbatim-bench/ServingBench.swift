@@ -181,10 +181,6 @@ struct ServingBench: AsyncParsableCommand {
         print("| clients | " + (1...pairs.count).map { "round \($0) tok/s (ratio) | " }.joined()
               + "median verbatim tok/s | median llama-server tok/s | median ratio |")
         print("|---|" + String(repeating: "---|", count: pairs.count) + "---|---|---|")
-        func median(_ xs: [Double]) -> Double {
-            let s = xs.sorted()
-            return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
         for level in plan.levels {
             let name = "clients=\(level)"
             let got = pairs.compactMap { p -> (Double, Double)? in

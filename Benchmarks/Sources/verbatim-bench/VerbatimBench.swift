@@ -47,6 +47,21 @@ struct ForwardBench: ParsableCommand {
     @Option(help: "Mixed steps in the time breakdown, as a server runs them under load: D+P is D decode rows (one per sequence, context tokens each) and a P-token prompt chunk after 64 tokens of its prompt; comma-separated.")
     var mixed = "16+48"
 
+    /// `--mixed` as (decode rows, prompt tokens) pairs.
+    var mixedSteps: [(decode: Int, chunk: Int)] {
+        get throws {
+            try mixed.split(separator: ",").map { spec in
+                let parts = spec.split(separator: "+").map { Int($0) }
+                guard parts.count == 2, let d = parts[0], let p = parts[1], d > 0, p > 0, d + p <= 512 else {
+                    throw ValidationError("--mixed takes D+P pairs of positive numbers, D + P at most 512 (one step), not '\(spec)'")
+                }
+                return (d, p)
+            }
+        }
+    }
+
+    func validate() throws { _ = try mixedSteps }
+
     func run() throws {
         let file = try GGUFFile(path: model)
         let lm = try LlamaModel(file: file)
@@ -118,11 +133,11 @@ struct ForwardBench: ParsableCommand {
             cases.append(("decode step (\(m) sequences × 1 token, context \(context) each)", m, true, 0))
         }
         let chunkStart = 64
-        for spec in mixed.split(separator: ",") {
-            let parts = spec.split(separator: "+").compactMap { Int($0) }
-            guard parts.count == 2, parts[0] > 0, parts[1] > 0, chunkStart + parts[1] <= tokens.count else { continue }
-            cases.append(("mixed step (\(parts[0]) sequences × 1 token, context \(context) each, and \(parts[1]) prompt tokens after \(chunkStart))",
-                          parts[0], true, parts[1]))
+        for (d, p) in try mixedSteps {
+            guard chunkStart + p <= tokens.count else {
+                throw ValidationError("--mixed \(d)+\(p): the text has \(tokens.count) tokens, fewer than \(chunkStart) + \(p)")
+            }
+            cases.append(("mixed step (\(d) sequences × 1 token, context \(context) each, and \(p) prompt tokens after \(chunkStart))", d, true, p))
         }
         cases.append(("prefill step (\(prompt) tokens)", prompt, false, 0))
         for (label, rows, decode, chunk) in cases {

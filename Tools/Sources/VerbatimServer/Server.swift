@@ -50,7 +50,7 @@ final class ServerMetrics: Sendable {
         tpot = registry.makeDurationHistogram(name: "verbatim_time_per_output_token_seconds", buckets: buckets, help: "Time per output token after the first")
         queueDepth = registry.makeGauge(name: "verbatim_queue_depth", help: "Requests waiting for KV memory")
         runningRequests = registry.makeGauge(name: "verbatim_running_requests", help: "Requests being generated")
-        draftTokensChecked = registry.makeGauge(name: "verbatim_draft_tokens_checked", help: "Draft tokens the model checked since the service started (--draft-tokens)")
+        draftTokensChecked = registry.makeGauge(name: "verbatim_draft_tokens_checked", help: "Draft tokens compared with the model's choice since the service started (--draft-tokens)")
         draftTokensAccepted = registry.makeGauge(name: "verbatim_draft_tokens_accepted", help: "Draft tokens the model chose since the service started")
         cacheBytes = registry.makeGauge(name: "verbatim_cache_payload_bytes", help: "Bytes of KV blocks and completions in the cache")
         failedWrites = registry.makeGauge(name: "verbatim_cache_failed_writes", help: "Cache entries whose write failed (full disk, damage) since the service started")
