@@ -158,6 +158,61 @@ struct ForwardPassTests {
         #expect(firstDiff == "blk.1.ffn_act")
     }
 
+    @Test("the last layer runs only the rows that want logits: their logits and every row's KV bytes keep their bits")
+    func lastLayerOutputRows() throws {
+        let model = try Self.model.get()
+        let vocab = model.config.vocabularySize
+        let lastLayer = model.config.layerCount - 1
+        var rng = SplitMix64(seed: 17)
+        for trial in 0..<12 {
+            // Three sequences; each step takes a chunk of every one, and random rows want logits
+            // (some steps none). The reference runs each sequence alone with every row's logits.
+            let prompts = (0..<3).map { _ in randomTokens(Int(rng.next() % 40) + 20, vocab: vocab, &rng) }
+            let references = try prompts.map { try allLogits(makePass(model), $0, chunk: $0.count) }
+            let pass = makePass(model)
+            var next = [0, 0, 0]
+            var compared = 0, skipped = 0
+            while next.indices.contains(where: { next[$0] < prompts[$0].count }) {
+                var batch: [BatchToken] = []
+                let noneWanted = rng.next() % 4 == 0
+                for s in prompts.indices where next[s] < prompts[s].count {
+                    let n = min(Int(rng.next() % 9) + 1, prompts[s].count - next[s])
+                    for p in next[s]..<(next[s] + n) {
+                        batch.append(BatchToken(sequence: SequenceID(s), position: p, token: prompts[s][p],
+                                                wantsLogits: !noneWanted && rng.next() % 3 == 0))
+                    }
+                    next[s] += n
+                }
+                var handled = 0
+                try pass.step(batch) { index, logits in
+                    let t = batch[index]
+                    #expect(t.wantsLogits)
+                    expectBitwiseEqual(Array(logits), references[Int(t.sequence)][t.position],
+                                       "trial \(trial), sequence \(t.sequence), position \(t.position)")
+                    handled += 1
+                }
+                #expect(handled == batch.filter(\.wantsLogits).count)
+                compared += handled
+                skipped += batch.count - handled
+            }
+            #expect(compared > 0 && skipped > 0)
+            for s in prompts.indices { // keys and values of every row, wanted or not
+                let reference = makePass(model)
+                _ = try allLogits(reference, prompts[s], chunk: prompts[s].count, sequence: SequenceID(s))
+                for b in 0..<(prompts[s].count / 16) {
+                    #expect(Array(pass.kv.blockBytes(of: SequenceID(s), index: b)) == Array(reference.kv.blockBytes(of: SequenceID(s), index: b)),
+                            "trial \(trial), sequence \(s): KV block \(b) differs")
+                }
+            }
+        }
+        // With an observer (debug mode) every row runs to the end, so each intermediate has all rows.
+        let pass = makePass(model)
+        var lastRows = 0
+        pass.observer = { name, rows, _, _ in if name == "blk.\(lastLayer).out" { lastRows = rows } }
+        try pass.step((0..<6).map { BatchToken(sequence: 0, position: $0, token: TokenID($0 + 3), wantsLogits: $0 == 5) })
+        #expect(lastRows == 6)
+    }
+
     @Test("bad batches are typed errors: token id, position, gaps, context, KV memory, size")
     func errors() throws {
         let model = try Self.model.get()

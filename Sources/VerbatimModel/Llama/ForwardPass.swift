@@ -146,7 +146,7 @@ public final class ForwardPass {
     /// rest forgotten); blocks are reserved as needed.
     public func step(_ tokens: [BatchToken],
                      logits handle: (_ index: Int, _ logits: UnsafeBufferPointer<Float>) throws -> Void = { _, _ in }) throws {
-        let rows = tokens.count
+        var rows = tokens.count  // rows the kernels run on: all, then those wanting logits in the last layer
         let c = model.config
         guard rows > 0 else { throw ForwardError(code: .emptyBatch, message: "the batch is empty") }
         guard rows <= maxTokens else {
@@ -194,6 +194,12 @@ public final class ForwardPass {
             // position is kept, also on sliding-window layers (the window is applied when reading).
             kv.memory.write(layer: l, k: k, v: v, rows: rows, blockTables: blockTables,
                                tableOffsets: tableOffsets, positions: positions)
+            if l == model.layers.count - 1 && observer == nil {
+                // The last layer's output feeds only the logits: the rows that want none
+                // needed their keys and values (written above) and nothing more.
+                rows = gatherOutputRows(tokens)
+                if rows == 0 { break }
+            }
             Kernels.attention(q: q, out: attn, rows: rows, heads: c.headCount, memory: kv.memory, layer: l,
                               blockTables: blockTables, tableOffsets: tableOffsets, positions: positions,
                               scale: c.attentionScale, window: local ? c.slidingWindow : nil)
@@ -225,11 +231,33 @@ public final class ForwardPass {
         for s in batchSequences {
             try! kv.didWrite(s.sequence, start: tokens[s.first].position, end: tokens[s.last].position + 1)
         }
-        try computeLogits(tokens, handle)
+        try computeLogits(tokens, gathered: observer == nil, handle)
+    }
+
+    /// Moves the rows that want logits to the front of the last layer's inputs (q, the
+    /// residual stream, positions and block table offsets), in batch order, and returns how
+    /// many there are. Each row's result depends only on its own sequence, so the rows it
+    /// keeps get the bits they get with every row computed.
+    private func gatherOutputRows(_ tokens: [BatchToken]) -> Int {
+        let c = model.config
+        let (d, qw) = (c.embeddingLength, c.queryWidth)
+        var kept = 0
+        for (i, t) in tokens.enumerated() where t.wantsLogits {
+            if i != kept { // kept < i: the rows do not overlap
+                (q + kept * qw).update(from: q + i * qw, count: qw)
+                (x + kept * d).update(from: x + i * d, count: d)
+                positions[kept] = positions[i]
+                tableOffsets[kept] = tableOffsets[i]
+            }
+            kept += 1
+        }
+        return kept
     }
 
     /// Output head for the rows that want logits, `logitRows` at a time.
-    private func computeLogits(_ tokens: [BatchToken],
+    /// `gathered`: the final hidden rows that want logits are the first rows of x, in batch
+    /// order (gatherOutputRows); otherwise row i of x is token i's.
+    private func computeLogits(_ tokens: [BatchToken], gathered: Bool,
                                _ handle: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
         let c = model.config
         let (d, vocab) = (c.embeddingLength, c.vocabularySize)
@@ -249,8 +277,10 @@ public final class ForwardPass {
             }
             pending.removeAll(keepingCapacity: true)
         }
+        var row = 0  // the row of x holding the next wanted token's final hidden state
         for (i, t) in tokens.enumerated() where t.wantsLogits {
-            (outRows + pending.count * d).update(from: x + i * d, count: d)
+            (outRows + pending.count * d).update(from: x + (gathered ? row : i) * d, count: d)
+            row += 1
             pending.append(i)
             if pending.count == logitRows { try flush() }
         }
