@@ -210,9 +210,9 @@ typedef struct {
 #define VK_ATTN_ROWS 16
 
 // Floats of scratch attention_rows needs: scores of every row and head (keys rounded up to
-// 16), and one transposed chunk of keys (head_dim x 16).
+// 16), and two transposed chunks of keys (head_dim x 16 each).
 static inline int64_t vk_attention_scratch(int64_t n_rows, int64_t n_q, int64_t max_pos, int64_t head_dim) {
-    return n_rows * n_q * ((max_pos + 1 + 15) / 16 * 16) + 16 * head_dim + 16;
+    return n_rows * n_q * ((max_pos + 1 + 15) / 16 * 16) + 32 * head_dim + 16;
 }
 
 extern const vk_ops vk_ops_portable;

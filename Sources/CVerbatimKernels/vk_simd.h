@@ -104,6 +104,27 @@ VKI float v_fold16(vf v) {
     const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
     return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
 }
+// v_fold16 of 16 vectors at once, out[i] = v_fold16(v[i]): every level of the tree adds
+// the same two lanes as v_fold16, for two vectors per instruction at the first level,
+// four at the second, eight at the third and sixteen at the last (15 adds and 31
+// shuffles in place of 16 x 4 adds and 16 x 4 extracts).
+VKI void v_fold16_many(const vf v[16], float out[16]) {
+    vf s[8], t[4], u[2];
+    for (int i = 0; i < 8; i++) // lanes 0-7: v[2i]'s l[j] + l[j + 8]; lanes 8-15: v[2i + 1]'s
+        s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++) // 128-bit chunk c: v[4i + c]'s s[j] + s[j + 4], j < 4
+        t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++) // chunk c: t[j] + t[j + 2], j < 2, of v[8i + c], then of v[8i + 4 + c]
+        u[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    // chunk c: u[0] + u[1] of v[c], v[4 + c], v[8 + c], v[12 + c]; lane 4c + j holds v[4j + c]'s.
+    const vf r = _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(order, r));
+}
 
 #elif defined(VK_SIMD_AVX2)
 
@@ -123,6 +144,9 @@ VKI float v_fold16(vf v) {
     const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
     return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
+}
+VKI void v_fold16_many(const vf v[16], float out[16]) {
+    for (int i = 0; i < 16; i++) out[i] = v_fold16(v[i]);
 }
 VKI vi vi_iota(void) {
     return vi2(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15));

@@ -486,15 +486,31 @@ static void q4_prep_rows(const float *x, float *xs, float *xsum32, float *xsum16
     float sc[16];
     for (int j = 0; j < 16; j++) sc[j] = vk_q4_x_scale(j % 8);
     const vf scale = v_load(sc);
+    const int64_t nb = k / 32;
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * k;
-        for (int64_t b = 0; b < k / 32; b++) {
-            const vf lo = v_load(xr + b * 32), hi = v_load(xr + b * 32 + 16);
-            if (xsum32) xsum32[r * (k / 32) + b] = v_fold16(v_add(lo, hi)); // vk_block_sum
-            if (xsum16) {
-                xsum16[r * (k / 16) + 2 * b] = v_fold16(lo);                 // vk_block_sum16
-                xsum16[r * (k / 16) + 2 * b + 1] = v_fold16(hi);
+        // The block sums 16 folds at a time (v_fold16_many), then one by one.
+        int64_t b = 0;
+        if (xsum32) { // vk_block_sum
+            for (vf v[16]; b + 16 <= nb; b += 16) {
+                for (int i = 0; i < 16; i++) v[i] = v_add(v_load(xr + (b + i) * 32), v_load(xr + (b + i) * 32 + 16));
+                v_fold16_many(v, xsum32 + r * nb + b);
             }
+            for (; b < nb; b++) xsum32[r * nb + b] = v_fold16(v_add(v_load(xr + b * 32), v_load(xr + b * 32 + 16)));
+        }
+        b = 0;
+        if (xsum16) { // vk_block_sum16: each half of a 32-block
+            for (vf v[16]; b + 8 <= nb; b += 8) {
+                for (int i = 0; i < 16; i++) v[i] = v_load(xr + b * 32 + i * 16);
+                v_fold16_many(v, xsum16 + r * 2 * nb + 2 * b);
+            }
+            for (; b < nb; b++) {
+                xsum16[r * 2 * nb + 2 * b] = v_fold16(v_load(xr + b * 32));
+                xsum16[r * 2 * nb + 2 * b + 1] = v_fold16(v_load(xr + b * 32 + 16));
+            }
+        }
+        for (b = 0; b < nb; b++) {
+            const vf lo = v_load(xr + b * 32), hi = v_load(xr + b * 32 + 16);
             v_store(xs + r * k + b * 32, v_mul(lo, scale));
             v_store(xs + r * k + b * 32 + 16, v_mul(hi, scale));
         }
@@ -721,65 +737,95 @@ VKI void score_keys(const vk_kv_layout *kv, int32_t layer, const float *q, const
     }
 }
 
-// Scores of one 16-key chunk for rb rows and nq heads: kt + d * 16 holds dimension d of the
-// chunk's keys (lane i: key j0 + i); row i's queries at qr[i], its scores at
-// sr[i] + h * sl + j0. Per (row, head, key) the chain is score_keys's: from zero, d in
-// order, then times scale; only the chunk's transpose is shared.
-VKI void score_chunk(const float *kt, const int64_t hd, const float *const *qr, float *const *sr,
-                     const int rb, const int nq, float scale, int64_t sl, int64_t j0) {
-    vf acc[8][VK_MAX_GROUP];
+// Scores of nc (1 or 2) consecutive 16-key chunks for rb rows and nq heads: kt + c * hd * 16
+// + d * 16 holds dimension d of chunk c's keys (lane i: key j0 + 16 c + i); row i's queries
+// at qr[i], its scores at sr[i] + h * sl + j0. Per (row, head, key) the chain is
+// score_keys's: from zero, d in order, then times scale; only the chunks' transposes are
+// shared. Two chunks let each broadcast of q feed two fmas.
+VKI void score_chunks(const float *kt, const int64_t hd, const float *const *qr, float *const *sr,
+                      const int rb, const int nq, const int nc, float scale, int64_t sl, int64_t j0) {
+    vf acc[8][VK_MAX_GROUP][2];
     _Pragma("clang loop unroll(full)") for (int r = 0; r < rb; r++)
-        _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++) acc[r][h] = v_zero();
+        _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++)
+            _Pragma("clang loop unroll(full)") for (int c = 0; c < nc; c++) acc[r][h][c] = v_zero();
     for (int64_t d = 0; d < hd; d++) {
-        const vf kd = v_load(kt + d * 16);
+        vf kd[2];
+        _Pragma("clang loop unroll(full)") for (int c = 0; c < nc; c++) kd[c] = v_load(kt + c * hd * 16 + d * 16);
         _Pragma("clang loop unroll(full)") for (int r = 0; r < rb; r++)
-            _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++)
-                acc[r][h] = v_fma(v_set1(qr[r][h * hd + d]), kd, acc[r][h]);
+            _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++) {
+                const vf qb = v_set1(qr[r][h * hd + d]);
+                _Pragma("clang loop unroll(full)") for (int c = 0; c < nc; c++) acc[r][h][c] = v_fma(qb, kd[c], acc[r][h][c]);
+            }
     }
     _Pragma("clang loop unroll(full)") for (int r = 0; r < rb; r++)
         _Pragma("clang loop unroll(full)") for (int h = 0; h < nq; h++)
-            v_store(sr[r] + h * sl + j0, v_mul(acc[r][h], v_set1(scale)));
+            _Pragma("clang loop unroll(full)") for (int c = 0; c < nc; c++)
+                v_store(sr[r] + h * sl + j0 + 16 * c, v_mul(acc[r][h][c], v_set1(scale)));
 }
 
-// Rows scored together per chunk: their accumulators (rows x heads) fill the registers.
-#define VK_SCORE_ROWS(nq) (VK_SCORE_ACCS / (nq) >= 8 ? 8 : VK_SCORE_ACCS / (nq) < 1 ? 1 : VK_SCORE_ACCS / (nq))
+// Rows scored together per pass over nc chunks: their accumulators (rows x heads x chunks)
+// fill the registers.
+#define VK_SCORE_ROWS(nq, nc) (VK_SCORE_ACCS / ((nq) * (nc)) >= 8 ? 8 : VK_SCORE_ACCS / ((nq) * (nc)) < 1 ? 1 : VK_SCORE_ACCS / ((nq) * (nc)))
+
+// Loads and transposes the 16-key chunk at j0 into kt (hd x 16).
+VKI void transpose_chunk(const vk_kv_layout *kv, int32_t layer, const int32_t *table, int32_t kv_head,
+                         int64_t j0, float *kt) {
+    const int64_t bs = kv->block_size, hd = kv->head_dim;
+    const int64_t stride = (int64_t)kv->n_kv_heads * hd;
+    const int64_t k0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + (j0 % bs) * stride + kv_head * hd;
+    for (int64_t dc = 0; dc < hd; dc += 16) {
+        vf col[16];
+        key_columns(kv, k0 + dc, stride, col);
+        for (int d = 0; d < 16; d++) v_store(kt + (dc + d) * 16, col[d]);
+    }
+}
+
+// score_chunks for the rows of `qr`/`sr` (na of them): rb at a time, then one by one.
+VKI void score_group(const float *kt, const int64_t hd, const float *const *qr, float *const *sr, int na,
+                     const int nq, const int nc, float scale, int64_t sl, int64_t j0) {
+    const int rb = VK_SCORE_ROWS(nq, nc);
+    int i = 0;
+    for (; i + rb <= na; i += rb) score_chunks(kt, hd, qr + i, sr + i, rb, nq, nc, scale, sl, j0);
+    for (; i < na; i++) score_chunks(kt, hd, qr + i, sr + i, 1, nq, nc, scale, sl, j0);
+}
 
 // score_keys for nr rows of one sequence at once: row i's queries at q + i * q_stride, its keys
-// j_start[i] ..< nkeys[i], its scores at scratch + (i * nq + h) * sl. Each 16-key chunk is
-// loaded and transposed once (into kt, hd * 16 floats) for every row that reads it, where
-// row by row it was transposed once per row: in a prefill the transposes cost more than the
-// fmas they feed.
+// j_start[i] ..< nkeys[i], its scores at scratch + (i * nq + h) * sl. Keys go 32 at a time:
+// each 16-key chunk is loaded and transposed once (into kt, hd * 16 floats each) for every row
+// that reads it, where row by row it was transposed once per row (in a prefill the transposes
+// cost more than the fmas they feed); rows that read both chunks score them together.
 VKI void score_rows(const vk_kv_layout *kv, int32_t layer, const float *q, int64_t q_stride,
                     const int32_t *table, int32_t kv_head, const int64_t *j_start, const int64_t *nkeys,
                     const int nr, float scale, float *scratch, int64_t sl, float *kt, const int nq) {
-    const int64_t bs = kv->block_size, hd = kv->head_dim;
-    const int64_t stride = (int64_t)kv->n_kv_heads * hd;
-    const int rb = VK_SCORE_ROWS(nq);
+    const int64_t hd = kv->head_dim;
     int64_t lo = j_start[0], hi = nkeys[0];
     for (int i = 1; i < nr; i++) {
         if (j_start[i] < lo) lo = j_start[i];
         if (nkeys[i] > hi) hi = nkeys[i];
     }
-    for (int64_t j0 = lo; j0 < hi; j0 += 16) {
-        const int64_t k0 = vk_kv_block_offset(kv, table[j0 / bs], layer) + (j0 % bs) * stride + kv_head * hd;
-        for (int64_t dc = 0; dc < hd; dc += 16) {
-            vf col[16];
-            key_columns(kv, k0 + dc, stride, col);
-            for (int d = 0; d < 16; d++) v_store(kt + (dc + d) * 16, col[d]);
+    // Two chunks at a time where the accumulators allow 3 and more heads (AVX-512); with
+    // 1 or 2 heads, or 6 accumulators (AVX2), two were slower than one.
+    const int pairs = VK_SCORE_ACCS >= 24 && nq >= 3;
+    for (int64_t j0 = lo; j0 < hi; j0 += pairs ? 32 : 16) {
+        const int second = pairs && j0 + 16 < hi; // the chunk at j0 + 16 exists for some row
+        transpose_chunk(kv, layer, table, kv_head, j0, kt);
+        if (second) transpose_chunk(kv, layer, table, kv_head, j0 + 16, kt + hd * 16);
+        // The rows that read both chunks, only the first, only the second.
+        const float *q2[VK_ATTN_ROWS], *qa[VK_ATTN_ROWS], *qb[VK_ATTN_ROWS];
+        float *s2[VK_ATTN_ROWS], *sa[VK_ATTN_ROWS], *sb[VK_ATTN_ROWS];
+        int n2 = 0, na = 0, nb = 0;
+        for (int i = 0; i < nr; i++) {
+            const int a = j_start[i] <= j0 && j0 < nkeys[i];
+            const int b = second && j_start[i] <= j0 + 16 && j0 + 16 < nkeys[i];
+            const float *qi = q + i * q_stride;
+            float *si = scratch + i * nq * sl;
+            if (a && b) { q2[n2] = qi; s2[n2++] = si; }
+            else if (a) { qa[na] = qi; sa[na++] = si; }
+            else if (b) { qb[nb] = qi; sb[nb++] = si; }
         }
-        // The rows that read this chunk, rb at a time.
-        const float *qr[VK_ATTN_ROWS];
-        float *sr[VK_ATTN_ROWS];
-        int na = 0;
-        for (int i = 0; i < nr; i++)
-            if (j_start[i] <= j0 && j0 < nkeys[i]) {
-                qr[na] = q + i * q_stride;
-                sr[na] = scratch + i * nq * sl;
-                na++;
-            }
-        int i = 0;
-        for (; i + rb <= na; i += rb) score_chunk(kt, hd, qr + i, sr + i, rb, nq, scale, sl, j0);
-        for (; i < na; i++) score_chunk(kt, hd, qr + i, sr + i, 1, nq, scale, sl, j0);
+        score_group(kt, hd, q2, s2, n2, nq, 2, scale, sl, j0);
+        score_group(kt, hd, qa, sa, na, nq, 1, scale, sl, j0);
+        score_group(kt + hd * 16, hd, qb, sb, nb, nq, 1, scale, sl, j0 + 16);
     }
 }
 
