@@ -23,6 +23,9 @@
 #define VK_TILE_NP(mr) ((mr) <= 1 ? 4 : (mr) <= 3 ? 2 : 1)
 // Attention scores of several rows: rows x heads accumulators per key chunk (2 ymm each).
 #define VK_SCORE_ACCS 6
+// Quantised tiles of at most this many accumulators keep their running totals in
+// registers (vk_small_tiles).
+#define VK_REG_TOTALS 0
 #define VK_OPS_NAME vk_ops_avx2
 #include "vk_simd_kernels.h"
 

@@ -23,6 +23,9 @@
 #define VK_TILE_NP(mr) ((mr) <= 4 ? 4 : 2)
 // Attention scores of several rows: rows x heads accumulators per key chunk.
 #define VK_SCORE_ACCS 24
+// Quantised tiles of at most this many accumulators keep their running totals in
+// registers (vk_small_tiles).
+#define VK_REG_TOTALS 12
 #define VK_OPS_NAME vk_ops_avx512
 #include "vk_simd_kernels.h"
 

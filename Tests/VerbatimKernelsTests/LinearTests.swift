@@ -16,6 +16,7 @@ extension KernelTests {
             (40, 64, 1000), (200, 64, 1000), // several rows in runs of groups, each reading the next ahead
             (560, 64, 200), (600, 576, 40), // three row chunks of 192 and 204 rows (the second: 18 blocks, the sums of x 16 at a time, then 2)
             (9, 64, 40), (16, 96, 100), (17, 32, 50), (32, 64, 70), (33, 32, 20), // passes of the few-rows walk, and past its limits
+            (35, 64, 40), // Q8_0's 6-row tiles: 5 rows left after the last full one
             (1, 64, 144), (16, 64, 144), (40, 64, 576), // units of half a group on two threads (9 panels; 9 groups), the last half with one panel
         ]
         static let plainShapes: [(Int, Int, Int)] = [
@@ -27,7 +28,7 @@ extension KernelTests {
             (97, 256, 33), (300, 256, 20), (8, 1536, 50), (130, 256, 129), (2, 256, 1000),
             (1, 512, 70), (1, 1280, 200), (1, 1536, 65), (1, 256, 1000), (1, 768, 33),
             (40, 256, 1000), (200, 256, 1000), (560, 512, 70),
-            (9, 256, 40), (16, 512, 100), (17, 256, 50), (32, 256, 70), (33, 256, 20),
+            (9, 256, 40), (16, 512, 100), (17, 256, 50), (32, 256, 70), (33, 256, 20), (35, 256, 40),
             (1, 256, 144), (16, 256, 144), (40, 256, 576),
         ]
 
