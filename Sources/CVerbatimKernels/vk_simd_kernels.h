@@ -320,16 +320,17 @@ VKI void convert_group(const int type, const uint8_t *group, int64_t pb, int64_t
             convert_block(type, vk_values_at(type, group + p * pb, b), out + p * k * VK_NR + b * VK_QBLOCK * VK_NR, VK_NR);
 }
 
-// Q8_0 and Q6_K take tiles of 6 rows x 2 panels whose running totals stay in registers
-// (12 sums and 12 totals; AVX-512 only, AVX2's 16 registers hold no more than the sums):
-// Q8_0's per-block update is one fma, which the memory round trip of the 12-row tiles'
-// totals outweighed, and Q6_K's 16-value sub-blocks update twice as often as the others'.
-// Measured on the AMD EPYC VM (C harness, weights in cache, % of the fma peak, 12-row
-// tiles -> 6-row tiles): Q8_0 576x1536 M = 512 one core 90 -> 98, two cores 86 -> 92-93,
-// M = 64 84 -> 89, 2048x640 85 -> 94; Q6_K 2048x640 M = 512 79-85 -> 80-87, two cores
-// 80-81 -> 82; Q4_K and Q5_0 within the noise, so they keep the 12-row tiles.
+// Quantised weights take tiles of 6 rows x 2 panels whose running totals stay in
+// registers (12 sums and 12 totals; AVX-512 only: AVX2's 16 registers hold no more than
+// the sums), where the 12-row tiles kept them in memory. Measured on the AMD EPYC VM (C
+// harness, weights in cache, % of the fma peak, 12-row tiles -> 6-row tiles): Q8_0, whose
+// per-block update is one fma that the memory round trip outweighed, 576x1536 M = 512 one
+// core 90 -> 98, two cores 86 -> 92-93, M = 64 84 -> 89, 2048x640 85 -> 94; Q6_K (16-value
+// sub-blocks: twice the updates) 2048x640 two cores 75-81 -> 82, one core 79-85 -> 80-87;
+// Q5_0 640x2048 and 640x1024, Q4_K 1024x640, Q5_K 3584x2048, two cores, three alternations:
+// 0-3 points better each time; Q4_1 within the noise.
 VKI int vk_small_tiles(const int type) {
-    return VK_REG_TOTALS > 0 && (type == VK_W_Q8_0 || type == VK_W_Q6_K);
+    return VK_REG_TOTALS > 0 && vk_is_quant(type);
 }
 
 VKI void linear_group_t(const int type, const float *x, int64_t ldx,
