@@ -168,9 +168,9 @@ public final class ForwardPass {
         func normInPlace(_ y: UnsafeMutablePointer<Float>, _ weight: [Float], rows n: Int, dim: Int) {
             weight.withUnsafeBufferPointer { Kernels.rmsNorm(x: y, weight: $0.baseAddress!, y: y, rows: n, dim: dim, eps: eps) }
         }
-        /// Each of the rows of y (width `bias.count`) += bias.
-        func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: [Float]) {
-            bias.withUnsafeBufferPointer { b in for r in 0..<rows { Kernels.add(y + r * b.count, b.baseAddress!, count: b.count) } }
+        /// Each of the first n rows of y (width `bias.count`) += bias.
+        func addBias(_ y: UnsafeMutablePointer<Float>, _ bias: [Float], rows n: Int) {
+            bias.withUnsafeBufferPointer { b in for r in 0..<n { Kernels.add(y + r * b.count, b.baseAddress!, count: b.count) } }
         }
 
         for (l, layer) in model.layers.enumerated() {
@@ -179,27 +179,34 @@ public final class ForwardPass {
                 Kernels.rmsNorm(x: x, weight: $0.baseAddress!, y: xb, rows: rows, dim: d, eps: eps)
             }
             observe(l, "attn_norm", rows, d, xb)
-            Kernels.linear(x: xb, rows: rows, (layer.wq, q), (layer.wk, k), (layer.wv, v))
-            if let b = layer.qBias { addBias(q, b) }   // Qwen2
-            if let b = layer.kBias { addBias(k, b) }
-            if let b = layer.vBias { addBias(v, b) }
-            if let w = layer.qNorm { normInPlace(q, w, rows: rows * c.headCount, dim: hd) }   // Qwen3, Gemma 3
-            if let w = layer.kNorm { normInPlace(k, w, rows: rows * c.kvHeadCount, dim: hd) }
+            // The last layer's output feeds only the logits: the rows that want none need their
+            // keys and values and nothing more, so that layer computes queries, attention, its
+            // output and the FFN for the rows that want logits alone (gatherOutputRows).
+            let lastOnly = l == model.layers.count - 1 && observer == nil
+            if lastOnly {
+                Kernels.linear(x: xb, rows: rows, (layer.wk, k), (layer.wv, v))
+            } else {
+                Kernels.linear(x: xb, rows: rows, (layer.wq, q), (layer.wk, k), (layer.wv, v))
+            }
+            if let b = layer.kBias { addBias(k, b, rows: rows) }   // Qwen2
+            if let b = layer.vBias { addBias(v, b, rows: rows) }
+            if let w = layer.kNorm { normInPlace(k, w, rows: rows * c.kvHeadCount, dim: hd) }   // Qwen3, Gemma 3
             let local = c.isSlidingWindowLayer(l)
             let table = local ? (model.localRope ?? model.rope) : model.rope
-            Kernels.rope(x: q, rows: rows, heads: c.headCount, positions: positions, table: table, style: traits.ropeStyle)
             Kernels.rope(x: k, rows: rows, heads: c.kvHeadCount, positions: positions, table: table, style: traits.ropeStyle)
-            observe(l, "q", rows, qw, q); observe(l, "k", rows, kvD, k); observe(l, "v", rows, kvD, v)
             // K/V are written first, so fresh and cached keys are read the same way. Every
             // position is kept, also on sliding-window layers (the window is applied when reading).
             kv.memory.write(layer: l, k: k, v: v, rows: rows, blockTables: blockTables,
                                tableOffsets: tableOffsets, positions: positions)
-            if l == model.layers.count - 1 && observer == nil {
-                // The last layer's output feeds only the logits: the rows that want none
-                // needed their keys and values (written above) and nothing more.
+            if lastOnly {
                 rows = gatherOutputRows(tokens)
                 if rows == 0 { break }
+                Kernels.linear(x: xb, weights: layer.wq, y: q, rows: rows)
             }
+            if let b = layer.qBias { addBias(q, b, rows: rows) }
+            if let w = layer.qNorm { normInPlace(q, w, rows: rows * c.headCount, dim: hd) }
+            Kernels.rope(x: q, rows: rows, heads: c.headCount, positions: positions, table: table, style: traits.ropeStyle)
+            observe(l, "q", rows, qw, q); observe(l, "k", rows, kvD, k); observe(l, "v", rows, kvD, v)
             Kernels.attention(q: q, out: attn, rows: rows, heads: c.headCount, memory: kv.memory, layer: l,
                               blockTables: blockTables, tableOffsets: tableOffsets, positions: positions,
                               scale: c.attentionScale, window: local ? c.slidingWindow : nil)
@@ -234,17 +241,16 @@ public final class ForwardPass {
         try computeLogits(tokens, gathered: observer == nil, handle)
     }
 
-    /// Moves the rows that want logits to the front of the last layer's inputs (q, the
-    /// residual stream, positions and block table offsets), in batch order, and returns how
-    /// many there are. Each row's result depends only on its own sequence, so the rows it
-    /// keeps get the bits they get with every row computed.
+    /// Moves the rows that want logits to the front of the last layer's inputs (the
+    /// normalised and the residual stream, positions and block table offsets), in batch order,
+    /// and returns how many there are. Each row's result depends only on its own sequence, so
+    /// the rows it keeps get the bits they get with every row computed.
     private func gatherOutputRows(_ tokens: [BatchToken]) -> Int {
-        let c = model.config
-        let (d, qw) = (c.embeddingLength, c.queryWidth)
+        let d = model.config.embeddingLength
         var kept = 0
         for (i, t) in tokens.enumerated() where t.wantsLogits {
             if i != kept { // kept < i: the rows do not overlap
-                (q + kept * qw).update(from: q + i * qw, count: qw)
+                (xb + kept * d).update(from: xb + i * d, count: d)
                 (x + kept * d).update(from: x + i * d, count: d)
                 positions[kept] = positions[i]
                 tableOffsets[kept] = tableOffsets[i]
