@@ -223,8 +223,8 @@ VKI void tile(const int type, const int mr, const int np, const float *x,
         vf treg[VK_TILE_MR][VK_MAX_NP];
         _Pragma("clang loop unroll(full)") for (int r = 0; r < mr; r++)
             _Pragma("clang loop unroll(full)") for (int p = 0; p < np; p++) {
-                v_store(total + (r * VK_MAX_NP + p) * 16, v_zero());
-                treg[r][p] = v_zero();
+                if (mr * np <= VK_REG_TOTALS) treg[r][p] = v_zero();
+                else v_store(total + (r * VK_MAX_NP + p) * 16, v_zero());
             }
         const int q8 = type == VK_W_Q8_0;
         const int sub = vk_sub_k(type), nh = VK_QBLOCK / sub, spu = vk_unit_k(type) / sub;

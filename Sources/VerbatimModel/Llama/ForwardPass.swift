@@ -64,7 +64,9 @@ public final class ForwardPass {
     public let logitRows: Int
 
     /// Called after each named intermediate when set (debug mode): name such as
-    /// "blk.3.attn_out", rows, columns, data (rows, columns). Costs a copy-free callback.
+    /// "blk.3.attn_out", rows, columns, data (rows, columns). Costs a copy-free callback. While
+    /// set, the last layer runs every row to the end (not only those that want logits), so each
+    /// intermediate has all rows.
     public var observer: ((_ name: String, _ rows: Int, _ columns: Int, _ data: UnsafePointer<Float>) -> Void)?
 
     // Scratch, shape comments in rows x columns (T = maxTokens, L = logitRows).
