@@ -23,6 +23,8 @@ struct ServingBench: AsyncParsableCommand {
     @Option(help: "Threads of both servers.") var threads = 2
     @Option(help: "Concurrent clients per level, comma-separated.") var concurrency = "1,4,16,32,64"
     @Option(help: "Requests per level at least (each client sends one or more).") var requestsPerLevel = 16
+    @Option(help: "Requests each client of a level sends at least, one after another, so that a level measures the servers under steady load rather than one burst of first requests and its tail.")
+    var requestsPerClient = 6
     @Option(help: "Prompt tokens of the concurrency levels (approximately: text cut by tokens, chat-formatted).") var promptTokens = 128
     @Option(help: "Tokens generated per request at the concurrency levels.") var newTokens = 64
     @Option(help: "mixed: long documents (tokens) and how many clients send them.") var documentTokens = 900
@@ -44,6 +46,7 @@ struct ServingBench: AsyncParsableCommand {
 
     func validate() throws {
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard requestsPerLevel >= 1, requestsPerClient >= 1 else { throw ValidationError("--requests-per-level and --requests-per-client must be at least 1") }
         guard draftTokens >= 0, draftTokens <= 64 else { throw ValidationError("--draft-tokens must be between 0 and 64") }
         guard rounds == 1 || baseline else { throw ValidationError("--rounds compares with llama-server: drop --no-baseline") }
     }
@@ -52,7 +55,8 @@ struct ServingBench: AsyncParsableCommand {
         let file = try GGUFFile(path: model)
         let tokenizer = try Tokenizer(file: file)
         let plan = LoadPlan(tokenizer: tokenizer, levels: concurrency.split(separator: ",").compactMap { Int($0) },
-                            requestsPerLevel: requestsPerLevel, promptTokens: promptTokens, newTokens: newTokens,
+                            requestsPerLevel: requestsPerLevel, requestsPerClient: requestsPerClient,
+                            promptTokens: promptTokens, newTokens: newTokens,
                             documentTokens: documentTokens, documentClients: documentClients)
         let orders = policies.split(separator: ",").map(String.init)
         print("model \(model), \(threads) threads, levels \(concurrency), \(promptTokens)-token prompts, \(newTokens) new tokens\n")
@@ -245,7 +249,7 @@ struct LoadPlan {
     let levels: [Int]
     let warmup: LoadPhase, idle: LoadPhase, byLevel: [LoadPhase], mixed: LoadPhase, determinism: LoadPhase
 
-    init(tokenizer: Tokenizer, levels: [Int], requestsPerLevel: Int, promptTokens: Int, newTokens: Int,
+    init(tokenizer: Tokenizer, levels: [Int], requestsPerLevel: Int, requestsPerClient: Int, promptTokens: Int, newTokens: Int,
          documentTokens: Int, documentClients: Int) {
         self.levels = levels
         let text = tokenizer.encode(realText(), addBOS: false)
@@ -264,7 +268,7 @@ struct LoadPlan {
         idle = LoadPhase(name: "idle", clients: [(0..<6).map { request("Question \($0).", 24, 8, tag: "short") }])
         var phases: [LoadPhase] = []
         for (l, c) in levels.enumerated() {
-            let each = max(1, (requestsPerLevel + c - 1) / c)
+            let each = max(1, requestsPerClient, (requestsPerLevel + c - 1) / c)
             phases.append(LoadPhase(name: "clients=\(c)", clients: (0..<c).map { client in
                 (0..<each).map { r in request("Level \(l), client \(client), request \(r).", promptTokens, newTokens, tag: "level") }
             }))
